@@ -1,0 +1,56 @@
+"""graphc: a define-then-run deep-learning graph compiler.
+
+Declare a static graph, differentiate it symbolically, run it with a Session.
+
+Example::
+
+    import numpy as np
+    import graphc as gc
+
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 2), name="x")
+        W = gc.variable(np.ones((2, 1), np.float32), name="W")
+        loss = gc.mean(gc.square(x @ W))
+        train = gc.optim.SGD(lr=0.1).minimize(loss)
+    sess = gc.Session(g)
+    sess.run([loss, train], {x: np.ones((4, 2), np.float32)})
+"""
+
+__version__ = "0.1.0"
+
+from . import optim
+from .autodiff import grad, zeros_like
+from .dot import to_dot
+from .errors import DTypeError, FeedError, GraphcError, NumericsError, ShapeError
+from .graph import Graph, Tensor, get_default_graph
+from .ops.conv import avg_pool2d, conv2d, max_pool2d
+from .ops.elemwise import (
+    abs, add, cast, divide, elementwise, elu, equal, exp, greater, greater_equal, hard_tanh,
+    leaky_relu, less, less_equal, log, maximum, minimum, multiply, negative, not_equal, power,
+    relu, selu, sigmoid, softplus, sqrt, square, subtract, tanh, where,
+)
+from .ops.leaves import constant, placeholder, variable
+from .ops.linalg import matmul
+from .ops.nn import (
+    dropout, huber, log_softmax, mae, mse, sigmoid_cross_entropy, softmax,
+    softmax_cross_entropy,
+)
+from .ops.reduce import argmax, logsumexp, max, mean, sum
+from .ops.shape_ops import (
+    broadcast_like, concat, expand_dims, flatten, one_hot, reshape, squeeze, transpose,
+)
+from .ops.state import assign, group
+from .session import Session
+
+__all__ = [
+    "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError",
+    "DTypeError", "FeedError", "NumericsError", "Graph", "Tensor", "get_default_graph",
+    "conv2d", "max_pool2d", "avg_pool2d", "abs", "add", "cast", "divide", "elementwise", "elu",
+    "equal", "exp", "greater", "greater_equal", "hard_tanh", "leaky_relu", "less", "less_equal",
+    "log", "maximum", "minimum", "multiply", "negative", "not_equal", "power", "relu", "selu",
+    "sigmoid", "softplus", "sqrt", "square", "subtract", "tanh", "where", "constant",
+    "placeholder", "variable", "matmul", "dropout", "huber", "log_softmax", "mae", "mse",
+    "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy", "argmax", "logsumexp", "max",
+    "mean", "sum", "broadcast_like", "concat", "expand_dims", "flatten", "one_hot", "reshape",
+    "squeeze", "transpose", "assign", "group", "Session",
+]

@@ -1,0 +1,64 @@
+"""The NumPy reference backend: interprets a program node by node.
+
+It is the executable specification every compiled backend is checked against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import GraphcError, NumericsError, at
+from ..graph import Tensor
+from ..program import Program
+from . import register_backend
+
+
+class NumpyExecutable:
+    def __init__(self, program: Program, check_numerics: bool = False) -> None:
+        self.program = program
+        self.check_numerics = check_numerics
+
+    def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx) -> list:
+        values: dict[int, np.ndarray] = {}
+        for node in self.program.nodes:
+            kind = node.op.name
+            if kind == "placeholder":
+                values[node.id] = feeds[node]
+            elif kind == "variable":
+                values[node.id] = state[node]
+            elif kind == "constant":
+                values[node.id] = node.value
+            else:
+                args = [values[i.id] for i in node.inputs]
+                try:
+                    out = node.op.compute(ctx, node, *args)
+                except GraphcError:
+                    raise
+                except Exception as exc:  # name the node and the user's line
+                    raise GraphcError(f"{node.op.label(node.attrs)} ({node.name}) failed at run "
+                                      f"time: {exc}{at(node.site)}") from exc
+                if self.check_numerics and out is not None:
+                    _check(node, out)
+                values[node.id] = out
+        return [values[o.id] for o in self.program.outputs]
+
+
+def _check(node: Tensor, out: np.ndarray) -> None:
+    if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
+        bad = "NaN" if np.isnan(out).any() else "Inf"
+        role = " (gradient)" if node.role == "grad" else ""
+        raise NumericsError(f"{bad} produced by {node.op.label(node.attrs)}{role} "
+                            f"({node.name}){at(node.site)}")
+
+
+class NumpyBackend:
+    name = "numpy"
+
+    def __init__(self, check_numerics: bool = False) -> None:
+        self.check_numerics = check_numerics
+
+    def compile(self, program: Program) -> NumpyExecutable:
+        return NumpyExecutable(program, self.check_numerics)
+
+
+register_backend("numpy", NumpyBackend)

@@ -1,0 +1,71 @@
+"""The op interface: each op is defined once, in one class.
+
+An op knows its shape/dtype rule (``infer``), its NumPy reference
+(``compute``) and its gradient rule (``grad``, which builds graph nodes).
+Backends interpret or compile nodes by ``op.name``; the NumPy backend simply
+calls ``compute``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..graph import Tensor
+
+
+class RunContext:
+    """Run-time facts an op's reference may need: the step counter (dropout)."""
+
+    def __init__(self, step: int = 0) -> None:
+        self.step = step
+
+
+class Op:
+    """Base class. Subclasses set ``name`` and override the three methods."""
+
+    name = "op"
+    differentiable = True
+    #: False for ops whose value depends on more than their inputs (RNG, state);
+    #: such nodes are never constant-folded or merged by CSE.
+    pure = True
+
+    def infer(self, inputs: tuple[Tensor, ...], **attrs: Any) -> tuple[tuple, str | None]:
+        """Return ``(shape, dtype)`` or raise ShapeError/DTypeError."""
+        raise NotImplementedError(self.name)
+
+    def compute(self, ctx: RunContext, node: Tensor, *values: np.ndarray) -> np.ndarray:
+        """The NumPy reference: the executable specification of the op.
+
+        ``node`` gives the attrs (``node.attrs``) and the output dtype/shape.
+        """
+        raise NotImplementedError(self.name)
+
+    def grad(self, node: Tensor, g: Tensor) -> list[Tensor | None]:
+        """One gradient tensor (or None) per input, given the output gradient ``g``.
+
+        Returned gradients may have the broadcast output shape; autodiff sums
+        them down to each input's shape in one place.
+        """
+        raise NotImplementedError(f"{self.name} has no gradient")
+
+    def label(self, attrs: dict[str, Any]) -> str:
+        """Short human-readable name of a node (DOT, default node names)."""
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+
+REGISTRY: dict[str, Op] = {}
+
+
+def register(cls: type[Op]) -> Op:
+    """Instantiate an op class once and record it by name."""
+    inst = cls()
+    if inst.name in REGISTRY:
+        raise RuntimeError(f"op {inst.name!r} defined twice")
+    REGISTRY[inst.name] = inst
+    return inst

@@ -1,0 +1,214 @@
+"""Neural-network ops: softmax family, losses, dropout.
+
+softmax, log_softmax and softmax_cross_entropy are ops of their own (stable
+NumPy references, gradients built from graph ops). The elementwise losses
+are sympy expressions like any other elementwise op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from .. import dtypes as _dt
+from .. import rng
+from ..errors import DTypeError
+from ..graph import Tensor, as_tensor, get_default_graph, make, shape_error
+from . import scalar as S
+from .base import Op, register
+from .elemwise import elementwise, exp
+from .reduce import sum as _sum
+from .shape_ops import expand_dims
+
+a0, a1 = S.A[:2]
+
+
+def _float_input(op: str, x: Tensor) -> None:
+    if not _dt.is_float(x.dtype):
+        raise DTypeError(f"{op}: needs a float tensor, got {x.dtype}")
+
+
+def _np_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    z = x - m
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+class _SoftmaxBase(Op):
+    def infer(self, inputs, axis):
+        _float_input(self.name, inputs[0])
+        return inputs[0].shape, inputs[0].dtype
+
+
+@register
+class Softmax(_SoftmaxBase):
+    name = "softmax"
+
+    def compute(self, ctx, node, x):
+        return np.exp(_np_log_softmax(x, node.attrs["axis"])).astype(node.dtype)
+
+    def grad(self, node, g):
+        y, axis = node, node.attrs["axis"]
+        return [y * (g - _sum(g * y, axis, keepdims=True))]
+
+
+@register
+class LogSoftmax(_SoftmaxBase):
+    name = "log_softmax"
+
+    def compute(self, ctx, node, x):
+        return _np_log_softmax(x, node.attrs["axis"]).astype(node.dtype)
+
+    def grad(self, node, g):
+        axis = node.attrs["axis"]
+        return [g - exp(node) * _sum(g, axis, keepdims=True)]
+
+
+def _axis(op, x, axis):
+    if not -x.ndim <= axis < x.ndim:
+        raise shape_error(op, f"axis {axis} out of range", x.shape)
+    return axis % x.ndim
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, computed with the max subtracted."""
+    x = as_tensor(x)
+    return make(Softmax, [x], {"axis": _axis("softmax", x, axis)})
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along ``axis``; finite for any finite logits."""
+    x = as_tensor(x)
+    return make(LogSoftmax, [x], {"axis": _axis("log_softmax", x, axis)})
+
+
+@register
+class SoftmaxCrossEntropy(Op):
+    """Per-example -sum(p * log_softmax(logits)) over the last axis.
+
+    ``labels`` are int class ids (N,) or probabilities/one-hot rows (N, K).
+    """
+
+    name = "softmax_cross_entropy"
+
+    def infer(self, inputs):
+        logits, labels = inputs
+        _float_input(self.name, logits)
+        if logits.ndim < 1:
+            raise shape_error(self.name, "logits need a class axis", logits.shape)
+        if _dt.is_int(labels.dtype):
+            if labels.shape != logits.shape[:-1]:
+                raise shape_error(self.name, "int labels must have the logits' shape without "
+                                  "the class axis", logits.shape, labels.shape)
+        elif labels.dtype == logits.dtype:
+            if labels.shape != logits.shape:
+                raise shape_error(self.name, "probability labels must have the logits' shape",
+                                  logits.shape, labels.shape)
+        else:
+            raise DTypeError(f"{self.name}: labels must be int class ids or {logits.dtype} "
+                             f"probabilities, got {labels.dtype}")
+        return logits.shape[:-1], logits.dtype
+
+    def compute(self, ctx, node, logits, labels):
+        logp = _np_log_softmax(logits, -1)
+        if labels.dtype.kind in "iu":
+            k = logits.shape[-1]
+            if labels.size and (labels.min() < 0 or labels.max() >= k):
+                raise IndexError(f"softmax_cross_entropy: label out of range [0, {k})")
+            out = -np.take_along_axis(logp, labels[..., None].astype(np.int64), -1)[..., 0]
+        else:
+            out = -np.sum(labels * logp, axis=-1)
+        return out.astype(node.dtype)
+
+    def grad(self, node, g):
+        from .shape_ops import one_hot
+
+        logits, labels = node.inputs
+        p = labels if _dt.is_float(labels.dtype) else one_hot(labels, logits.shape[-1], logits.dtype)
+        ge = expand_dims(g, -1)
+        mass = _sum(p, -1, keepdims=True) if _dt.is_float(labels.dtype) else 1.0
+        d_logits = ge * (softmax(logits) * mass - p)
+        d_labels = -ge * log_softmax(logits) if _dt.is_float(labels.dtype) else None
+        return [d_logits, d_labels]
+
+
+def softmax_cross_entropy(logits, labels) -> Tensor:
+    """Per-example softmax cross-entropy, numerically stable.
+
+    Example::
+
+        loss = gc.mean(gc.softmax_cross_entropy(logits, y))   # y: int64 (N,)
+    """
+    return make(SoftmaxCrossEntropy, [as_tensor(logits), as_tensor(labels)])
+
+
+def sigmoid_cross_entropy(logits, targets) -> Tensor:
+    """Elementwise binary cross-entropy on logits: softplus(z) - z t (no overflow)."""
+    return elementwise("sigmoid_cross_entropy", S.softplus(a0) - a0 * a1, [logits, targets])
+
+
+def mse(pred, target) -> Tensor:
+    """Elementwise squared error (pred - target)**2."""
+    return elementwise("mse", (a0 - a1) ** 2, [pred, target])
+
+
+def mae(pred, target) -> Tensor:
+    """Elementwise absolute error |pred - target|."""
+    return elementwise("mae", sympy.Abs(a0 - a1), [pred, target])
+
+
+def huber(pred, target, delta: float = 1.0) -> Tensor:
+    """Elementwise Huber loss: quadratic within ``delta``, linear outside."""
+    d, k = a0 - a1, sympy.Float(delta)
+    body = sympy.Piecewise((d**2 / 2, sympy.Abs(d) <= k), (k * (sympy.Abs(d) - k / 2), True))
+    return elementwise("huber", body, [pred, target])
+
+
+@register
+class Dropout(Op):
+    """x * mask / (1 - rate), mask = uniform(seed, step, index) >= rate.
+
+    The mask depends only on (seed, step, element index), so the gradient is
+    the same op applied to the output gradient, and every backend reproduces it.
+    """
+
+    name = "dropout"
+    pure = False
+
+    def infer(self, inputs, rate, seed):
+        x, training = inputs
+        _float_input("dropout", x)
+        return x.shape, x.dtype
+
+    def compute(self, ctx, node, x, training):
+        if not bool(training):
+            return x
+        rate = node.attrs["rate"]
+        u = rng.uniform(node.attrs["seed"], ctx.step, x.size).reshape(x.shape)
+        scale = np.asarray(1.0 / (1.0 - rate), dtype=x.dtype)
+        return np.where(u >= np.float32(rate), x * scale, np.zeros((), x.dtype))
+
+    def grad(self, node, g):
+        return [make(Dropout, [g, node.inputs[1]], node.attrs), None]
+
+    def label(self, attrs):
+        return f"dropout({attrs['rate']:g})"
+
+
+def dropout(x, rate: float, training=None, seed: int | None = None) -> Tensor:
+    """Zero elements with probability ``rate`` and scale the rest by 1/(1-rate).
+
+    Active only in training mode: ``training`` is a bool scalar tensor, by
+    default the graph's learning phase (``Session.run(..., training=True)``;
+    by default True exactly when an optimizer step is fetched).
+    """
+    x = as_tensor(x)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    graph = x.graph or get_default_graph()
+    if training is None:
+        training = graph.learning_phase()
+    seed = graph.next_seed() if seed is None else int(seed)
+    return make(Dropout, [x, as_tensor(training, dtype="bool", graph=graph)],
+                {"rate": float(rate), "seed": seed})

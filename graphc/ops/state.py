@@ -1,0 +1,67 @@
+"""Update ops: ``assign`` (write a variable) and ``group`` (several updates).
+
+Within one ``Session.run`` every read of a variable sees the value from
+before the step; all assigns of the step commit together at its end.
+"""
+
+from __future__ import annotations
+
+from ..errors import DTypeError, GraphcError
+from ..graph import Tensor, as_tensor, make, shape_error
+from .base import Op, register
+
+
+@register
+class Assign(Op):
+    name = "assign"
+    differentiable = False
+    pure = False
+
+    def infer(self, inputs):
+        var, value = inputs
+        if var.op.name != "variable":
+            raise GraphcError(f"assign: target {var.name} is not a variable")
+        if value.shape != var.shape:
+            raise shape_error("assign", f"value does not match variable {var.name}",
+                              var.shape, value.shape)
+        if value.dtype != var.dtype:
+            raise DTypeError(f"assign: variable {var.name} is {var.dtype}, value is {value.dtype}")
+        return (), None
+
+    def compute(self, ctx, node, var, value):
+        ctx.pending[node.inputs[0]] = value
+
+    def grad(self, node, g):
+        return [None, None]
+
+    def label(self, attrs):
+        return "assign"
+
+
+@register
+class Group(Op):
+    name = "group"
+    differentiable = False
+    pure = False
+
+    def infer(self, inputs):
+        for t in inputs:
+            if t.dtype is not None:
+                raise GraphcError(f"group: {t.name} is not an update op")
+        return (), None
+
+    def compute(self, ctx, node, *values):
+        return None
+
+    def grad(self, node, g):
+        return [None] * len(node.inputs)
+
+
+def assign(var: Tensor, value) -> Tensor:
+    """An update op that writes ``value`` into ``var`` when run."""
+    return make(Assign, [var, as_tensor(value, dtype=var.dtype, graph=var.graph)])
+
+
+def group(*updates: Tensor, name: str | None = None) -> Tensor:
+    """One update op that runs all ``updates``."""
+    return make(Group, list(updates), name=name)

@@ -1,0 +1,170 @@
+"""Session: owns variable values and runs compiled fetch sets.
+
+Example::
+
+    sess = gc.Session(g, backend="numpy")
+    l, _ = sess.run([loss, train], {x: xb, y: yb})
+    sess.save("model.npz")
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from . import feeds as _feeds
+from .backends import get_backend
+from .errors import DTypeError, GraphcError, ShapeError
+from .graph import Graph, Tensor
+from .ops.base import RunContext
+from .passes import optimize
+from .program import Program
+
+log = logging.getLogger("graphc")
+
+
+class _StepContext(RunContext):
+    def __init__(self, step: int, batch: int | None) -> None:
+        super().__init__(step)
+        self.batch = batch
+        self.pending: dict[Tensor, np.ndarray] = {}
+
+
+class Compiled:
+    """One fetch set, optimized and compiled by a backend."""
+
+    def __init__(self, fetches: list[Tensor], program: Program, executable) -> None:
+        self.fetches = fetches
+        self.program = program
+        self.executable = executable
+        self.placeholders = program.placeholders
+
+
+class Session:
+    """Runs a graph's fetch sets on a backend; owns the variables' values.
+
+    ``backend`` is ``"numpy"`` (reference), ``"c"``, ``"cuda"`` or ``"auto"``
+    (the fastest available; ``session.backend_choice`` says what it picked).
+    ``check_numerics=True`` raises on the first NaN/Inf, naming the node and
+    the line that defined it.
+    """
+
+    def __init__(self, graph: Graph, backend: str = "numpy", check_numerics: bool = False) -> None:
+        if not isinstance(graph, Graph):
+            raise GraphcError(f"Session: expected a gc.Graph, got {type(graph).__name__}")
+        self.graph = graph
+        self._backend, self.backend_choice = get_backend(backend)
+        self.backend = self._backend.name
+        if hasattr(self._backend, "check_numerics"):
+            self._backend.check_numerics = check_numerics
+        if backend == "auto":
+            log.info(self.backend_choice)
+        self.step = 0
+        self._values: dict[Tensor, np.ndarray] = {}
+        self._compiled: dict[tuple[int, ...], Compiled] = {}
+
+    # -- variables ---------------------------------------------------------------------
+    def _state(self, var: Tensor) -> np.ndarray:
+        if var not in self._values:
+            self._values[var] = np.array(var.value, copy=True)
+        return self._values[var]
+
+    def _check_var(self, var: Tensor) -> None:
+        if not isinstance(var, Tensor) or var.op.name != "variable" or var.graph is not self.graph:
+            raise GraphcError(f"{var!r} is not a variable of this session's graph")
+
+    def get_value(self, var: Tensor) -> np.ndarray:
+        """A copy of the current value of ``var``."""
+        self._check_var(var)
+        return self._state(var).copy()
+
+    def set_value(self, var: Tensor, value: Any) -> None:
+        """Overwrite ``var`` (same shape; converted to its dtype)."""
+        self._check_var(var)
+        arr = np.asarray(value)
+        if arr.shape != var.shape:
+            raise ShapeError(f"set_value: {var.name} has shape {var.shape}, got {arr.shape}")
+        if arr.dtype.kind not in "fiub" or (arr.dtype.kind == "f" and var.dtype.startswith("int")):
+            raise DTypeError(f"set_value: cannot store {arr.dtype} in {var.name} ({var.dtype})")
+        self._values[var] = arr.astype(var.dtype, copy=True)
+
+    def save(self, path: str) -> None:
+        """Write every variable (optimizer state included) and the step to ``.npz``."""
+        arrays = {v.name: self._state(v) for v in self.graph.variables()}
+        arrays["__step__"] = np.array(self.step)
+        np.savez(path, **arrays)
+
+    def load(self, path: str) -> None:
+        """Restore what :meth:`save` wrote; all-or-nothing on a mismatch."""
+        with np.load(path) as data:
+            new = {}
+            for v in self.graph.variables():
+                if v.name not in data:
+                    raise GraphcError(f"load: {path} has no value for variable {v.name}")
+                arr = data[v.name]
+                if arr.shape != v.shape:
+                    raise ShapeError(f"load: {v.name} has shape {v.shape} in the graph but "
+                                     f"{arr.shape} in {path}")
+                new[v] = arr.astype(v.dtype)
+            step = int(data["__step__"]) if "__step__" in data else self.step
+        self._values.update(new)
+        self.step = step
+
+    # -- running -----------------------------------------------------------------------
+    def compile(self, fetches: list[Tensor]) -> Compiled:
+        """Optimize and compile a fetch set (done once per distinct fetch list)."""
+        key = tuple(f.id for f in fetches)
+        if key not in self._compiled:
+            for f in fetches:
+                if not isinstance(f, Tensor):
+                    raise GraphcError(f"run: fetch {f!r} is not a graph tensor")
+                if f.graph is not self.graph:
+                    raise GraphcError(f"run: fetch {f.name} belongs to another graph")
+            program = optimize(Program(fetches))
+            self._compiled[key] = Compiled(fetches, program, self._backend.compile(program))
+        return self._compiled[key]
+
+    def run(self, fetches, feed: dict | None = None, training: bool | None = None):
+        """Run ``fetches`` (a tensor, a list/tuple of tensors or a dict of them).
+
+        Returns NumPy arrays in the same structure; update ops give ``None``.
+        ``training`` feeds the graph's learning phase (dropout, BatchNorm); by
+        default it is True exactly when an update op is fetched.
+        """
+        flat, pack = _flatten(fetches)
+        compiled = self.compile(flat)
+        feed = _feeds.resolve(self.graph, feed)
+        defaults = {}
+        phase = self.graph._learning_phase
+        if phase is not None and phase not in feed:
+            if training is None:
+                training = any(f.dtype is None for f in flat)
+            defaults[phase] = np.array(bool(training))
+        arrays, batch = _feeds.check(compiled.placeholders, feed, defaults)
+        ctx = _StepContext(self.step, batch)
+        state = {v: self._state(v) for v in compiled.program.variables}
+        outputs = compiled.executable.run(arrays, state, ctx)
+        for var, value in ctx.pending.items():  # commit only after the whole step succeeded
+            self._values[var] = np.array(value, dtype=var.dtype, copy=True)
+        self.step += 1
+        results = [None if f.dtype is None else np.array(o, copy=True)
+                   for f, o in zip(flat, outputs)]
+        return pack(results)
+
+    def __repr__(self) -> str:
+        return f"<graphc.Session backend={self.backend!r} step={self.step}>"
+
+
+def _flatten(fetches):
+    if isinstance(fetches, Tensor):
+        return [fetches], lambda r: r[0]
+    if isinstance(fetches, dict):
+        keys = list(fetches)
+        return [fetches[k] for k in keys], lambda r: dict(zip(keys, r))
+    if isinstance(fetches, (list, tuple)):
+        kind = type(fetches)
+        return list(fetches), lambda r: kind(r)
+    raise GraphcError(f"run: fetches must be a tensor, a list/tuple or a dict, "
+                      f"got {type(fetches).__name__}")
