@@ -76,6 +76,8 @@ class Graph:
         self._site_override: str | None = None
         self._learning_phase: Tensor | None = None
         self._recording = True
+        #: update ops that every optimizer step also runs (BatchNorm statistics)
+        self.extra_updates: list[Tensor] = []
 
     # -- context management -------------------------------------------------
     def __enter__(self) -> Graph:
@@ -141,6 +143,10 @@ class Graph:
             with self.derived("forward", "<learning phase>"), _as_default(self):
                 self._learning_phase = placeholder((), dtype="bool", name="training")
         return self._learning_phase
+
+    def add_update(self, update: Tensor) -> None:
+        """Register an update op that ``Optimizer.minimize`` steps also run."""
+        self.extra_updates.append(update)
 
     def __repr__(self) -> str:
         return f"<graphc.Graph with {len(self.nodes)} nodes>"

@@ -54,6 +54,7 @@ class Optimizer:
                 lr = self._lr(v.dtype)
                 updates.extend(self._update(v, g, lr, shared))
             updates.extend(self._shared_updates(shared))
+            updates.extend(graph.extra_updates)  # e.g. BatchNorm running statistics
             return group(*updates, name=f"{type(self).__name__}/step")
 
     # -- helpers for subclasses ----------------------------------------------------------
