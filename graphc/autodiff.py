@@ -13,25 +13,14 @@ from . import shapes as _sh
 from .errors import DTypeError, GraphcError, ShapeError, at
 from .graph import Tensor, user_site
 from .ops.shape_ops import broadcast_like, sum_to
+from .program import toposort
 
 
 def _path_nodes(y: Tensor, xs: list[Tensor]) -> list[Tensor]:
     """Nodes on some path from an x to y, in topological order."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack = [(y, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node.id in seen:
-            continue
-        seen.add(node.id)
-        stack.append((node, True))
-        stack.extend((i, False) for i in node.inputs if i.id not in seen)
     wanted = {x.id for x in xs}
     reaches: set[int] = set()
+    order = toposort([y])
     for node in order:  # inputs come before their users
         if node.id in wanted or any(i.id in reaches for i in node.inputs):
             reaches.add(node.id)
@@ -70,11 +59,21 @@ def grad(y: Tensor, xs: list[Tensor] | Tensor) -> list[Tensor] | Tensor:
                              f"({x.dtype}); integer tensors have no gradient{at(site)}")
 
     graph = y.graph
+    with graph.detached():  # only the nodes the results use are added to the graph
+        out = _backward(graph, y, xs, site)
+    known = {n.id for n in graph.nodes}
+    graph.nodes.extend(n for n in toposort(out) if n.id not in known)
+    return out[0] if single else out
+
+
+def _backward(graph, y: Tensor, xs: list[Tensor], site: str | None) -> list[Tensor]:
     from .ops.leaves import constant
 
+    path = _path_nodes(y, xs)
+    on_path = {n.id for n in path}
     with graph.derived("grad", site):
         grads: dict[int, list[Tensor]] = {y.id: [constant(1.0, dtype=y.dtype)]}
-    for node in reversed(_path_nodes(y, xs)):
+    for node in reversed(path):
         contributions = grads.get(node.id)
         if not contributions or not node.inputs:
             continue
@@ -84,16 +83,15 @@ def grad(y: Tensor, xs: list[Tensor] | Tensor) -> list[Tensor] | Tensor:
             if not node.op.differentiable:
                 continue
             for x, gx in zip(node.inputs, node.op.grad(node, g)):
-                if gx is None or not _dt.is_float(x.dtype):
+                if gx is None or x.id not in on_path or not _dt.is_float(x.dtype):
                     continue
                 grads.setdefault(x.id, []).append(sum_to(gx, x.shape))
-
     out = []
     with graph.derived("grad", site):
         for x in xs:
             contributions = grads.get(x.id)
             out.append(_accumulate(contributions) if contributions else zeros_like(x))
-    return out[0] if single else out
+    return out
 
 
 def _accumulate(terms: list[Tensor]) -> Tensor:

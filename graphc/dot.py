@@ -28,13 +28,15 @@ _VALUE_FILL = {"forward": "#ffffff", "grad": "#fff0f0", "update": "#f7f0ff"}
 
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A quoted DOT string; newlines become DOT line breaks."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n") + '"'
 
 
 def _value_label(t: Tensor) -> str:
     if t.dtype is None:
         return t.name
-    return f"{t.name}\\n{_sh.fmt(t.shape)} {t.dtype}"
+    return f"{t.name}\n{_sh.fmt(t.shape)} {t.dtype}"
 
 
 def to_dot(graph_or_tensors, path: str | Path | None = None, clusters=None) -> str:

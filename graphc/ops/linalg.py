@@ -56,8 +56,10 @@ class MatMul(Op):
         return [ga, gb]
 
     def label(self, attrs):
-        t = ("T" if attrs["transpose_a"] else "") + ("" if not attrs["transpose_b"] else "·T")
-        return f"matmul{'[' + t + ']' if t else ''}"
+        # BLAS-style flags: matmul[TN] reads A transposed, B as stored
+        if not (attrs["transpose_a"] or attrs["transpose_b"]):
+            return "matmul"
+        return "matmul[" + "".join("T" if attrs[k] else "N" for k in ("transpose_a", "transpose_b")) + "]"
 
 
 def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False) -> Tensor:
