@@ -25,19 +25,59 @@ from .errors import DTypeError, FeedError, GraphcError, NumericsError, ShapeErro
 from .graph import Graph, Tensor, get_default_graph
 from .ops.conv import avg_pool2d, conv2d, max_pool2d
 from .ops.elemwise import (
-    abs, add, cast, divide, elementwise, elu, equal, exp, greater, greater_equal, hard_tanh,
-    leaky_relu, less, less_equal, log, maximum, minimum, multiply, negative, not_equal, power,
-    relu, selu, sigmoid, softplus, sqrt, square, subtract, tanh, where,
+    abs,
+    add,
+    cast,
+    divide,
+    elementwise,
+    elu,
+    equal,
+    exp,
+    greater,
+    greater_equal,
+    hard_tanh,
+    leaky_relu,
+    less,
+    less_equal,
+    log,
+    maximum,
+    minimum,
+    multiply,
+    negative,
+    not_equal,
+    power,
+    relu,
+    selu,
+    sigmoid,
+    softplus,
+    sqrt,
+    square,
+    subtract,
+    tanh,
+    where,
 )
 from .ops.leaves import constant, placeholder, variable
 from .ops.linalg import matmul
 from .ops.nn import (
-    dropout, huber, log_softmax, mae, mse, sigmoid_cross_entropy, softmax,
+    dropout,
+    huber,
+    log_softmax,
+    mae,
+    mse,
+    sigmoid_cross_entropy,
+    softmax,
     softmax_cross_entropy,
 )
 from .ops.reduce import argmax, logsumexp, max, mean, sum
 from .ops.shape_ops import (
-    broadcast_like, concat, expand_dims, flatten, one_hot, reshape, squeeze, transpose,
+    broadcast_like,
+    concat,
+    expand_dims,
+    flatten,
+    one_hot,
+    reshape,
+    squeeze,
+    transpose,
 )
 from .ops.state import assign, group
 from .session import Session

@@ -53,7 +53,7 @@ def to_dot(graph_or_tensors, path: str | Path | None = None, clusters=None) -> s
     lines = ["digraph graphc {", '  rankdir=TB; node [fontname="Helvetica", fontsize=10];',
              '  edge [color="#555555"];']
     member = {}
-    for k, (label, ts) in enumerate((clusters or {}).items()):
+    for k, ts in enumerate((clusters or {}).values()):
         for t in ts:
             member[t.id] = k
     bodies: dict[int | None, list[str]] = {None: []}

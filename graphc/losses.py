@@ -21,7 +21,8 @@ from . import shapes as _sh
 from .errors import DTypeError, ShapeError, at
 from .graph import Tensor, as_tensor, user_site
 from .ops import nn as _ops
-from .ops.reduce import mean, sum as _sum
+from .ops.reduce import mean
+from .ops.reduce import sum as _sum
 
 __all__ = ["reduce", "mse", "mae", "huber", "softmax_cross_entropy", "binary_cross_entropy",
            "REDUCTIONS"]

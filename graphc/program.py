@@ -6,7 +6,7 @@ a fetch set does not change what the user built.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .graph import Tensor
 

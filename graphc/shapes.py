@@ -7,7 +7,7 @@ as one argument.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 Shape = tuple
 

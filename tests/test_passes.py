@@ -69,7 +69,8 @@ def test_dce_removes_dead_nodes():
 def test_algebraic_identities():
     with gc.Graph() as g:
         x = gc.placeholder((3,), dtype="float64")
-        y = -(-((x * 1.0 + 0.0) / 1.0 - 0.0))
+        inner = (x * 1.0 + 0.0) / 1.0 - 0.0
+        y = -(-inner)  # noqa: B002 - double negation is the point
         z = 1.0 * x + gc.constant(np.zeros((2, 3)))  # broadcasting add: must stay
     p = dce(algebraic(Program([y, z])))
     assert p.outputs[0] is x
@@ -101,7 +102,7 @@ def test_stability_rewrites():
 
 def test_optimize_keeps_training_values_equal():
     rng = np.random.default_rng(1)
-    with gc.Graph() as g:
+    with gc.Graph():
         x = gc.placeholder((None, 4), dtype="float64")
         W = gc.variable(rng.standard_normal((4, 3)))
         loss = gc.mean(gc.log(gc.softmax(x @ W)) * -1.0)
@@ -110,8 +111,8 @@ def test_optimize_keeps_training_values_equal():
     opt = optimize(raw)
     assert len(opt) < len(raw)
     feed = {x: rng.standard_normal((5, 4))}
-    from graphc.session import _StepContext
     from graphc.backends.numpy_backend import NumpyExecutable
+    from graphc.session import _StepContext
 
     def run(p):
         return NumpyExecutable(p).run(feed, {W: W.value}, _StepContext(0, 5))
