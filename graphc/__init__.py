@@ -18,7 +18,7 @@ Example::
 
 __version__ = "0.1.0"
 
-from . import optim
+from . import data, optim, train
 from .autodiff import grad, zeros_like
 from .dot import to_dot
 from .errors import DTypeError, FeedError, GraphcError, NumericsError, ShapeError
@@ -92,5 +92,5 @@ __all__ = [
     "placeholder", "variable", "matmul", "dropout", "huber", "log_softmax", "mae", "mse",
     "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy", "argmax", "logsumexp", "max",
     "mean", "sum", "broadcast_like", "concat", "expand_dims", "flatten", "one_hot", "reshape",
-    "squeeze", "transpose", "assign", "group", "Session",
+    "squeeze", "transpose", "assign", "group", "Session", "data", "train",
 ]
