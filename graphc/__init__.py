@@ -18,7 +18,7 @@ Example::
 
 __version__ = "0.1.0"
 
-from . import data, optim, train
+from . import data, init, losses, nn, optim, regularizers, schedules, train
 from .autodiff import grad, zeros_like
 from .dot import to_dot
 from .errors import DTypeError, FeedError, GraphcError, NumericsError, ShapeError
@@ -93,4 +93,5 @@ __all__ = [
     "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy", "argmax", "logsumexp", "max",
     "mean", "sum", "broadcast_like", "concat", "expand_dims", "flatten", "one_hot", "reshape",
     "squeeze", "transpose", "assign", "group", "Session", "data", "train",
+    "init", "losses", "nn", "regularizers", "schedules",
 ]

@@ -32,6 +32,10 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
         self.lr = lr
         self.state: dict[str, Tensor] = {}
+        #: decoupled weight decay (AdamW/SGDW): p <- p_step - lr * weight_decay * p
+        self.weight_decay = 0.0
+        #: the variables that decay (None: all trained variables)
+        self.decay_params: list[Tensor] | None = None
 
     def minimize(self, loss: Tensor, var_list: list[Tensor] | None = None) -> Tensor:
         """An update op applying one step to ``var_list`` (default: all trainable)."""
@@ -52,10 +56,18 @@ class Optimizer:
             shared = self._shared(graph, loss.dtype)
             for v, g in zip(variables, grads):
                 lr = self._lr(v.dtype)
-                updates.extend(self._update(v, g, lr, shared))
+                updates.extend(self._decayed(v, lr, self._update(v, g, lr, shared)))
             updates.extend(self._shared_updates(shared))
             updates.extend(graph.extra_updates)  # e.g. BatchNorm running statistics
             return group(*updates, name=f"{type(self).__name__}/step")
+
+    def _decayed(self, v: Tensor, lr, updates: list[Tensor]) -> list[Tensor]:
+        """Apply decoupled weight decay to the assign of ``v`` (from the old value)."""
+        if not self.weight_decay or (self.decay_params is not None and not any(
+                v is p for p in self.decay_params)):
+            return updates
+        return [assign(v, u.inputs[1] - lr * self.weight_decay * v)
+                if u.op.name == "assign" and u.inputs[0] is v else u for u in updates]
 
     # -- helpers for subclasses ----------------------------------------------------------
     def _lr(self, dtype: str):

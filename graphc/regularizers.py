@@ -164,16 +164,6 @@ def weight_decay(optimizer, rate: float, params=None):
     """
     if not float(rate) >= 0.0:
         raise ValueError(f"weight_decay: rate must be >= 0, got {rate}")
-    only = None if params is None else {id(p) for p in collect(params)}
-    inner = optimizer._update
-
-    def _update(v, g, lr, shared):
-        updates = inner(v, g, lr, shared)
-        if only is not None and id(v) not in only:
-            return updates
-        return [assign(v, u.inputs[1] - lr * rate * v)
-                if u.op.name == "assign" and u.inputs[0] is v else u for u in updates]
-
-    optimizer._update = _update
     optimizer.weight_decay = float(rate)
+    optimizer.decay_params = None if params is None else collect(params)
     return optimizer

@@ -19,6 +19,7 @@ from .backends import get_backend
 from .errors import DTypeError, GraphcError, ShapeError
 from .graph import Graph, Tensor
 from .ops.base import RunContext
+from .ops.state import check_single_writer
 from .passes import optimize
 from .program import Program
 
@@ -122,6 +123,7 @@ class Session:
                     raise GraphcError(f"run: fetch {f!r} is not a graph tensor")
                 if f.graph is not self.graph:
                     raise GraphcError(f"run: fetch {f.name} belongs to another graph")
+            check_single_writer([f for f in fetches if f.dtype is None])
             program = optimize(Program(fetches))
             self._compiled[key] = Compiled(fetches, program, self._backend.compile(program))
         return self._compiled[key]

@@ -129,3 +129,27 @@ def test_bad_arguments():
         x = gc.placeholder((2,))
         with pytest.raises(gc.GraphcError, match="no float variables"):
             gc.optim.SGD(lr=0.1).minimize(gc.sum(x))
+
+
+def test_two_assigns_to_one_variable_in_a_step_are_refused():
+    with gc.Graph():
+        w = gc.variable(np.ones(2), name="w")
+        with pytest.raises(gc.GraphcError, match="assigned twice"):
+            gc.group(gc.assign(w, w + 1.0), gc.assign(w, w * 10.0))
+    with gc.Graph() as g:
+        w = gc.variable(np.ones(2), name="w")
+        a, b = gc.assign(w, w + 1.0), gc.assign(w, w * 10.0)
+    with pytest.raises(gc.GraphcError, match="assigned twice"):
+        gc.Session(g).run([a, b])
+
+
+def test_decoupled_weight_decay_follows_adamw():
+    with gc.Graph() as g:
+        w = gc.variable(W0.copy(), name="w")
+        loss = gc.mean(gc.square(gc.constant(A) @ w - gc.constant(T)))
+        opt = gc.regularizers.weight_decay(gc.optim.SGD(lr=0.1), 0.5)
+        step = opt.minimize(loss)
+    sess = gc.Session(g)
+    sess.run(step)
+    np.testing.assert_allclose(sess.get_value(w), W0 - 0.1 * grad_np(W0) - 0.1 * 0.5 * W0,
+                               rtol=1e-12)

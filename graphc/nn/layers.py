@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .. import shapes as _sh
 from ..errors import ShapeError, at

@@ -59,6 +59,15 @@ class Op:
         return f"<op {self.name}>"
 
 
+def located(exc: Exception) -> Exception:
+    """``exc`` with the user's line appended, for errors raised by an op's Python
+    function before ``make`` runs (``make`` appends it to errors from ``infer``)."""
+    from ..errors import at
+    from ..graph import user_site
+
+    return type(exc)(f"{exc}{at(user_site())}")
+
+
 REGISTRY: dict[str, Op] = {}
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..errors import DTypeError, ShapeError
 from ..graph import Tensor, make
-from .base import Op, register
+from .base import Op, located, register
 
 
 class _Leaf(Op):
@@ -53,8 +53,8 @@ def placeholder(shape, dtype: str = "float32", name: str | None = None) -> Tenso
     shape = tuple(shape)
     for d in shape:
         if d is not None and (not isinstance(d, (int, np.integer)) or d < 0):
-            raise ShapeError(f"placeholder: bad dimension {d!r} in shape {shape}; "
-                             "use non-negative ints or None for the batch size")
+            raise located(ShapeError(f"placeholder: bad dimension {d!r} in shape {shape}; "
+                                     "use non-negative ints or None for the batch size"))
     shape = tuple(None if d is None else int(d) for d in shape)
     return make(Placeholder, [], {"shape": shape, "dtype": _dt.normalize(dtype)},
                 name=name or "placeholder")
@@ -73,7 +73,7 @@ def variable(value: Any, name: str | None = None, trainable: bool = True,
     """
     arr = np.array(value, dtype=dtype, copy=True)
     if arr.dtype == np.float16 or arr.dtype.kind == "c":
-        raise DTypeError(f"variable: dtype {arr.dtype} is not supported")
+        raise located(DTypeError(f"variable: dtype {arr.dtype} is not supported"))
     if dtype is None and arr.dtype.kind == "f" and np.ndim(value) == 0 and not isinstance(
             value, np.ndarray):
         arr = arr.astype(np.float32)
@@ -94,7 +94,7 @@ def constant(value: Any, dtype: str | None = None, name: str | None = None) -> T
         dtype = "bool" if isinstance(value, bool) else "int64" if isinstance(value, int) else "float32"
     arr = np.array(value, dtype=dtype)
     if dtype is not None and arr.dtype.kind in "iu" and isinstance(value, float) and value != int(value):
-        raise DTypeError(f"constant: {value!r} does not fit dtype {dtype}")
+        raise located(DTypeError(f"constant: {value!r} does not fit dtype {dtype}"))
     dt = _dt.normalize(arr.dtype)
     node = make(Constant, [], {"shape": arr.shape, "dtype": dt, "cid": _const_key(arr)},
                 name=name or "const")

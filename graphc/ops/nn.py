@@ -15,7 +15,7 @@ from .. import rng
 from ..errors import DTypeError
 from ..graph import Tensor, as_tensor, get_default_graph, make, shape_error
 from . import scalar as S
-from .base import Op, register
+from .base import Op, located, register
 from .elemwise import elementwise, exp
 from .reduce import sum as _sum
 from .shape_ops import expand_dims
@@ -67,7 +67,7 @@ class LogSoftmax(_SoftmaxBase):
 
 def _axis(op, x, axis):
     if not -x.ndim <= axis < x.ndim:
-        raise shape_error(op, f"axis {axis} out of range", x.shape)
+        raise located(shape_error(op, f"axis {axis} out of range", x.shape))
     return axis % x.ndim
 
 

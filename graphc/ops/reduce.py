@@ -8,7 +8,7 @@ from .. import dtypes as _dt
 from .. import shapes as _sh
 from ..errors import DTypeError
 from ..graph import Tensor, as_tensor, make, shape_error
-from .base import Op, register
+from .base import Op, located, register
 from .shape_ops import broadcast_like, reshape
 
 
@@ -37,7 +37,7 @@ class _Reduce(Op):
 def _axes(op: str, x: Tensor, axis):
     axes = _sh.normalize_axes(axis, x.ndim)
     if axes is None:
-        raise shape_error(op, f"axis {axis} out of range for {x.ndim} dims", x.shape)
+        raise located(shape_error(op, f"axis {axis} out of range for {x.ndim} dims", x.shape))
     return axes
 
 

@@ -8,7 +8,7 @@ from .. import dtypes as _dt
 from .. import shapes as _sh
 from ..errors import DTypeError
 from ..graph import Tensor, as_tensor, make, shape_error
-from .base import Op, register
+from .base import Op, located, register
 
 
 def _bind(shape, ctx):
@@ -97,7 +97,7 @@ def flatten(x) -> Tensor:
     x = as_tensor(x)
     rest = _sh.size(x.shape[1:])
     if rest is None:
-        raise shape_error("flatten", "only axis 0 may be the batch size", x.shape)
+        raise located(shape_error("flatten", "only axis 0 may be the batch size", x.shape))
     return reshape(x, (x.shape[0], rest))
 
 
@@ -105,7 +105,7 @@ def expand_dims(x, axis: int) -> Tensor:
     """Insert a dimension of size 1 at ``axis``."""
     x = as_tensor(x)
     if not -x.ndim - 1 <= axis <= x.ndim:
-        raise shape_error("expand_dims", f"axis {axis} out of range", x.shape)
+        raise located(shape_error("expand_dims", f"axis {axis} out of range", x.shape))
     axis = axis % (x.ndim + 1)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
@@ -116,7 +116,7 @@ def squeeze(x, axis=None) -> Tensor:
     axes = _sh.normalize_axes(axis, x.ndim) if axis is not None else tuple(
         i for i, d in enumerate(x.shape) if d == 1)
     if axes is None or any(x.shape[a] != 1 for a in axes):
-        raise shape_error("squeeze", f"axis {axis} is not of size 1", x.shape)
+        raise located(shape_error("squeeze", f"axis {axis} is not of size 1", x.shape))
     return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
@@ -197,10 +197,10 @@ def concat(xs, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     xs = [as_tensor(x) for x in xs]
     if not xs:
-        raise shape_error("concat", "needs at least one tensor")
+        raise located(shape_error("concat", "needs at least one tensor"))
     axis = _sh.normalize_axes(axis, xs[0].ndim)
     if axis is None:
-        raise shape_error("concat", "axis out of range", *(x.shape for x in xs))
+        raise located(shape_error("concat", "axis out of range", *(x.shape for x in xs)))
     return make(Concat, xs, {"axis": axis[0]})
 
 
@@ -264,10 +264,13 @@ def getitem(x: Tensor, index) -> Tensor:
         elif isinstance(i, slice):
             out.append((i.start, i.stop, i.step))
         else:
-            raise DTypeError(f"slice: index {i!r} is not supported; use ints and slices")
+            raise located(DTypeError(f"slice: index {i!r} is not supported; use ints and "
+                                     "slices"))
     if len(out) > x.ndim:
-        raise shape_error("slice", f"too many indices ({len(out)})", x.shape)
-    norm = [i % d if isinstance(i, int) and d else i for d, i in zip(x.shape, out)]
+        raise located(shape_error("slice", f"too many indices ({len(out)})", x.shape))
+    # negative ints count from the end; out-of-range ones are left for infer to reject
+    norm = [i + d if isinstance(i, int) and d and -d <= i < 0 else i
+            for d, i in zip(x.shape, out)]
     return make(Slice, [x], {"index": tuple(norm)})
 
 

@@ -48,6 +48,7 @@ class Group(Op):
         for t in inputs:
             if t.dtype is not None:
                 raise GraphcError(f"group: {t.name} is not an update op")
+        check_single_writer(inputs)
         return (), None
 
     def compute(self, ctx, node, *values):
@@ -55,6 +56,33 @@ class Group(Op):
 
     def grad(self, node, g):
         return [None] * len(node.inputs)
+
+
+def assign_targets(updates) -> list[Tensor]:
+    """The assign nodes reachable from ``updates`` through groups."""
+    out, stack, seen = [], list(updates), set()
+    while stack:
+        t = stack.pop()
+        if t.id in seen:
+            continue
+        seen.add(t.id)
+        if t.op.name == "assign":
+            out.append(t)
+        elif t.op.name == "group":
+            stack.extend(t.inputs)
+    return out
+
+
+def check_single_writer(updates) -> None:
+    """Two assigns to one variable in a step would race: refuse them."""
+    writers: dict[int, Tensor] = {}
+    for a in assign_targets(updates):
+        var = a.inputs[0]
+        if var.id in writers and writers[var.id] is not a:
+            first = writers[var.id]
+            raise GraphcError(f"variable {var.name} is assigned twice in one step "
+                              f"(at {first.site} and {a.site}); combine the updates into one")
+        writers[var.id] = a
 
 
 def assign(var: Tensor, value) -> Tensor:
