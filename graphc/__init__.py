@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 from . import data, init, losses, nn, optim, regularizers, schedules, train
 from .autodiff import grad, zeros_like
 from .dot import to_dot
-from .errors import DTypeError, FeedError, GraphcError, NumericsError, ShapeError
+from .errors import ArgumentError, DTypeError, FeedError, GraphcError, NumericsError, ShapeError
 from .graph import Graph, Tensor, get_default_graph
 from .ops.conv import avg_pool2d, conv2d, max_pool2d
 from .ops.elemwise import (
@@ -83,7 +83,7 @@ from .ops.state import assign, group
 from .session import Session
 
 __all__ = [
-    "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError",
+    "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError", "ArgumentError",
     "DTypeError", "FeedError", "NumericsError", "Graph", "Tensor", "get_default_graph",
     "conv2d", "max_pool2d", "avg_pool2d", "abs", "add", "cast", "divide", "elementwise", "elu",
     "equal", "exp", "greater", "greater_equal", "hard_tanh", "leaky_relu", "less", "less_equal",

@@ -20,6 +20,10 @@ class DTypeError(GraphcError, TypeError):
     """A dtype an op cannot take."""
 
 
+class ArgumentError(GraphcError, ValueError):
+    """A bad non-tensor argument (a dropout rate, a stride ...)."""
+
+
 class FeedError(GraphcError, ValueError):
     """A feed dict that does not match the placeholders of a fetch set."""
 

@@ -298,12 +298,15 @@ def make(op: Op, inputs: list, attrs: dict[str, Any] | None = None, name: str | 
     kinds = [t.dtype for t in tensors if t.dtype not in (None, "bool")]
     weak = next((d for d in kinds if _dt.is_float(d)), kinds[0] if kinds else None)
     try:
-        ins = tuple(as_tensor(i, dtype=weak, graph=graph) for i in inputs)
+        with graph.detached():  # constants made for scalar operands join only on success
+            ins = tuple(as_tensor(i, dtype=weak, graph=graph) for i in inputs)
         shape, dtype = op.infer(ins, **attrs)
     except GraphcError as exc:
         if "defined at" in str(exc):
             raise
         raise type(exc)(f"{exc}{at(site)}") from None
+    if graph._recording:
+        graph.nodes.extend(i for i, raw in zip(ins, inputs) if i is not raw)
     if dtype is not None:
         dtype = _dt.normalize(dtype)
     base = name or (f"grad/{op.label(attrs)}" if graph._role == "grad" else op.label(attrs))

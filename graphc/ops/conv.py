@@ -8,14 +8,18 @@ NumPy references live in :mod:`graphc.reference.conv`.
 from __future__ import annotations
 
 from .. import dtypes as _dt
-from ..errors import DTypeError
+from ..errors import ArgumentError, DTypeError
 from ..graph import Tensor, as_tensor, make, shape_error
 from ..reference import conv as ref
-from .base import Op, register
+from .base import Op, located, register
 
 
 def _pair(v) -> tuple[int, int]:
-    return ref.pair(v)
+    try:
+        return ref.pair(v)
+    except (TypeError, ValueError) as exc:
+        raise located(ArgumentError(f"conv/pool: bad size {v!r} ({exc}); use an int or "
+                                    "an (h, w) pair")) from None
 
 
 def _out_hw(op, x, kernel, stride, padding):

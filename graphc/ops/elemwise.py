@@ -199,7 +199,18 @@ def exp(x) -> Tensor:
 
 
 def log(x) -> Tensor:
-    """Natural logarithm."""
+    """Natural logarithm.
+
+    ``log(softmax(z))`` and ``log(sigmoid(z))`` are built as ``log_softmax(z)``
+    and ``-softplus(-z)`` right away, so their gradients are stable too (the
+    ``stability`` pass does the same for graphs built otherwise).
+    """
+    if isinstance(x, Tensor) and x.op.name == "softmax":
+        from .nn import log_softmax
+
+        return log_softmax(x.inputs[0], axis=x.attrs["axis"])
+    if isinstance(x, Tensor) and x.attrs.get("fn") == "sigmoid":
+        return negative(softplus(negative(x.inputs[0])))
     return elementwise("log", sympy.log(a0), [x])
 
 

@@ -12,7 +12,7 @@ import sympy
 
 from .. import dtypes as _dt
 from .. import rng
-from ..errors import DTypeError
+from ..errors import ArgumentError, DTypeError
 from ..graph import Tensor, as_tensor, get_default_graph, make, shape_error
 from . import scalar as S
 from .base import Op, located, register
@@ -205,7 +205,7 @@ def dropout(x, rate: float, training=None, seed: int | None = None) -> Tensor:
     """
     x = as_tensor(x)
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+        raise located(ArgumentError(f"dropout: rate must be in [0, 1), got {rate}"))
     graph = x.graph or get_default_graph()
     if training is None:
         training = graph.learning_phase()
