@@ -25,7 +25,7 @@ def get_backend(name: str):
 
     Returns ``(backend, why)`` where ``why`` explains an automatic choice.
     """
-    from . import numpy_backend  # noqa: F401 - registers "numpy"
+    from . import c_backend, numpy_backend  # noqa: F401 - register "c" and "numpy"
 
     if name == "auto":
         reasons = []

@@ -1,0 +1,236 @@
+"""Fusion: partition a program's nodes into kernels.
+
+Rules (applied in one topological sweep, so every group is convex: no path
+leaves a group and comes back into it):
+
+* float elementwise nodes (``elemwise``, ``broadcast_like``, ``dropout``) of
+  one dtype over the same iteration space join the group of an elementwise
+  input when all their other inputs are ready before that group runs (bool
+  and int results, and casts, are kernels of their own);
+* an elementwise group that only feeds a matmul/conv2d output becomes that
+  kernel's *epilogue* (bias, activation, activation-derivative masks), applied
+  as the output tile is stored;
+* an elementwise group that only feeds a reduction becomes its *prologue*
+  (sum of squares, mean of per-example losses) and is never stored;
+* reshape is a view (no kernel); every other op is a kernel of its own.
+
+Only values read outside their kernel, fetched, or assigned are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..graph import Tensor
+from ..program import Program
+
+ELEMENTWISE = {"elemwise", "broadcast_like", "dropout"}
+LEAVES = {"placeholder", "variable", "constant"}
+VIEWS = {"reshape"}
+REDUCTIONS = {"sum", "mean", "max"}
+EPILOGUE_HOSTS = {"matmul", "conv2d"}
+
+
+def data_inputs(node: Tensor) -> tuple[Tensor, ...]:
+    """Inputs whose values a node reads (``broadcast_like`` only takes a shape)."""
+    if node.op.name == "broadcast_like":
+        return node.inputs[:1]
+    return node.inputs
+
+
+@dataclass
+class Kernel:
+    """One loop nest (or template call) of the generated code.
+
+    ``root`` is the non-elementwise node (matmul, reduction, conv ...) or None
+    for a pure elementwise kernel; ``members`` are the elementwise nodes fused
+    in (prologue for reductions, epilogue for matmul/conv, the body otherwise).
+    """
+
+    index: int
+    root: Tensor | None
+    members: list[Tensor] = field(default_factory=list)
+    stores: list[Tensor] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        if self.root is None:
+            return "elementwise"
+        return self.root.op.name
+
+    @property
+    def name(self) -> str:
+        what = self.kind if self.root is None or not self.members else f"{self.kind}_ew"
+        return f"k{self.index}_{what}"
+
+    @property
+    def nodes(self) -> list[Tensor]:
+        return ([self.root] if self.root is not None else []) + self.members
+
+    @property
+    def shape(self) -> tuple:
+        """Iteration space of the elementwise part."""
+        if self.members:
+            return self.members[-1].shape
+        return self.root.shape
+
+    def loads(self) -> list[Tensor]:
+        """Values read from memory: inputs of members from outside the kernel."""
+        inside = {n.id for n in self.nodes}
+        seen: dict[int, Tensor] = {}
+        for n in self.nodes:
+            for i in data_inputs(n):
+                if i.id not in inside:
+                    seen.setdefault(i.id, i)
+        return list(seen.values())
+
+
+def source_of(node: Tensor) -> Tensor:
+    """The node whose buffer holds ``node``'s value (looks through reshapes)."""
+    while node.op.name in VIEWS:
+        node = node.inputs[0]
+    return node
+
+
+def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> list[Kernel]:
+    """Partition ``program`` into kernels in execution order."""
+    consumers: dict[int, list[Tensor]] = {}
+    for n in program.nodes:
+        for i in data_inputs(n):
+            consumers.setdefault(source_of(i).id, []).append(n)
+    pinned = {source_of(o).id for o in program.outputs}  # fetched values
+    for n in program.nodes:
+        if n.op.name == "assign":
+            pinned.add(source_of(n.inputs[1]).id)
+
+    kernels: list[Kernel] = []
+    owner: dict[int, Kernel] = {}
+
+    def ready(t: Tensor) -> int:
+        t = source_of(t)
+        return owner[t.id].index if t.id in owner else -1
+
+    for node in program.nodes:
+        name = node.op.name
+        if name in LEAVES or name in VIEWS:
+            continue
+        if name in ELEMENTWISE and node.dtype in ("float32", "float64"):
+            target = _group_for(node, owner, ready)
+            if target is None:
+                target = Kernel(len(kernels), None)
+                kernels.append(target)
+            target.members.append(node)
+            owner[node.id] = target
+            continue
+        kernel = Kernel(len(kernels), node)
+        kernels.append(kernel)
+        owner[node.id] = kernel
+
+    kernels = _merge_epilogues(kernels, consumers, pinned, owner) if epilogues else kernels
+    kernels = _merge_prologues(kernels, consumers, pinned, owner) if prologues else kernels
+    for k, kernel in enumerate(kernels):
+        kernel.index = k
+    _mark_stores(kernels, consumers, pinned)
+    return [k for k in kernels if k.stores or k.root is not None]
+
+
+def is_group(kernel: Kernel) -> bool:
+    """A fused elementwise loop (no root op)."""
+    return kernel.root is None
+
+
+def _group_for(node: Tensor, owner, ready) -> Kernel | None:
+    """The latest elementwise group ``node`` can join, if any."""
+    best = None
+    for i in data_inputs(node):
+        k = owner.get(source_of(i).id)
+        if k is None or k.root is not None or k.shape != node.shape:
+            continue
+        if k.members[0].dtype != node.dtype:
+            continue
+        if source_of(i) is not i:  # a reshaped value changes the index space
+            continue
+        if best is None or k.index > best.index:
+            best = k
+    if best is None:
+        return None
+    inside = {m.id for m in best.members}
+    for i in data_inputs(node):
+        if source_of(i).id not in inside and ready(i) >= best.index:
+            return None
+    return best
+
+
+def _only_used_by(node: Tensor, group: Kernel, consumers, pinned) -> bool:
+    if node.id in pinned:
+        return False
+    inside = {m.id for m in group.members}
+    return all(c.id in inside for c in consumers.get(node.id, []))
+
+
+def _merge_epilogues(kernels, consumers, pinned, owner):
+    """Fold an elementwise group into the matmul/conv kernel whose output it reads."""
+    out = []
+    for k in kernels:
+        if k.root is None and k.members:
+            host = _epilogue_host(k, consumers, pinned, owner)
+            if host is not None:
+                host.members.extend(k.members)
+                for m in k.members:
+                    owner[m.id] = host
+                continue
+        out.append(k)
+    return out
+
+
+def _epilogue_host(group: Kernel, consumers, pinned, owner) -> Kernel | None:
+    for m in group.members:
+        for i in data_inputs(m):
+            k = owner.get(i.id)
+            if (k is not None and k.root is i and k.kind in EPILOGUE_HOSTS and not k.members
+                    and (k.kind != "matmul" or i.ndim == 2) and group.members[0].dtype == i.dtype
+                    and i.shape == group.shape and _only_used_by(i, group, consumers, pinned)
+                    and all(owner.get(source_of(x).id, k).index <= k.index
+                            for x in group.loads() if x is not i)):
+                return k
+    return None
+
+
+def _merge_prologues(kernels, consumers, pinned, owner):
+    """Let a reduction compute its input's elementwise group instead of loading it."""
+    for k in kernels:
+        if k.kind not in REDUCTIONS or k.members:
+            continue
+        x = k.root.inputs[0]
+        g = owner.get(x.id)
+        if g is None or g.root is not None or source_of(x) is not x or x.id in pinned:
+            continue
+        if consumers.get(x.id, []) != [k.root]:
+            continue
+        # Recompute x's expression inside the reduction from g's own loads.
+        k.members = _cone(x, g)
+    return kernels
+
+
+def _cone(x: Tensor, group: Kernel) -> list[Tensor]:
+    """Members of ``group`` that ``x`` depends on, in order (x last)."""
+    inside = {m.id for m in group.members}
+    need = {x.id}
+    for m in reversed(group.members):
+        if m.id in need:
+            need.update(i.id for i in data_inputs(m) if i.id in inside)
+    return [m for m in group.members if m.id in need]
+
+
+def _mark_stores(kernels: list[Kernel], consumers, pinned) -> None:
+    """A kernel stores its root, and members read by another kernel, fetched or assigned."""
+    needed = set(pinned)
+    for k in kernels:
+        needed.update(source_of(t).id for t in k.loads())
+    home: dict[int, Kernel] = {}
+    for k in kernels:
+        for n in k.nodes:
+            home.setdefault(n.id, k)  # a prologue's recomputed copy does not own the value
+    for k in kernels:
+        k.stores = [n for n in k.nodes if home[n.id] is k and n.dtype is not None and (
+            n.id in needed or (n is k.root and not k.members))]
