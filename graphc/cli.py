@@ -191,3 +191,20 @@ def _run_info(args: argparse.Namespace) -> int:
     for label, value in info.items():
         print(f"{label + ':':<{width}}{value}")
     return 0
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from graphc.demo import add_arguments  # light module; NumPy etc. load when it runs
+
+    add_arguments(parser)
+
+
+@command("demo", "train a digits CNN, export its graph and benchmark it against NumPy",
+         _add_demo_arguments)
+def _run_demo(args: argparse.Namespace) -> int:
+    from graphc.demo import run
+
+    return run(args)

@@ -281,7 +281,8 @@ def as_tensor(value: Any, dtype: str | None = None, graph: Graph | None = None) 
         return constant(value, dtype=dtype)
 
 
-def make(op: Op, inputs: list, attrs: dict[str, Any] | None = None, name: str | None = None) -> Tensor:
+def make(op: Op, inputs: list, attrs: dict[str, Any] | None = None, name: str | None = None,
+         graph: Graph | None = None) -> Tensor:
     """Create the node ``op(*inputs, **attrs)`` in the inputs' graph.
 
     Shape/dtype inference runs first; its errors get the user's line appended,
@@ -289,7 +290,7 @@ def make(op: Op, inputs: list, attrs: dict[str, Any] | None = None, name: str | 
     """
     attrs = dict(attrs or {})
     tensors = [i for i in inputs if isinstance(i, Tensor)]
-    graph = tensors[0].graph if tensors else get_default_graph()
+    graph = tensors[0].graph if tensors else graph or get_default_graph()
     for t in tensors[1:]:
         if t.graph is not graph:
             raise GraphcError(f"{op.name}: inputs come from different graphs{at(user_site())}")

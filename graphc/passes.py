@@ -86,8 +86,8 @@ def constant_folding(program: Program) -> Program:
     """Evaluate pure nodes whose inputs are all constants (NumPy reference)."""
 
     def fold(node: Tensor) -> Tensor:
-        if not node.inputs or not node.op.pure or node.dtype is None:
-            return node
+        if not node.inputs or not node.op.pure or node.dtype is None or None in node.shape:
+            return node  # (a batch-sized result is only known at run time)
         values = [_const_value(i) for i in node.inputs]
         if any(v is None for v in values):
             return node

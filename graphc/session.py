@@ -28,8 +28,7 @@ log = logging.getLogger("graphc")
 
 class _StepContext(RunContext):
     def __init__(self, step: int, batch: int | None) -> None:
-        super().__init__(step)
-        self.batch = batch
+        super().__init__(step, batch)
         self.pending: dict[Tensor, np.ndarray] = {}
 
 

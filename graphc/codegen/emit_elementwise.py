@@ -41,7 +41,7 @@ def compose(members: list[Tensor], loads: list[Tensor]) -> dict[int, sympy.Expr]
         name = m.op.name
         if name == "elemwise":
             env[m.id] = m.attrs["expr"].xreplace(dict(zip(S.A, args)))
-        elif name == "broadcast_like":
+        elif name == "broadcast_to":
             env[m.id] = args[0]
         elif name == "dropout":
             env[m.id] = gc_dropout(args[0], args[1], sympy.Integer(m.attrs["seed"]),

@@ -43,7 +43,7 @@ def _int(d) -> str:
     return f"(int)({dim(d)})"
 
 
-@emitter("elemwise", "broadcast_like", "dropout")
+@emitter("elemwise", "broadcast_to", "dropout")
 def _elementwise(kernel: Kernel, ctx: Context) -> str:
     return emit_group(kernel, ctx)
 
@@ -70,8 +70,7 @@ def _cast(kernel: Kernel, ctx: Context) -> str:
 @emitter("count")
 def _count(kernel: Kernel, ctx: Context) -> str:
     node = kernel.root
-    x = node.inputs[0]
-    n = prod([x.shape[a] for a in node.attrs["axes"]])
+    n = prod([node.attrs["shape"][a] for a in node.attrs["axes"]])
     return f"{_p(ctx, node, False)}[0] = ({ctx.ctype(node)})({n});"
 
 
@@ -265,8 +264,8 @@ def _slice(kernel: Kernel, ctx: Context) -> str:
 @emitter("slice_grad")
 def _slice_grad(kernel: Kernel, ctx: Context) -> str:
     node = kernel.root
-    g, like = node.inputs
-    dims, lv, dst = _slice_map(node, like)
+    (g,) = node.inputs
+    dims, lv, dst = _slice_map(node, node)
     src = " + ".join(f"{v}*{s}" for v, s in zip(lv, strides(tuple(dims)))) or "0"
     out = _p(ctx, node, False)
     return (f"memset({out}, 0, {ctx.nbytes(node)});\n"

@@ -3,7 +3,7 @@
 Rules (applied in one topological sweep, so every group is convex: no path
 leaves a group and comes back into it):
 
-* float elementwise nodes (``elemwise``, ``broadcast_like``, ``dropout``) of
+* float elementwise nodes (``elemwise``, ``broadcast_to``, ``dropout``) of
   one dtype over the same iteration space join the group of an elementwise
   input when all their other inputs are ready before that group runs (bool
   and int results, and casts, are kernels of their own);
@@ -24,17 +24,15 @@ from dataclasses import dataclass, field
 from ..graph import Tensor
 from ..program import Program
 
-ELEMENTWISE = {"elemwise", "broadcast_like", "dropout"}
+ELEMENTWISE = {"elemwise", "broadcast_to", "dropout"}
 LEAVES = {"placeholder", "variable", "constant"}
 VIEWS = {"reshape"}
 REDUCTIONS = {"sum", "mean", "max"}
-EPILOGUE_HOSTS = {"matmul", "conv2d"}
+EPILOGUE_HOSTS = {"matmul"}  # conv2d epilogues: not yet (see kernels/conv2d.h)
 
 
 def data_inputs(node: Tensor) -> tuple[Tensor, ...]:
-    """Inputs whose values a node reads (``broadcast_like`` only takes a shape)."""
-    if node.op.name == "broadcast_like":
-        return node.inputs[:1]
+    """Inputs whose values a node reads."""
     return node.inputs
 
 
@@ -128,10 +126,11 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> li
 
     kernels = _merge_epilogues(kernels, consumers, pinned, owner) if epilogues else kernels
     kernels = _merge_prologues(kernels, consumers, pinned, owner) if prologues else kernels
+    _mark_stores(kernels, consumers, pinned)
+    kernels = [k for k in kernels if k.stores or k.root is not None]
     for k, kernel in enumerate(kernels):
         kernel.index = k
-    _mark_stores(kernels, consumers, pinned)
-    return [k for k in kernels if k.stores or k.root is not None]
+    return kernels
 
 
 def is_group(kernel: Kernel) -> bool:

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 
 
 class RunContext:
-    """Run-time facts an op's reference may need: the step counter (dropout)."""
+    """Run-time facts an op's reference may need: the step counter (dropout) and
+    the batch size that ``None`` dimensions stand for."""
 
-    def __init__(self, step: int = 0) -> None:
+    def __init__(self, step: int = 0, batch: int | None = None) -> None:
         self.step = step
+        self.batch = batch
 
 
 class Op:

@@ -163,19 +163,25 @@ def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
 
 @register
 class Count(Op):
-    """The number of elements over ``axes``, as a scalar of ``x``'s dtype."""
+    """The number of elements of a static shape over ``axes`` (``None``: batch size).
+
+    It reads no tensor: only the run-time batch size.
+    """
 
     name = "count"
     differentiable = False
+    pure = False  # depends on the batch size: never constant-folded
 
-    def infer(self, inputs, axes):
-        return (), inputs[0].dtype
+    def infer(self, inputs, shape, axes, dtype):
+        return (), dtype
 
-    def compute(self, ctx, node, x):
-        return np.array(np.prod([x.shape[a] for a in node.attrs["axes"]]), dtype=node.dtype)
+    def compute(self, ctx, node, *values):
+        dims = [ctx.batch if node.attrs["shape"][a] is None else node.attrs["shape"][a]
+                for a in node.attrs["axes"]]
+        return np.array(np.prod(dims), dtype=node.dtype)
 
     def grad(self, node, g):
-        return [None]
+        return []
 
 
 def count(x: Tensor, axes) -> Tensor | float:
@@ -183,4 +189,4 @@ def count(x: Tensor, axes) -> Tensor | float:
     n = _sh.size(tuple(x.shape[a] for a in axes))
     if n is not None:
         return float(n)
-    return make(Count, [x], {"axes": tuple(axes)})
+    return make(Count, [], {"shape": x.shape, "axes": tuple(axes), "dtype": x.dtype}, graph=x.graph)

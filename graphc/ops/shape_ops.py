@@ -121,29 +121,39 @@ def squeeze(x, axis=None) -> Tensor:
 
 
 @register
-class BroadcastLike(Op):
-    name = "broadcast_like"
+class BroadcastTo(Op):
+    """``x`` broadcast to a static shape whose ``None`` is the run-time batch size.
 
-    def infer(self, inputs):
-        x, like = inputs
-        shape = _sh.broadcast([x.shape, like.shape])
-        if shape is None or shape != like.shape:
-            raise shape_error("broadcast_like", "cannot broadcast", x.shape, like.shape)
-        return shape, x.dtype
+    Only the shape is needed, so no tensor is kept alive just for its shape.
+    """
 
-    def compute(self, ctx, node, x, like):
-        return np.broadcast_to(x, like.shape)
+    name = "broadcast_to"
+
+    def infer(self, inputs, shape):
+        x = inputs[0]
+        if _sh.broadcast([x.shape, shape]) != tuple(shape):
+            raise shape_error("broadcast_to", "cannot broadcast", x.shape, shape)
+        return tuple(shape), x.dtype
+
+    def compute(self, ctx, node, x):
+        return np.broadcast_to(x, _bind(node.shape, ctx))
 
     def grad(self, node, g):
-        return [sum_to(g, node.inputs[0].shape), None]
+        return [sum_to(g, node.inputs[0].shape)]
+
+
+def broadcast_to(x, shape) -> Tensor:
+    """``x`` broadcast to ``shape`` (``None``: the batch size)."""
+    x = as_tensor(x)
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    return make(BroadcastTo, [x], {"shape": shape})
 
 
 def broadcast_like(x, like: Tensor) -> Tensor:
     """``x`` broadcast to the shape of ``like`` (which may hold the batch size)."""
-    x = as_tensor(x)
-    if x.shape == like.shape:
-        return x
-    return make(BroadcastLike, [x, like])
+    return broadcast_to(x, like.shape)
 
 
 def sum_to(g: Tensor, shape: tuple) -> Tensor:
@@ -232,25 +242,25 @@ class Slice(Op):
         return x[_slices(node.attrs["index"])]
 
     def grad(self, node, g):
-        return [make(SliceGrad, [g, node.inputs[0]], {"index": node.attrs["index"]})]
+        return [make(SliceGrad, [g], {"index": node.attrs["index"], "shape": node.inputs[0].shape})]
 
 
 @register
 class SliceGrad(Op):
-    """Scatter ``g`` into zeros shaped like ``like`` at ``index`` (adjoint of slice)."""
+    """Scatter ``g`` into zeros of ``shape`` at ``index`` (the adjoint of slice)."""
 
     name = "slice_grad"
 
-    def infer(self, inputs, index):
-        return inputs[1].shape, inputs[0].dtype
+    def infer(self, inputs, index, shape):
+        return tuple(shape), inputs[0].dtype
 
-    def compute(self, ctx, node, g, like):
-        out = np.zeros(like.shape, node.dtype)
+    def compute(self, ctx, node, g):
+        out = np.zeros(_bind(node.shape, ctx), node.dtype)
         out[_slices(node.attrs["index"])] = g
         return out
 
     def grad(self, node, g):
-        return [make(Slice, [g], {"index": node.attrs["index"]}), None]
+        return [make(Slice, [g], {"index": node.attrs["index"]})]
 
 
 def getitem(x: Tensor, index) -> Tensor:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 import graphc as gc
@@ -56,7 +58,7 @@ def run(fn, *arrays, batch=False, training=None, seed=0, return_graph=False):
         phs = placeholders(arrays, batch)
         out = fn(*phs)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
-    sess = gc.Session(g, backend="numpy")
+    sess = gc.Session(g, backend=os.environ.get("GRAPHC_TEST_BACKEND", "numpy"))
     values = sess.run(outs, dict(zip(phs, arrays)), training=training)
     for t, v in zip(outs, values):
         check_static(t, v)
@@ -110,7 +112,7 @@ def gradcheck(fn, *arrays, wrt=None, batch=False, eps=1e-6, rtol=1e-6, atol=1e-6
         r = gc.placeholder(out.shape, dtype="float64", name="R")
         loss = gc.sum(out * r)
         grads = gc.grad(loss, [phs[i] for i in wrt])
-    sess = gc.Session(g, backend="numpy")
+    sess = gc.Session(g, backend=os.environ.get("GRAPHC_TEST_BACKEND", "numpy"))
     feed = dict(zip(phs, arrays))
 
     def run(fetches, feed):

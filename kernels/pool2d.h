@@ -1,0 +1,198 @@
+/* graphc kernel template: 2-D max and average pooling, float and double, NCHW.
+ *
+ * Semantics = graphc/reference/conv.py (PyTorch max_pool2d / avg_pool2d defaults):
+ *   OH = (H + 2*PH - KH) / SH + 1, OW = (W + 2*PW - KW) / SW + 1 (floor);
+ *   padding must be <= kernel / 2 (every window holds at least one real element; the
+ *   caller/generator checks this, the kernels assume it);
+ *   max pooling pads with -inf: a padded position is never selected; a window that
+ *   contains NaN yields NaN; the gradient goes to the FIRST maximum of each window in
+ *   row-major (kh, kw) order (to the first NaN if there is one); overlapping windows
+ *   accumulate;
+ *   average pooling pads with zeros and divides by the full window KH*KW
+ *   (count_include_pad=True); its gradient sends gy / (KH*KW) to every real position of
+ *   the window; input rows/columns no window touches get 0.
+ *
+ * ---------------------------------------------------------------- interface
+ *   #define GC_POOL_ARGS int N, int C, int H, int W, int KH, int KW,
+ *                        int SH, int SW, int PH, int PW
+ *   void gc_smax_pool2d_forward (GC_POOL_ARGS, const float *x, float *y);
+ *   void gc_smax_pool2d_backward(GC_POOL_ARGS, const float *x, const float *gy, float *gx);
+ *   void gc_smax_pool2d_forward_idx (GC_POOL_ARGS, const float *x, float *y, int32_t *idx);
+ *   void gc_smax_pool2d_backward_idx(GC_POOL_ARGS, const int32_t *idx, const float *gy,
+ *                                    float *gx);
+ *        idx (N, C, OH, OW): flat ih*W + iw of each window's first maximum in its plane;
+ *        the _idx pair avoids re-reading x in the backward pass.
+ *   void gc_savg_pool2d_forward (GC_POOL_ARGS, const float *x, float *y);
+ *   void gc_savg_pool2d_backward(GC_POOL_ARGS, const float *gy, float *gx);
+ *   ... and gc_dmax_pool2d_* / gc_davg_pool2d_* for double.
+ * Outputs are overwritten (gx is zero-filled first, never accumulated into).  No
+ * workspace.  OpenMP over the N*C planes (static), so results are deterministic.
+ */
+#ifndef GC_POOL2D_H
+#define GC_POOL2D_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef GC__FN
+#define GC__FN static __attribute__((unused))
+#endif
+#ifndef GC__OMP
+#ifdef _OPENMP
+#define GC__OMP(x) _Pragma(x)
+#else
+#define GC__OMP(x)
+#endif
+#endif
+
+#define GC_POOL_ARGS                                                                               \
+    int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW
+
+#ifndef GC_POOL_MIN_WORK_PER_THREAD
+#define GC_POOL_MIN_WORK_PER_THREAD 32768
+#endif
+
+/* parallelise over planes only when there is enough work */
+#define GC__POOL_PAR(work) (planes > 1 && (double)(work) > 2.0 * GC_POOL_MIN_WORK_PER_THREAD)
+
+/* Window of output (oh, ow): real input rows [h0, h1) and columns [w0, w1). */
+#define GC__POOL_WINDOW                                                                            \
+    int h0 = oh * SH - PH, h1 = h0 + KH, w0 = ow * SW - PW, w1 = w0 + KW;                          \
+    if (h0 < 0) h0 = 0;                                                                            \
+    if (h1 > H) h1 = H;                                                                            \
+    if (w0 < 0) w0 = 0;                                                                            \
+    if (w1 > W) w1 = W;
+
+#define GC__DEFINE_POOL(p, T)                                                                      \
+    /* first maximum (first NaN if any) of the window; returns its flat index */                   \
+    GC__FN inline int gc__##p##pool_argmax(const T *__restrict xp, int W, int h0, int h1,          \
+                                           int w0, int w1, T *val) {                               \
+        int best_i = h0 * W + w0;                                                                  \
+        T best = xp[best_i];                                                                       \
+        if (best != best) goto done;                                                               \
+        for (int ih = h0; ih < h1; ++ih) {                                                         \
+            const T *r = xp + (ptrdiff_t)ih * W;                                                   \
+            for (int iw = w0; iw < w1; ++iw) {                                                     \
+                T v = r[iw];                                                                       \
+                if (v > best) {                                                                    \
+                    best = v;                                                                      \
+                    best_i = ih * W + iw;                                                          \
+                } else if (v != v) {                                                               \
+                    best = v;                                                                      \
+                    best_i = ih * W + iw;                                                          \
+                    goto done;                                                                     \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    done:                                                                                          \
+        *val = best;                                                                               \
+        return best_i;                                                                             \
+    }                                                                                              \
+    GC__FN void gc_##p##max_pool2d_forward_idx(GC_POOL_ARGS, const T *x, T *y, int32_t *idx) {     \
+        const int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;                \
+        const long planes = (long)N * C;                                                           \
+        if (planes <= 0 || OH <= 0 || OW <= 0) return;                                             \
+        const int par_ = GC__POOL_PAR((double)planes * (H * W + OH * OW * KH * KW)); (void)par_;   \
+        GC__OMP("omp parallel for schedule(static) if(par_)")                                      \
+        for (long pl = 0; pl < planes; ++pl) {                                                     \
+            const T *xp = x + pl * H * W;                                                          \
+            T *yp = y + pl * OH * OW;                                                              \
+            int32_t *ip = idx ? idx + pl * OH * OW : NULL;                                         \
+            for (int oh = 0; oh < OH; ++oh)                                                        \
+                for (int ow = 0; ow < OW; ++ow) {                                                  \
+                    GC__POOL_WINDOW                                                                \
+                    T v;                                                                           \
+                    int i = gc__##p##pool_argmax(xp, W, h0, h1, w0, w1, &v);                       \
+                    yp[oh * OW + ow] = v;                                                          \
+                    if (ip) ip[oh * OW + ow] = i;                                                  \
+                }                                                                                  \
+        }                                                                                          \
+    }                                                                                              \
+    GC__FN void gc_##p##max_pool2d_forward(GC_POOL_ARGS, const T *x, T *y) {                       \
+        gc_##p##max_pool2d_forward_idx(N, C, H, W, KH, KW, SH, SW, PH, PW, x, y, NULL);            \
+    }                                                                                              \
+    GC__FN void gc_##p##max_pool2d_backward(GC_POOL_ARGS, const T *x, const T *gy, T *gx) {        \
+        const int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;                \
+        const long planes = (long)N * C;                                                           \
+        if (planes <= 0) return;                                                                   \
+        const int par_ = GC__POOL_PAR((double)planes * (H * W + OH * OW * KH * KW)); (void)par_;   \
+        GC__OMP("omp parallel for schedule(static) if(par_)")                                      \
+        for (long pl = 0; pl < planes; ++pl) {                                                     \
+            const T *xp = x + pl * H * W;                                                          \
+            const T *gp = gy + pl * OH * OW;                                                       \
+            T *gxp = gx + pl * H * W;                                                              \
+            memset(gxp, 0, sizeof(T) * (size_t)H * W);                                             \
+            for (int oh = 0; oh < OH; ++oh)                                                        \
+                for (int ow = 0; ow < OW; ++ow) {                                                  \
+                    GC__POOL_WINDOW                                                                \
+                    T v;                                                                           \
+                    int i = gc__##p##pool_argmax(xp, W, h0, h1, w0, w1, &v);                       \
+                    gxp[i] += gp[oh * OW + ow];                                                    \
+                }                                                                                  \
+        }                                                                                          \
+    }                                                                                              \
+    GC__FN void gc_##p##max_pool2d_backward_idx(GC_POOL_ARGS, const int32_t *idx, const T *gy,     \
+                                                T *gx) {                                           \
+        const int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;                \
+        const long planes = (long)N * C;                                                           \
+        (void)KH; (void)KW; (void)SH; (void)SW; (void)PH; (void)PW;                                \
+        if (planes <= 0) return;                                                                   \
+        const int par_ = GC__POOL_PAR((double)planes * (H * W + OH * OW * KH * KW)); (void)par_;   \
+        GC__OMP("omp parallel for schedule(static) if(par_)")                                      \
+        for (long pl = 0; pl < planes; ++pl) {                                                     \
+            const int32_t *ip = idx + pl * OH * OW;                                                \
+            const T *gp = gy + pl * OH * OW;                                                       \
+            T *gxp = gx + pl * H * W;                                                              \
+            memset(gxp, 0, sizeof(T) * (size_t)H * W);                                             \
+            for (int o = 0; o < OH * OW; ++o) gxp[ip[o]] += gp[o];                                 \
+        }                                                                                          \
+    }                                                                                              \
+    GC__FN void gc_##p##avg_pool2d_forward(GC_POOL_ARGS, const T *x, T *y) {                       \
+        const int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;                \
+        const long planes = (long)N * C;                                                           \
+        const T div = (T)(KH * KW);                                                                \
+        if (planes <= 0 || OH <= 0 || OW <= 0) return;                                             \
+        const int par_ = GC__POOL_PAR((double)planes * (H * W + OH * OW * KH * KW)); (void)par_;   \
+        GC__OMP("omp parallel for schedule(static) if(par_)")                                      \
+        for (long pl = 0; pl < planes; ++pl) {                                                     \
+            const T *xp = x + pl * H * W;                                                          \
+            T *yp = y + pl * OH * OW;                                                              \
+            for (int oh = 0; oh < OH; ++oh)                                                        \
+                for (int ow = 0; ow < OW; ++ow) {                                                  \
+                    GC__POOL_WINDOW                                                                \
+                    T s = (T)0;                                                                    \
+                    for (int ih = h0; ih < h1; ++ih)                                               \
+                        for (int iw = w0; iw < w1; ++iw) s += xp[(ptrdiff_t)ih * W + iw];          \
+                    yp[oh * OW + ow] = s / div;                                                    \
+                }                                                                                  \
+        }                                                                                          \
+    }                                                                                              \
+    GC__FN void gc_##p##avg_pool2d_backward(GC_POOL_ARGS, const T *gy, T *gx) {                    \
+        const int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;                \
+        const long planes = (long)N * C;                                                           \
+        const T div = (T)(KH * KW);                                                                \
+        if (planes <= 0) return;                                                                   \
+        const int par_ = GC__POOL_PAR((double)planes * (H * W + OH * OW * KH * KW)); (void)par_;   \
+        GC__OMP("omp parallel for schedule(static) if(par_)")                                      \
+        for (long pl = 0; pl < planes; ++pl) {                                                     \
+            const T *gp = gy + pl * OH * OW;                                                       \
+            T *gxp = gx + pl * H * W;                                                              \
+            memset(gxp, 0, sizeof(T) * (size_t)H * W);                                             \
+            for (int oh = 0; oh < OH; ++oh)                                                        \
+                for (int ow = 0; ow < OW; ++ow) {                                                  \
+                    GC__POOL_WINDOW                                                                \
+                    const T g = gp[oh * OW + ow] / div;                                            \
+                    for (int ih = h0; ih < h1; ++ih)                                               \
+                        for (int iw = w0; iw < w1; ++iw) gxp[(ptrdiff_t)ih * W + iw] += g;         \
+                }                                                                                  \
+        }                                                                                          \
+    }
+
+GC__DEFINE_POOL(s, float)
+GC__DEFINE_POOL(d, double)
+
+#endif /* GC_POOL2D_H */

@@ -1,0 +1,97 @@
+"""Smoke tests of the tutorial examples: each runs with a fixed seed and reaches its outcome.
+
+The examples are loaded from the ``examples/`` folder with importlib and run
+through their ``main(argv)``, writing their files under ``tmp_path``. The
+convolutional ones (and the digits MLP) run on every available backend; the
+comparisons between training set-ups run on the NumPy reference backend,
+where results are bit-for-bit reproducible.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+import graphc as gc
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def load(name: str):
+    """Import ``examples/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _is_png(path) -> bool:
+    data = Path(path).read_bytes()
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+def test_cross_detector_learns_the_cross(backend, tmp_path, capsys):
+    out = load("cross_detector").main(["--backend", backend, "--out", str(tmp_path)])
+    assert out["test_accuracy"] >= 0.95
+    assert sorted(out["kernels"]) == [1, 10, 20]
+    assert out["cross_match"] > 0.9             # the kernel looks like a +
+    kernel = out["kernels"][20]
+    assert kernel[gc.data.CROSS].min() > np.abs(kernel[~gc.data.CROSS]).max()
+    assert _is_png(out["kernel_png"]) and Path(out["kernel_png"]).parent == tmp_path
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_digits_mlp(backend, tmp_path, capsys):
+    out = load("digits_mlp").main(["--backend", backend, "--out", str(tmp_path),
+                                   "--epochs", "20", "--no-progress"])
+    assert out["test_accuracy"] >= 0.95
+    assert out["history"]["loss"][-1] < out["history"]["loss"][0]
+    assert _is_png(tmp_path / "history.png")
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_digits_cnn_reaches_97_percent(backend, tmp_path, capsys):
+    out = load("digits_cnn").main(["--backend", backend, "--out", str(tmp_path),
+                                   "--no-progress"])
+    assert out["test_accuracy"] >= 0.97
+    assert out["forward_ms"] > 0 and out["train_seconds"] > 0
+    assert _is_png(tmp_path / "history.png")
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and "forward pass" in printed
+
+
+def test_regularization_l1_zeroes_many_more_weights(tmp_path, capsys):
+    out = load("regularization").main(["--backend", "numpy", "--out", str(tmp_path),
+                                       "--epochs", "20", "--no-progress"])
+    assert out["l1_near_zero"] > 10 * max(out["l2_near_zero"], 1)
+    assert out["l1_near_zero"] > 0.3 * out["total_weights"]
+    assert out["l1_accuracy"] > 0.9 and out["l2_accuracy"] > 0.9
+    assert _is_png(out["weights_png"])
+    assert "L1 zeroed" in capsys.readouterr().out
+
+
+def test_optimizers_momentum_and_adam_beat_sgd(tmp_path, capsys):
+    out = load("optimizers").main(["--backend", "numpy", "--out", str(tmp_path),
+                                   "--epochs", "5"])
+    final = out["final_loss"]
+    assert set(final) == {"SGD", "momentum", "Nesterov", "Adam"}
+    assert final["Adam"] < final["SGD"]
+    assert final["momentum"] < final["SGD"]
+    assert final["Nesterov"] < final["SGD"]
+    assert len({len(v) for v in out["losses"].values()}) == 1     # same budget
+    assert _is_png(out["plot_png"])
+    assert "final train loss" in capsys.readouterr().out
+
+
+def test_overfitting_regularization_narrows_the_gap(tmp_path, capsys):
+    out = load("overfitting").main(["--backend", "numpy", "--out", str(tmp_path),
+                                    "--epochs", "40", "--no-progress"])
+    plain, reg = out["plain"], out["regularized"]
+    assert plain["train_loss"] < 0.01                  # the large model memorizes
+    assert plain["gap"] > reg["gap"]
+    assert reg["val_loss"] < plain["val_loss"]
+    assert reg["stopped_epoch"] is not None and reg["best_epoch"] < reg["stopped_epoch"]
+    assert _is_png(out["plot_png"])
+    assert "gap" in capsys.readouterr().out
