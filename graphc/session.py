@@ -16,7 +16,7 @@ import numpy as np
 
 from . import feeds as _feeds
 from .backends import get_backend
-from .errors import DTypeError, GraphcError, ShapeError
+from .errors import DTypeError, FeedError, GraphcError, ShapeError
 from .graph import Graph, Tensor
 from .ops.base import RunContext
 from .ops.state import check_single_writer
@@ -40,6 +40,7 @@ class Compiled:
         self.program = program
         self.executable = executable
         self.placeholders = program.placeholders
+        self.needs_batch = any(None in n.shape for n in program.nodes)
 
 
 class Session:
@@ -143,7 +144,12 @@ class Session:
             if training is None:
                 training = any(f.dtype is None for f in flat)
             defaults[phase] = np.array(bool(training))
-        arrays, batch = _feeds.check(compiled.placeholders, feed, defaults)
+        # every fed placeholder is checked (and may fix the batch size), needed or not
+        extra = [p for p in feed if not any(p is q for q in compiled.placeholders)]
+        arrays, batch = _feeds.check(compiled.placeholders + extra, feed, defaults)
+        if batch is None and compiled.needs_batch:
+            raise FeedError("run: the batch size (the None dimension) is unknown: feed a "
+                            "placeholder that has a None dimension")
         ctx = _StepContext(self.step, batch)
         state = {v: self._state(v) for v in compiled.program.variables}
         outputs = compiled.executable.run(arrays, state, ctx)

@@ -70,7 +70,7 @@ class _Printer(C99CodePrinter):
         if e.is_Integer and 1 <= abs(int(e)) <= 4:
             b = self.parenthesize(base, sympy.printing.precedence.PRECEDENCE["Mul"])
             prod = "*".join([b] * abs(int(e)))
-            return prod if e > 0 else f"(1/({prod}))"
+            return f"({prod})" if e > 0 else f"(1/({prod}))"
         return super()._print_Pow(expr)
 
     def _print_gc_dropout(self, expr):
