@@ -40,12 +40,21 @@ def _value_label(t: Tensor) -> str:
 
 
 def to_dot(graph_or_tensors, path: str | Path | None = None, clusters=None) -> str:
-    """Return DOT text for a graph (or the tensors' subgraph); write it to ``path``.
+    """Return DOT text for a graph, the tensors' subgraph or a compiled fetch set.
 
-    ``clusters`` optionally maps a cluster label to the tensors drawn inside
-    it (compiled backends pass their fused kernels here).
+    For a compiled fetch set (``sess.compile([loss, train])`` on the C
+    backend) every fused kernel is a cluster labelled with its kernel name.
+    ``clusters`` optionally maps a label to tensors drawn inside a cluster.
     """
-    if isinstance(graph_or_tensors, Graph):
+    kernels = getattr(getattr(graph_or_tensors, "executable", None), "kernels", None)
+    if kernels is not None:  # a compiled fetch set: one cluster per fused kernel
+        nodes = list(graph_or_tensors.program.nodes)
+        clusters, placed = {}, set()
+        for k in kernels:
+            home = [n for n in k.nodes if n.id not in placed]
+            placed.update(n.id for n in home)
+            clusters[f"{k.name} ({len(k.nodes)} node{'s' if len(k.nodes) > 1 else ''})"] = home
+    elif isinstance(graph_or_tensors, Graph):
         nodes = list(graph_or_tensors.nodes)
     else:
         tensors = [graph_or_tensors] if isinstance(graph_or_tensors, Tensor) else list(graph_or_tensors)

@@ -33,7 +33,13 @@ class _StepContext(RunContext):
 
 
 class Compiled:
-    """One fetch set, optimized and compiled by a backend."""
+    """One fetch set, optimized and compiled by a backend.
+
+    ``source`` (generated C, or None for the NumPy backend), ``kernels`` (each
+    kernel's name, kind and the graph nodes it fused) and ``arena_bytes(batch)``
+    show what a compiled backend made of the fetch set; ``gc.to_dot(compiled)``
+    draws it with one cluster per fused kernel.
+    """
 
     def __init__(self, fetches: list[Tensor], program: Program, executable) -> None:
         self.fetches = fetches
@@ -41,6 +47,19 @@ class Compiled:
         self.executable = executable
         self.placeholders = program.placeholders
         self.needs_batch = any(None in n.shape for n in program.nodes)
+
+    @property
+    def source(self) -> str | None:
+        return getattr(self.executable, "source", None)
+
+    @property
+    def kernels(self) -> list[dict]:
+        return list(getattr(self.executable, "kernel_list", []))
+
+    def arena_bytes(self, batch: int = 1) -> int:
+        """Bytes of the intermediate-value arena for a batch size (0 for NumPy)."""
+        fn = getattr(self.executable, "arena_bytes", None)
+        return int(fn(batch)) if fn else 0
 
 
 class Session:
@@ -115,7 +134,16 @@ class Session:
 
     # -- running -----------------------------------------------------------------------
     def compile(self, fetches: list[Tensor]) -> Compiled:
-        """Optimize and compile a fetch set (done once per distinct fetch list)."""
+        """Optimize and compile a fetch set (done once per distinct fetch list).
+
+        Example::
+
+            compiled = sess.compile([loss, train])
+            print(compiled.source)            # generated C (C backend)
+            for k in compiled.kernels: print(k["name"], k["nodes"])
+            compiled.arena_bytes(64)          # scratch bytes at batch 64
+        """
+        fetches = [fetches] if isinstance(fetches, Tensor) else list(fetches)
         key = tuple(f.id for f in fetches)
         if key not in self._compiled:
             for f in fetches:

@@ -56,3 +56,23 @@ def test_names_with_quotes_are_escaped():
     with gc.Graph() as g:
         gc.placeholder((1,), name='a"b')
     assert 'a\\"b' in gc.to_dot(g)
+
+
+def test_compiled_fetch_set_draws_kernels_as_clusters(tmp_path):
+    pytest.importorskip("cffi")
+    from graphc.env import find_c_compiler
+
+    if find_c_compiler() is None:
+        pytest.skip("no C compiler")
+    g, x, W, loss, gW, train = _graph()
+    compiled = gc.Session(g, backend="c").compile([loss, train])
+    text = gc.to_dot(compiled)
+    fused = [k for k in compiled.kernels if len(k["nodes"]) > 1]
+    assert fused, compiled.kernels
+    for k in compiled.kernels:
+        assert f'label="{k["name"]} (' in text
+    assert text.count("subgraph cluster_") == len(compiled.kernels) + 1  # + legend
+    if shutil.which("dot"):
+        path = tmp_path / "k.dot"
+        path.write_text(text)
+        subprocess.run(["dot", "-Tsvg", str(path), "-o", str(tmp_path / "k.svg")], check=True)

@@ -205,3 +205,16 @@ def test_compiles_each_fetch_set_once():
     for n in (4, 8, 4):
         sess.run([loss, train], {x: XB[:n], y: YB[:n]})
     assert len(sess._compiled) == 1
+
+
+def test_compiled_fetch_set_exposes_source_kernels_and_arena(backend):
+    g, x, y, W, b, logits, loss, train = _model()
+    compiled = gc.Session(g, backend=backend).compile([loss, train])
+    if backend == "numpy":
+        assert compiled.source is None and compiled.kernels == [] and compiled.arena_bytes(8) == 0
+        return
+    assert "gc_run" in compiled.source and "gc_arena_bytes" in compiled.source
+    names = [k["name"] for k in compiled.kernels]
+    assert len(names) == len(set(names)) and all(k["nodes"] for k in compiled.kernels)
+    assert any(k["kind"] == "matmul" and len(k["nodes"]) > 1 for k in compiled.kernels)
+    assert compiled.arena_bytes(64) > compiled.arena_bytes(1) > 0
