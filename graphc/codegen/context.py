@@ -51,6 +51,8 @@ class Context:
     feeds: list[Tensor] = field(default_factory=list)
     variables: list[Tensor] = field(default_factory=list)
     constants: list[Tensor] = field(default_factory=list)
+    #: C expressions of scratch bytes template calls need (the arena's tail)
+    workspaces: list[str] = field(default_factory=list)
 
     def _index(self, table: list[Tensor], node: Tensor) -> int:
         for k, t in enumerate(table):

@@ -306,15 +306,16 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
     lda, ldb = dim(a.shape[-1]), dim(b.shape[-1])
     args = (f"{int(ta)}, {int(tb)}, {_int(m)}, {_int(n)}, {_int(k)}, 1, {{A}}, {lda}, {{B}}, {ldb}, "
             f"0, {{C}}, {dim(n)}")
+    ctx.workspaces.append(f"gc_{pre}gemm_workspace_size({_int(m)}, {_int(n)}, {_int(k)})")
     if kernel.members:  # 2-D with a fused epilogue
         returns = node if node in kernel.stores else kernel.stores[0]
         fn = f"{kernel.name}_gemm"
         call = args.format(A=_p(ctx, a), B=_p(ctx, b), C=_p(ctx, returns, False))
         return (f"const gc_ctx_t gctx = {{N, step, arena, feeds, vars, consts}};\n"
-                f"{fn}({call}, NULL, 0, &gctx);")
+                f"{fn}({call}, gc_ws, gc_ws_bytes, &gctx);")
     if node.ndim == 2:
         call = args.format(A=_p(ctx, a), B=_p(ctx, b), C=_p(ctx, node, False))
-        return f"gc_{pre}gemm({call}, NULL, 0);"
+        return f"gc_{pre}gemm({call}, gc_ws, gc_ws_bytes);"
     # batched, with NumPy broadcasting of the batch dimensions
     batch = node.shape[:-2]
     lv = [f"b{j}" for j in range(len(batch))]
@@ -332,7 +333,7 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
 
     call = args.format(A=f"{_p(ctx, a)} + ({offset(a)})", B=f"{_p(ctx, b)} + ({offset(b)})",
                        C=f"{_p(ctx, node, False)} + ({flat})*{prod(node.shape[-2:])}")
-    return loops_serial([dim(d) for d in batch], lv, f"gc_{pre}gemm({call}, NULL, 0);")
+    return loops_serial([dim(d) for d in batch], lv, f"gc_{pre}gemm({call}, gc_ws, gc_ws_bytes);")
 
 
 def matmul_prelude(kernel: Kernel, ctx: Context) -> str:
@@ -359,28 +360,35 @@ def _conv_args(x: Tensor, w_shape, attrs) -> str:
             f"{sh}, {sw}, {ph}, {pw}")
 
 
+def _conv_ws(ctx: Context, node: Tensor, kind: str, args: str) -> None:
+    ctx.workspaces.append(f"gc_{_prefix(node)}conv2d_{kind}_workspace_size({args})")
+
+
 @emitter("conv2d")
 def _conv2d(kernel: Kernel, ctx: Context) -> str:
     node = kernel.root
     x, w = node.inputs
+    _conv_ws(ctx, node, "forward", _conv_args(x, w.shape, node.attrs))
     return (f"gc_{_prefix(node)}conv2d_forward({_conv_args(x, w.shape, node.attrs)}, "
-            f"{_p(ctx, x)}, {_p(ctx, w)}, {_p(ctx, node, False)}, NULL, 0);")
+            f"{_p(ctx, x)}, {_p(ctx, w)}, {_p(ctx, node, False)}, gc_ws, gc_ws_bytes);")
 
 
 @emitter("conv2d_backward_data")
 def _conv2d_bd(kernel: Kernel, ctx: Context) -> str:
     node = kernel.root
     gy, w = node.inputs
+    _conv_ws(ctx, node, "backward_data", _conv_args(node, w.shape, node.attrs))
     return (f"gc_{_prefix(node)}conv2d_backward_data({_conv_args(node, w.shape, node.attrs)}, "
-            f"{_p(ctx, gy)}, {_p(ctx, w)}, {_p(ctx, node, False)}, NULL, 0);")
+            f"{_p(ctx, gy)}, {_p(ctx, w)}, {_p(ctx, node, False)}, gc_ws, gc_ws_bytes);")
 
 
 @emitter("conv2d_backward_filter")
 def _conv2d_bf(kernel: Kernel, ctx: Context) -> str:
     node = kernel.root
     x, gy = node.inputs
+    _conv_ws(ctx, node, "backward_filter", _conv_args(x, node.shape, node.attrs))
     return (f"gc_{_prefix(node)}conv2d_backward_filter({_conv_args(x, node.shape, node.attrs)}, "
-            f"{_p(ctx, x)}, {_p(ctx, gy)}, {_p(ctx, node, False)}, NULL, 0);")
+            f"{_p(ctx, x)}, {_p(ctx, gy)}, {_p(ctx, node, False)}, gc_ws, gc_ws_bytes);")
 
 
 def _pool_args(x: Tensor, attrs) -> str:
