@@ -208,3 +208,20 @@ def _run_demo(args: argparse.Namespace) -> int:
     from graphc.demo import run
 
     return run(args)
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from graphc.bench import add_arguments  # light module; NumPy etc. load when it runs
+
+    add_arguments(parser)
+
+
+@command("bench", "benchmark graphc (C backend) against NumPy: tables, ratios, floors",
+         _add_bench_arguments)
+def _run_bench(args: argparse.Namespace) -> int:
+    from graphc.bench import run
+
+    return run(args)

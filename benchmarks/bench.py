@@ -1,0 +1,24 @@
+"""Benchmark graphc (C backend) against NumPy: the same as ``graphc bench``.
+
+    python benchmarks/bench.py                          # default threads
+    python benchmarks/bench.py --threads 1 --pin 0      # one thread everywhere, pinned to CPU 0
+    python benchmarks/bench.py --quick --only mlp       # one group, fewer rounds
+    taskset -c 0 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench.py
+
+See graphc/bench.py (``python -m graphc.bench --help``) for the rows and the method, and
+benchmarks/README.md for how to read the results.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    try:
+        import graphc.bench  # noqa: F401 - an installed graphc
+    except ImportError:  # a plain checkout: use the repository's package
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from graphc.bench import main
+
+    sys.exit(main())
