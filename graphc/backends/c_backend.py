@@ -16,7 +16,7 @@ from ..codegen.build import ffi, load_or_build
 from ..codegen.fusion import Kernel, fuse
 from ..codegen.memplan import plan_memory
 from ..codegen.render_c import ERR_BYTES, render
-from ..env import find_c_compiler
+from ..env import cache_dir, find_c_compiler
 from ..errors import GraphcError, NumericsError, at
 from ..graph import Tensor
 from ..program import Program
@@ -112,12 +112,23 @@ class CBackend:
     name = "c"
 
     def __init__(self, check_numerics: bool = False) -> None:
-        if find_c_compiler() is None:
+        # Without a compiler the backend can still load libraries from the cache (a warm
+        # start never compiles); an uncached graph then fails in load_or_build with a
+        # clear message. With neither, the backend is unavailable.
+        if find_c_compiler() is None and not _cache_has_libraries():
             raise GraphcError("no C compiler found (set CC or install gcc)")
         self.check_numerics = check_numerics
 
     def compile(self, program: Program) -> CExecutable:
         return CExecutable(program, self.check_numerics)
+
+
+def _cache_has_libraries() -> bool:
+    base = cache_dir() / "c"
+    try:
+        return any(True for _ in base.glob("*/*/*.so"))
+    except OSError:
+        return False
 
 
 register_backend("c", CBackend)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -73,6 +74,17 @@ def writable_cache() -> Path:
         return _fallback_dir
 
 
+#: a kernel's comment line ends with the user's definition sites, ``(file:line, ...)``;
+#: they are relative to the working directory and move when the user edits their file
+_SITES = re.compile(r"^(/\* k\d+_\w+: [^\n]*?) \([^()\n]*\) \*/$", re.MULTILINE)
+
+
+def _key_text(source: str) -> str:
+    """The source without the definition sites in kernel comments: the same graph run
+    from another directory, or defined a few lines lower, is the same cache entry."""
+    return _SITES.sub(r"\1 */", source)
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -106,7 +118,7 @@ def load_or_build(source: str):
     """
     opts = flags()
     cache = writable_cache()
-    src_key = _digest((source + "\0" + " ".join(opts)).encode())
+    src_key = _digest((_key_text(source) + "\0" + " ".join(opts)).encode())
     folder = cache / src_key[:2] / src_key
     compiler = find_c_compiler()
     if compiler is not None:

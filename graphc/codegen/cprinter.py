@@ -78,6 +78,14 @@ class _Printer(C99CodePrinter):
         return (f"gc_dropout{self.sfx}({self._print(x)}, {self._print(training)}, {int(seed)}u, step, "
                 f"(uint32_t)({self.flat}), {float(rate)!r})")
 
+    # sympy prints true/false, which C only has with <stdbool.h>; sympy.cse can leave
+    # them in conditions (e.g. ITE(t0, t0, True) from the gradient of maximum)
+    def _print_BooleanTrue(self, expr):
+        return "1"
+
+    def _print_BooleanFalse(self, expr):
+        return "0"
+
     def _print_Relational(self, expr):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
 
