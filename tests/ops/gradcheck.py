@@ -1,12 +1,18 @@
 """Helpers shared by the op tests (exposed as fixtures by ``conftest.py``).
 
 * :func:`run` builds a fresh graph with one placeholder per input array,
-  applies a user function to the placeholders, runs it on the NumPy
-  reference session and returns NumPy arrays (static shape/dtype checked).
+  applies a user function to the placeholders, runs it on a session of the
+  chosen backend (NumPy reference by default) and returns NumPy arrays
+  (static shape/dtype checked).
 * :func:`assert_close` compares with the numerical contract's tolerances.
 * :func:`gradcheck` compares ``gc.grad`` of a random projection
   ``sum(out * R)`` with central finite differences of the same forward run,
   in float64.
+* :func:`for_backend` binds ``run`` and ``gradcheck`` to one backend; the
+  ``helpers`` fixture of ``conftest.py`` is this, parametrized over backends.
+
+The backend of the unbound functions is ``backend=`` if given, else the
+environment variable ``GRAPHC_TEST_BACKEND``, else ``"numpy"``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ import graphc as gc
 RTOL = {"float32": 1e-5, "float64": 1e-10}
 #: Norm-relative tolerances for matmul/conv/reductions.
 NORM_TOL = {"float32": 1e-4, "float64": 1e-10}
+
+
+def default_backend() -> str:
+    """``GRAPHC_TEST_BACKEND`` or ``"numpy"``."""
+    return os.environ.get("GRAPHC_TEST_BACKEND") or "numpy"
 
 
 def _batch_flags(arrays, batch) -> list[bool]:
@@ -48,7 +59,7 @@ def check_static(t: gc.Tensor, value: np.ndarray) -> None:
     assert value.dtype == np.dtype(t.dtype), (t, value.dtype)
 
 
-def run(fn, *arrays, batch=False, training=None, seed=0, return_graph=False):
+def run(fn, *arrays, batch=False, training=None, seed=0, return_graph=False, backend=None):
     """Build ``fn(*placeholders)`` in a new graph, run it, return the array(s).
 
     ``fn`` may return one tensor or a list/tuple of tensors.
@@ -58,7 +69,7 @@ def run(fn, *arrays, batch=False, training=None, seed=0, return_graph=False):
         phs = placeholders(arrays, batch)
         out = fn(*phs)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
-    sess = gc.Session(g, backend=os.environ.get("GRAPHC_TEST_BACKEND", "numpy"))
+    sess = gc.Session(g, backend=backend or default_backend())
     values = sess.run(outs, dict(zip(phs, arrays)), training=training)
     for t, v in zip(outs, values):
         check_static(t, v)
@@ -89,7 +100,7 @@ def assert_close(actual, expected, dtype=None, norm=False, rtol=None, what="") -
 
 
 def gradcheck(fn, *arrays, wrt=None, batch=False, eps=1e-6, rtol=1e-6, atol=1e-6, seed=0,
-              training=None):
+              training=None, backend=None):
     """Central finite-difference check of ``gc.grad`` in float64.
 
     Builds ``loss = sum(fn(*placeholders) * R)`` with a random ``R``, takes
@@ -112,7 +123,7 @@ def gradcheck(fn, *arrays, wrt=None, batch=False, eps=1e-6, rtol=1e-6, atol=1e-6
         r = gc.placeholder(out.shape, dtype="float64", name="R")
         loss = gc.sum(out * r)
         grads = gc.grad(loss, [phs[i] for i in wrt])
-    sess = gc.Session(g, backend=os.environ.get("GRAPHC_TEST_BACKEND", "numpy"))
+    sess = gc.Session(g, backend=backend or default_backend())
     feed = dict(zip(phs, arrays))
 
     def run(fetches, feed):
@@ -158,3 +169,32 @@ def distinct(rng: np.random.Generator, shape, dtype="float64", gap=0.05) -> np.n
     n = int(np.prod(shape, dtype=np.int64))
     vals = (np.arange(n) - n / 2) * gap * 2 + rng.uniform(0, gap / 2, size=n)
     return rng.permutation(vals).reshape(shape).astype(dtype)
+
+
+class _Bound:
+    """This module with ``run`` and ``gradcheck`` bound to one backend."""
+
+    def __init__(self, module, backend: str) -> None:
+        self._module = module
+        self.backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def run(self, *args, **kwargs):
+        kwargs.setdefault("backend", self.backend)
+        return self._module.run(*args, **kwargs)
+
+    def gradcheck(self, *args, **kwargs):
+        kwargs.setdefault("backend", self.backend)
+        return self._module.gradcheck(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<op-test helpers on backend {self.backend!r}>"
+
+
+def for_backend(backend: str) -> _Bound:
+    """The helpers with ``run``/``gradcheck`` running on ``backend``."""
+    import sys
+
+    return _Bound(sys.modules[__name__], backend)
