@@ -26,6 +26,21 @@
  *   ... and gc_dconv2d_* for double.
  * Outputs (y, gx, gw) are overwritten, never accumulated into; they must not alias inputs.
  *
+ * Fused forward (epilogue applied as each output tile is stored, inside the GEMM):
+ *   #define MY_EPI(i, j, v, ectx)   <value stored at y[n][i][j] given the sum v>
+ *   GC_DEFINE_SCONV2D_FORWARD(my_conv, MY_EPI)    (GC_DEFINE_DCONV2D_FORWARD for double)
+ * defines  void my_conv(GC_CONV_ARGS, const float *x, const float *w, float *y, void *ws,
+ *                       size_t ws_bytes, const void *ectx);
+ * with the workspace of gc_sconv2d_forward_workspace_size.  In MY_EPI, i = output channel,
+ * j = oh*OW + ow (pixel within the image) and ectx points to a gc_conv_ectx
+ * {const void *ctx; ptrdiff_t n;}: ctx = my_conv's ectx argument, n = the image index.
+ * Each element is passed through MY_EPI exactly once; the result is what y holds.
+ * Likewise GC_DEFINE_SCONV2D_BACKWARD_DATA(my_bd, MY_EPI) defines
+ *          void my_bd(GC_CONV_ARGS, const float *gy, const float *w, float *gx, void *ws,
+ *                     size_t ws_bytes, const void *ectx);
+ * (workspace of gc_sconv2d_backward_data_workspace_size) applying MY_EPI to gx[n][c][ih][iw]
+ * with i = c, j = ih*W + iw, once per element, per image right after its col2im.
+ *
  * Workspace: as in gemm.h -- caller-owned scratch of *_workspace_size(...) bytes (any
  * alignment); with less, fewer threads are used; with too little for one thread or
  * ws == NULL the kernel mallocs its own.  No global mutable state.
@@ -85,6 +100,12 @@ typedef struct {
     int C, Hp, Wp, KH, KW, SH, SW, OH, OW;
 } gc_conv_geom;
 
+/* What a fused forward's epilogue receives as ectx: the caller's context and the image. */
+typedef struct {
+    const void *ctx;
+    ptrdiff_t n;
+} gc_conv_ectx;
+
 /* Keep GCC from turning short copy loops into memcpy/memmove calls (per-call overhead
  * dominates for the 8..64-element runs copied here). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -96,6 +117,132 @@ typedef struct {
 /* The implicit-im2col packer plugged into the GEMM driver (see GC__PACKB_STD in gemm.h). */
 #define GC__PACKB_IM2COL(p, bctx, tb, pc, jg, kc, nc, B, ldb, bp)                                  \
     gc__##p##pack_b_im2col((const gc_conv_geom *)(bctx), tb, pc, jg, kc, nc, bp)
+
+/* Forward driver, shared by gc_?conv2d_forward and the fused GC_DEFINE_?CONV2D_FORWARD variants.
+ * Defines NAME(GC_CONV_ARGS, x, w, y, ws, ws_bytes, const void *ectx) (and NAME##_one) on
+ * two GEMM IMPLs of gemm.h: GIM2COL (packer GC__PACKB_IM2COL) and GPLAIN (GC__PACKB_STD,
+ * for pointwise convolutions).  Image n's GEMM gets a gc_conv_ectx {ectx, n} as its ectx. */
+#define GC__DEFINE_CONV_FWD(NAME, p, T, GIM2COL, GPLAIN)                                           \
+    /* One image.  par != 0: the GEMM runs multi-threaded with gbytes of scratch at g. */          \
+    GC__FN void NAME##_one(GC_CONV_ARGS, int OH, int OW, const T *x, const T *w, T *y, char *g,    \
+                           size_t gbytes, T *xpad, int par, const gc_conv_ectx *e) {               \
+        const int Pn = OH * OW, CKK = C * KH * KW;                                                 \
+        if (gc__##p##conv_is_pointwise(GC__CONV_PASS)) {                                           \
+            if (par)                                                                               \
+                GPLAIN##_par(0, 0, O, Pn, C, (T)1, w, C, x, Pn, (T)0, y, Pn, g, gbytes, e, NULL);  \
+            else                                                                                   \
+                GPLAIN##_serial_at(0, 0, O, Pn, C, (T)1, w, C, x, Pn, (T)0, y, Pn, g, 0, 0, e,     \
+                                   NULL);                                                          \
+            return;                                                                                \
+        }                                                                                          \
+        if (PH || PW) gc__##p##conv_pad(C, H, W, PH, PW, x, xpad);                                 \
+        gc_conv_geom geo = {PH || PW ? (const void *)xpad : (const void *)x,                       \
+                            C, H + 2 * PH, W + 2 * PW, KH, KW, SH, SW, OH, OW};                    \
+        if (par)                                                                                   \
+            GIM2COL##_par(0, 0, O, Pn, CKK, (T)1, w, CKK, NULL, 0, (T)0, y, Pn, g, gbytes, e,      \
+                          &geo);                                                                   \
+        else                                                                                       \
+            GIM2COL##_serial_at(0, 0, O, Pn, CKK, (T)1, w, CKK, NULL, 0, (T)0, y, Pn, g, 0, 0, e,  \
+                                &geo);                                                             \
+    }                                                                                              \
+    GC__FN void NAME(GC_CONV_ARGS, const T *x, const T *w, T *y, void *ws, size_t ws_bytes,        \
+                     const void *ectx) {                                                           \
+        int OH = gc_conv2d_out_size(H, KH, SH, PH), OW = gc_conv2d_out_size(W, KW, SW, PW);        \
+        if (N <= 0 || O <= 0 || OH <= 0 || OW <= 0) return;                                        \
+        const ptrdiff_t xs = (ptrdiff_t)C * H * W, ys = (ptrdiff_t)O * OH * OW;                    \
+        int nt;                                                                                    \
+        size_t per;                                                                                \
+        void *own;                                                                                 \
+        char *base = gc__##p##conv_setup(GC__CONV_PASS, 0, ws, ws_bytes, &nt, &per, &own);         \
+        size_t padb = gc__##p##conv_pad_bytes(GC__CONV_PASS), gb = per - padb;                     \
+        if (N < nt) { /* few images: threads inside the GEMM; [padded image][gemm scratch] */      \
+            for (int n = 0; n < N; ++n) {                                                          \
+                const gc_conv_ectx e = {ectx, n};                                                  \
+                NAME##_one(GC__CONV_PASS, OH, OW, x + n * xs, w, y + n * ys, base + padb,          \
+                           per * (size_t)nt - padb, (T *)base, 1, &e);                             \
+            }                                                                                      \
+        } else { /* threads over the batch; images handed out dynamically (each image is           \
+                  * computed the same way whichever thread takes it: deterministic) */             \
+            GC__OMP("omp parallel num_threads(nt)") {                                              \
+                char *tw = base + per * (size_t)gc_thread_num();                                   \
+                GC__OMP("omp for schedule(dynamic, 1)")                                            \
+                for (int n = 0; n < N; ++n) {                                                      \
+                    const gc_conv_ectx e = {ectx, n};                                              \
+                    NAME##_one(GC__CONV_PASS, OH, OW, x + n * xs, w, y + n * ys, tw, gb,           \
+                               (T *)(tw + gb), 0, &e);                                             \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        free(own);                                                                                 \
+    }
+
+/* Backward-data driver, shared by gc_?conv2d_backward_data and the fused
+ * GC_DEFINE_?CONV2D_BACKWARD_DATA variants.  Defines NAME(GC_CONV_ARGS, gy, w, gx, ws,
+ * ws_bytes, const void *ectx) (and NAME##_one) on the GEMM IMPL GPLAIN.  With HAS_EPI, each
+ * image's gx[n] goes through EPI(c, ih*W + iw, v, &(gc_conv_ectx){ectx, n}) right after
+ * col2im (while it is in cache). */
+#define GC__DEFINE_CONV_BWD_DATA(NAME, p, T, GPLAIN, HAS_EPI, EPI)                                 \
+    GC__FN void NAME##_epi(int C, int HW, T *gx, const gc_conv_ectx *e) {                          \
+        (void)C; (void)HW; (void)gx; (void)e;                                                      \
+        if (HAS_EPI)                                                                               \
+            for (int c = 0; c < C; ++c) {                                                          \
+                T *__restrict r = gx + (ptrdiff_t)c * HW;                                          \
+                for (int j = 0; j < HW; ++j) r[j] = EPI(c, j, r[j], (const void *)e);              \
+            }                                                                                      \
+    }                                                                                              \
+    /* One image: dcol = w^T @ gy[n] (w read transposed), then col2im into gx[n]. */               \
+    GC__FN void NAME##_one(GC_CONV_ARGS, int OH, int OW, const T *gy, const T *w, T *gx, char *g,  \
+                           size_t gbytes, T *dcol, int par, const gc_conv_ectx *e) {               \
+        const int Pn = OH * OW, CKK = C * KH * KW;                                                 \
+        int pw = gc__##p##conv_is_pointwise(GC__CONV_PASS);                                        \
+        T *dst = pw ? gx : dcol;                                                                   \
+        if (par)                                                                                   \
+            GPLAIN##_par(1, 0, CKK, Pn, O, (T)1, w, CKK, gy, Pn, (T)0, dst, Pn, g, gbytes, NULL,   \
+                         NULL);                                                                    \
+        else                                                                                       \
+            GPLAIN##_serial_at(1, 0, CKK, Pn, O, (T)1, w, CKK, gy, Pn, (T)0, dst, Pn, g, 0, 0,     \
+                               NULL, NULL);                                                        \
+        if (!pw) gc__##p##col2im(C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, dcol, gx);               \
+        NAME##_epi(C, H * W, gx, e);                                                               \
+    }                                                                                              \
+    GC__FN void NAME(GC_CONV_ARGS, const T *gy, const T *w, T *gx, void *ws, size_t ws_bytes,      \
+                     const void *ectx) {                                                           \
+        int OH = gc_conv2d_out_size(H, KH, SH, PH), OW = gc_conv2d_out_size(W, KW, SW, PW);        \
+        const ptrdiff_t xs = (ptrdiff_t)C * H * W, ys = (ptrdiff_t)O * OH * OW;                    \
+        if (N <= 0 || C <= 0 || H <= 0 || W <= 0) return;                                          \
+        if (O <= 0 || OH <= 0 || OW <= 0) {                                                        \
+            memset(gx, 0, sizeof(T) * (size_t)N * xs);                                             \
+            for (int n = 0; n < N; ++n) {                                                          \
+                const gc_conv_ectx e = {ectx, n};                                                  \
+                NAME##_epi(C, H * W, gx + n * xs, &e);                                             \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        int nt;                                                                                    \
+        size_t per;                                                                                \
+        void *own;                                                                                 \
+        char *base = gc__##p##conv_setup(GC__CONV_PASS, 1, ws, ws_bytes, &nt, &per, &own);         \
+        size_t gb = gc_round_up(gc__##p##conv_gemm_bytes(GC__CONV_PASS, 1), 64);                   \
+        if (N < nt) { /* layout: [dcol][gemm scratch for all threads] */                           \
+            size_t dcolb = per - gb;                                                               \
+            for (int n = 0; n < N; ++n) {                                                          \
+                const gc_conv_ectx e = {ectx, n};                                                  \
+                NAME##_one(GC__CONV_PASS, OH, OW, gy + n * ys, w, gx + n * xs, base + dcolb,       \
+                           per * (size_t)nt - dcolb, (T *)base, 1, &e);                            \
+            }                                                                                      \
+        } else { /* per thread: [gemm scratch][dcol]; images handed out dynamically */             \
+            GC__OMP("omp parallel num_threads(nt)") {                                              \
+                char *tw = base + per * (size_t)gc_thread_num();                                   \
+                GC__OMP("omp for schedule(dynamic, 1)")                                            \
+                for (int n = 0; n < N; ++n) {                                                      \
+                    const gc_conv_ectx e = {ectx, n};                                              \
+                    NAME##_one(GC__CONV_PASS, OH, OW, gy + n * ys, w, gx + n * xs, tw, gb,         \
+                               (T *)(tw + gb), 0, &e);                                             \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        free(own);                                                                                 \
+    }
 
 #define GC__DEFINE_CONV(p, P, T, VU)                                                               \
     /* xp = x zero-padded by (PH, PW) on both sides (C x Hp x Wp) */                               \
@@ -295,100 +442,17 @@ typedef struct {
         *nt = fit;                                                                                 \
         return (char *)gc_align64(ws);                                                             \
     }                                                                                              \
-    /* One image.  par != 0: the GEMM runs multi-threaded with gbytes of scratch at g. */          \
-    GC__FN void gc__##p##conv_fwd_one(GC_CONV_ARGS, int OH, int OW, const T *x, const T *w,        \
-                                      T *y, char *g, size_t gbytes, T *xpad, int par) {            \
-        const int Pn = OH * OW, CKK = C * KH * KW;                                                 \
-        if (gc__##p##conv_is_pointwise(GC__CONV_PASS)) {                                           \
-            if (par)                                                                               \
-                gc__##p##gemm_plain_par(0, 0, O, Pn, C, (T)1, w, C, x, Pn, (T)0, y, Pn, g,         \
-                                        gbytes, NULL, NULL);                                       \
-            else                                                                                   \
-                gc__##p##gemm_plain_serial_at(0, 0, O, Pn, C, (T)1, w, C, x, Pn, (T)0, y, Pn,      \
-                                              g, 0, 0, NULL, NULL);                                \
-            return;                                                                                \
-        }                                                                                          \
-        if (PH || PW) gc__##p##conv_pad(C, H, W, PH, PW, x, xpad);                                 \
-        gc_conv_geom geo = {PH || PW ? (const void *)xpad : (const void *)x,                       \
-                            C, H + 2 * PH, W + 2 * PW, KH, KW, SH, SW, OH, OW};                    \
-        if (par)                                                                                   \
-            gc__##p##gemm_im2col_par(0, 0, O, Pn, CKK, (T)1, w, CKK, NULL, 0, (T)0, y, Pn, g,      \
-                                     gbytes, NULL, &geo);                                          \
-        else                                                                                       \
-            gc__##p##gemm_im2col_serial_at(0, 0, O, Pn, CKK, (T)1, w, CKK, NULL, 0, (T)0, y,       \
-                                           Pn, g, 0, 0, NULL, &geo);                               \
-    }                                                                                              \
+    /* forward = the shared driver GC__DEFINE_CONV_FWD on the un-fused GEMMs */                    \
+    GC__DEFINE_CONV_FWD(gc__##p##conv_fwd, p, T, gc__##p##gemm_im2col, gc__##p##gemm_plain)        \
     GC__FN void gc_##p##conv2d_forward(GC_CONV_ARGS, const T *x, const T *w, T *y, void *ws,       \
                                        size_t ws_bytes) {                                          \
-        int OH = gc_conv2d_out_size(H, KH, SH, PH), OW = gc_conv2d_out_size(W, KW, SW, PW);        \
-        if (N <= 0 || O <= 0 || OH <= 0 || OW <= 0) return;                                        \
-        const ptrdiff_t xs = (ptrdiff_t)C * H * W, ys = (ptrdiff_t)O * OH * OW;                    \
-        int nt;                                                                                    \
-        size_t per;                                                                                \
-        void *own;                                                                                 \
-        char *base = gc__##p##conv_setup(GC__CONV_PASS, 0, ws, ws_bytes, &nt, &per, &own);         \
-        size_t padb = gc__##p##conv_pad_bytes(GC__CONV_PASS), gb = per - padb;                     \
-        if (N < nt) { /* few images: threads inside the GEMM; [padded image][gemm scratch] */      \
-            for (int n = 0; n < N; ++n)                                                            \
-                gc__##p##conv_fwd_one(GC__CONV_PASS, OH, OW, x + n * xs, w, y + n * ys,            \
-                                      base + padb, per * (size_t)nt - padb, (T *)base, 1);         \
-        } else { /* threads over the batch; images handed out dynamically (each image is           \
-                  * computed the same way whichever thread takes it: deterministic) */             \
-            GC__OMP("omp parallel num_threads(nt)") {                                              \
-                char *tw = base + per * (size_t)gc_thread_num();                                   \
-                GC__OMP("omp for schedule(dynamic, 1)")                                            \
-                for (int n = 0; n < N; ++n)                                                        \
-                    gc__##p##conv_fwd_one(GC__CONV_PASS, OH, OW, x + n * xs, w, y + n * ys,        \
-                                          tw, gb, (T *)(tw + gb), 0);                              \
-            }                                                                                      \
-        }                                                                                          \
-        free(own);                                                                                 \
+        gc__##p##conv_fwd(GC__CONV_PASS, x, w, y, ws, ws_bytes, NULL);                             \
     }                                                                                              \
-    /* One image: dcol = w^T @ gy[n] (w read transposed), then col2im into gx[n]. */               \
-    GC__FN void gc__##p##conv_bwd_data_one(GC_CONV_ARGS, int OH, int OW, const T *gy,              \
-                                           const T *w, T *gx, char *g, size_t gbytes,              \
-                                           T *dcol, int par) {                                     \
-        const int Pn = OH * OW, CKK = C * KH * KW;                                                 \
-        int pw = gc__##p##conv_is_pointwise(GC__CONV_PASS);                                        \
-        T *dst = pw ? gx : dcol;                                                                   \
-        if (par)                                                                                   \
-            gc__##p##gemm_plain_par(1, 0, CKK, Pn, O, (T)1, w, CKK, gy, Pn, (T)0, dst, Pn, g,      \
-                                    gbytes, NULL, NULL);                                           \
-        else                                                                                       \
-            gc__##p##gemm_plain_serial_at(1, 0, CKK, Pn, O, (T)1, w, CKK, gy, Pn, (T)0, dst,       \
-                                          Pn, g, 0, 0, NULL, NULL);                                \
-        if (!pw) gc__##p##col2im(C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, dcol, gx);               \
-    }                                                                                              \
+    /* backward data = the shared driver GC__DEFINE_CONV_BWD_DATA, no epilogue */                  \
+    GC__DEFINE_CONV_BWD_DATA(gc__##p##conv_bwd_data, p, T, gc__##p##gemm_plain, 0, GC__EPI_NONE)   \
     GC__FN void gc_##p##conv2d_backward_data(GC_CONV_ARGS, const T *gy, const T *w, T *gx,         \
                                              void *ws, size_t ws_bytes) {                          \
-        int OH = gc_conv2d_out_size(H, KH, SH, PH), OW = gc_conv2d_out_size(W, KW, SW, PW);        \
-        const ptrdiff_t xs = (ptrdiff_t)C * H * W, ys = (ptrdiff_t)O * OH * OW;                    \
-        if (N <= 0 || C <= 0 || H <= 0 || W <= 0) return;                                          \
-        if (O <= 0 || OH <= 0 || OW <= 0) {                                                        \
-            memset(gx, 0, sizeof(T) * (size_t)N * xs);                                             \
-            return;                                                                                \
-        }                                                                                          \
-        int nt;                                                                                    \
-        size_t per;                                                                                \
-        void *own;                                                                                 \
-        char *base = gc__##p##conv_setup(GC__CONV_PASS, 1, ws, ws_bytes, &nt, &per, &own);         \
-        size_t gb = gc_round_up(gc__##p##conv_gemm_bytes(GC__CONV_PASS, 1), 64);                   \
-        if (N < nt) { /* layout: [dcol][gemm scratch for all threads] */                           \
-            size_t dcolb = per - gb;                                                               \
-            for (int n = 0; n < N; ++n)                                                            \
-                gc__##p##conv_bwd_data_one(GC__CONV_PASS, OH, OW, gy + n * ys, w, gx + n * xs,     \
-                                           base + dcolb, per * (size_t)nt - dcolb,                 \
-                                           (T *)base, 1);                                          \
-        } else { /* per thread: [gemm scratch][dcol]; images handed out dynamically */             \
-            GC__OMP("omp parallel num_threads(nt)") {                                              \
-                char *tw = base + per * (size_t)gc_thread_num();                                   \
-                GC__OMP("omp for schedule(dynamic, 1)")                                            \
-                for (int n = 0; n < N; ++n)                                                        \
-                    gc__##p##conv_bwd_data_one(GC__CONV_PASS, OH, OW, gy + n * ys, w,              \
-                                               gx + n * xs, tw, gb, (T *)(tw + gb), 0);            \
-            }                                                                                      \
-        }                                                                                          \
-        free(own);                                                                                 \
+        gc__##p##conv_bwd_data(GC__CONV_PASS, gy, w, gx, ws, ws_bytes, NULL);                      \
     }                                                                                              \
     /* gw (+)= gy[n] @ col[n]^T (col never stored); beta 0 for the first image, then 1. */         \
     GC__FN void gc__##p##conv_bwd_filter_one(GC_CONV_ARGS, int OH, int OW, const T *x,             \
@@ -462,5 +526,23 @@ typedef struct {
 
 GC__DEFINE_CONV(s, S, float, gc_vsf_u)
 GC__DEFINE_CONV(d, D, double, gc_vdf_u)
+
+/* Fused forward variants (see the header comment): EPI(i, j, v, ectx) with i = output channel,
+ * j = oh*OW + ow, ectx -> gc_conv_ectx {the caller's ectx, image index n}. */
+#define GC_DEFINE_SCONV2D_FORWARD(NAME, EPI)                                                       \
+    GC__DEFINE_GEMM_IMPL(NAME##__im2col, s, S, float, 1, EPI, GC__PACKB_IM2COL)                    \
+    GC__DEFINE_GEMM_IMPL(NAME##__plain, s, S, float, 1, EPI, GC__PACKB_STD)                        \
+    GC__DEFINE_CONV_FWD(NAME, s, float, NAME##__im2col, NAME##__plain)
+#define GC_DEFINE_DCONV2D_FORWARD(NAME, EPI)                                                       \
+    GC__DEFINE_GEMM_IMPL(NAME##__im2col, d, D, double, 1, EPI, GC__PACKB_IM2COL)                   \
+    GC__DEFINE_GEMM_IMPL(NAME##__plain, d, D, double, 1, EPI, GC__PACKB_STD)                       \
+    GC__DEFINE_CONV_FWD(NAME, d, double, NAME##__im2col, NAME##__plain)
+
+/* Fused backward-data variants: EPI(i, j, v, ectx) with i = input channel c, j = ih*W + iw,
+ * ectx -> gc_conv_ectx {the caller's ectx, image index n}, applied per image after col2im. */
+#define GC_DEFINE_SCONV2D_BACKWARD_DATA(NAME, EPI)                                                 \
+    GC__DEFINE_CONV_BWD_DATA(NAME, s, float, gc__sgemm_plain, 1, EPI)
+#define GC_DEFINE_DCONV2D_BACKWARD_DATA(NAME, EPI)                                                 \
+    GC__DEFINE_CONV_BWD_DATA(NAME, d, double, gc__dgemm_plain, 1, EPI)
 
 #endif /* GC_CONV2D_H */

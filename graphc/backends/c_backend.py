@@ -94,7 +94,7 @@ class CExecutable:
         kernel = self.kernels[index] if 0 <= index < len(self.kernels) else None
         if kernel is None:
             raise GraphcError(f"compiled step failed: {message}")
-        node = kernel.root or kernel.members[-1]
+        node = kernel.root if kernel.root is not None else kernel.members[-1]
         for n in kernel.nodes:
             if n.name in message:
                 node = n

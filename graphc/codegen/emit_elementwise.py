@@ -165,33 +165,71 @@ def _calc_dtype(members, loads) -> str:
     return "int64"
 
 
-def emit_epilogue_fn(kernel: Kernel, ctx: Context, rows: str, cols: str, returns: Tensor | None,
-                     value: Tensor) -> tuple[str, str]:
-    """A static inline function applying ``kernel``'s epilogue at element (i, j).
+def axes_index(axes: list[tuple[str, int]], pattern: list[str], shape: tuple) -> str:
+    """Index expression of an element read with strides ``pattern`` over ``shape``.
 
-    ``value`` is the host's output (the accumulator ``v``); the function stores
-    every epilogue value the plan keeps and returns ``returns``'s value (what
-    the host writes to its own output buffer). Returns (C code, function name).
+    ``axes`` splits the dims of ``shape`` among index variables, in order: (name, number
+    of dims), e.g. [("n", 1), ("i", 1), ("j", 2)] for a conv output (N, O, OH, OW) seen as
+    (N, O, OH*OW). Within one variable's dims, neighbours that are contiguous (or both
+    broadcast) merge; what remains is recovered from the variable by ``/`` and ``%``.
+    """
+    terms, k = [], 0
+    for var, count in axes:
+        merged: list[list] = []  # [size, stride] from outer to inner
+        for d, s in zip(shape[k:k + count], pattern[k:k + count]):
+            if d == 1:
+                continue
+            if merged and d is not None and merged[-1][0] is not None and (
+                    (merged[-1][1] == "0" and s == "0")
+                    or (merged[-1][1].isdigit() and s.isdigit() and int(merged[-1][1]) == int(s) * d)):
+                merged[-1] = [merged[-1][0] * d, s]
+                continue
+            merged.append([d, s])
+        k += count
+        inner, mine = 1, []
+        for q in reversed(range(len(merged))):
+            d, s = merged[q]
+            if s != "0":
+                e = var if inner == 1 else f"({var} / {inner})"
+                e = f"({e} % {d})" if q > 0 else e
+                mine.append(e if s == "1" else f"{e}*{s}")
+            inner = inner * d if d is not None and q > 0 else inner
+        terms += reversed(mine)
+    return " + ".join(terms) or "0"
+
+
+def emit_epilogue_fn(kernel: Kernel, ctx: Context, axes: list[tuple[str, int]], returns: Tensor | None,
+                     value: Tensor) -> tuple[str, str]:
+    """A static inline function applying ``kernel``'s epilogue at one element of ``value``.
+
+    ``value`` is the host's output (the accumulator ``v``); ``axes`` names the
+    function's index parameters and the dims of ``value`` each covers (see
+    :func:`axes_index`): [("i", 1), ("j", 1)] for a matmul, [("n", 1), ("i", 1),
+    ("j", 2)] for a conv2d. The function stores every epilogue value the plan
+    keeps and returns ``returns``'s value (what the host writes to its own
+    output buffer). Returns (C code, function name).
     """
     loads = [t for t in kernel.loads() if t is not value]
     v = sympy.Symbol("v", real=True)
     env = {k: e.xreplace({load_symbol(len(loads)): v})
            for k, e in compose(kernel.members, loads + [value]).items()}
     shape = value.shape
-    patterns = [_broadcast_strides(t, shape) for t in loads]
-    load_index = [_index(["i", "j"], p) for p in patterns]
+    load_index = [axes_index(axes, _broadcast_strides(t, shape), shape) for t in loads]
+    flat = axes_index(axes, strides(shape), shape)
     dtype = value.dtype
-    outputs = [(f"{ctx.ptr(n, const=False)}[i*{cols} + j]", env[n.id])
+    outputs = [(f"{ctx.ptr(n, const=False)}[{flat}]", env[n.id])
                for n in kernel.stores if n is not returns and n is not value]
     result = env[returns.id] if returns is not None and returns is not value else v
     outputs.append(("return", result))
-    code = body(outputs, loads, load_index, ctx, dtype, f"i*{cols} + j", "    ")
+    code = body(outputs, loads, load_index, ctx, dtype, flat, "    ")
     code = code.replace("    return = ", "    return ")
     ctype = ctx.ctype(value)
     name = f"{kernel.name}_epilogue"
+    params = "".join(f"int64_t {var}, " for var, _ in axes)
+    unused = "".join(f" (void){var};" for var, _ in axes)
     fn = (f"static inline {ctype} {name}(int64_t N, uint64_t step, char *arena, void *const *feeds,"
-          f" void *const *vars, const void *const *consts, int64_t i, int64_t j, {ctype} v) {{\n"
-          f"    (void)N; (void)step; (void)arena; (void)feeds; (void)vars; (void)consts;\n"
+          f" void *const *vars, const void *const *consts, {params}{ctype} v) {{\n"
+          f"    (void)N; (void)step; (void)arena; (void)feeds; (void)vars; (void)consts;{unused}\n"
           f"{code}\n}}\n")
     return fn, name
 

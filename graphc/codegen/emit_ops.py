@@ -172,41 +172,6 @@ for (int64_t o = 0; o < {outer}; o++) for (int64_t i = 0; i < {inner}; i++) {{
 }}"""
 
 
-@emitter("softmax_cross_entropy")
-def _softmax_ce(kernel: Kernel, ctx: Context) -> str:
-    node = kernel.root
-    logits, labels = node.inputs
-    rows, k = prod(logits.shape[:-1]), dim(logits.shape[-1])
-    t = ctx.ctype(node)
-    f = "f" if node.dtype == "float32" else ""
-    pz, pl, po = _p(ctx, logits), _p(ctx, labels), _p(ctx, node, False)
-    check = ""
-    if labels.dtype in ("int32", "int64"):
-        check = (f'if (bad >= 0) {{ snprintf(err, 512, "label %lld of row %lld is out of range '
-                 f'[0, %lld)", (long long){pl}[bad], (long long)bad, (long long)({k})); return 1; }}')
-        pick = f"""const int64_t c = (int64_t){pl}[r];
-        if (c < 0 || c >= {k}) {{ bad = r; continue; }}
-        loss = -(z[c] - m - ls);"""
-    else:
-        pick = f"""const {t} *p = {pl} + r * {k};
-        for (int64_t a = 0; a < {k}; a++) loss -= p[a] * (z[a] - m - ls);"""
-    return f"""int64_t bad = -1;
-#pragma omp parallel for if({rows} * {k} >= {PARALLEL_MIN})
-for (int64_t r = 0; r < {rows}; r++) {{
-        const {t} *z = {pz} + r * {k};
-        {t} m = -INFINITY;
-        for (int64_t a = 0; a < {k}; a++) if (z[a] > m) m = z[a];
-        if (!isfinite(m)) m = 0;
-        double s = 0.0;
-        for (int64_t a = 0; a < {k}; a++) s += exp{f}(z[a] - m);
-        const {t} ls = ({t})log(s);
-        {t} loss = 0;
-        {pick}
-        {po}[r] = loss;
-}}
-{check}"""
-
-
 @emitter("one_hot")
 def _one_hot(kernel: Kernel, ctx: Context) -> str:
     node = kernel.root
@@ -336,19 +301,21 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
     return loops_serial([dim(d) for d in batch], lv, f"gc_{pre}gemm({call}, gc_ws, gc_ws_bytes);")
 
 
+def _epilogue_macro(macro: str, fn_name: str, gctx: str, extra: str = "") -> str:
+    """``#define macro(i, j, v, c)`` calling the epilogue function with the gc_ctx_t at ``gctx``."""
+    fields = ", ".join(f"(({gctx})->{f})" for f in ("N", "step", "arena", "feeds", "vars", "consts"))
+    return f"#define {macro}(i, j, v, c) {fn_name}({fields}, {extra}(i), (j), (v))\n"
+
+
 def matmul_prelude(kernel: Kernel, ctx: Context) -> str:
     """File-scope code of a matmul with an epilogue: the epilogue and its GEMM variant."""
     node = kernel.root
     returns = node if node in kernel.stores else kernel.stores[0]
-    m, n = node.shape
-    fn_code, fn_name = emit_epilogue_fn(kernel, ctx, dim(m), dim(n), returns, node)
+    fn_code, fn_name = emit_epilogue_fn(kernel, ctx, [("i", 1), ("j", 1)], returns, node)
     macro = f"{kernel.name.upper()}_EPI"
     define = "GC_DEFINE_SGEMM" if node.dtype == "float32" else "GC_DEFINE_DGEMM"
-    return (f"{fn_code}#define {macro}(i, j, v, c) {fn_name}(((const gc_ctx_t *)(c))->N, "
-            f"((const gc_ctx_t *)(c))->step, ((const gc_ctx_t *)(c))->arena, "
-            f"((const gc_ctx_t *)(c))->feeds, ((const gc_ctx_t *)(c))->vars, "
-            f"((const gc_ctx_t *)(c))->consts, (i), (j), (v))\n"
-            f"{define}({kernel.name}_gemm, {macro})\n")
+    return (fn_code + _epilogue_macro(macro, fn_name, "(const gc_ctx_t *)(c)")
+            + f"{define}({kernel.name}_gemm, {macro})\n")
 
 
 # -- convolution and pooling ------------------------------------------------------------------
@@ -364,21 +331,55 @@ def _conv_ws(ctx: Context, node: Tensor, kind: str, args: str) -> None:
     ctx.workspaces.append(f"gc_{_prefix(node)}conv2d_{kind}_workspace_size({args})")
 
 
+def _conv_fused_call(kernel: Kernel, ctx: Context, args: str, a: Tensor, b: Tensor) -> str:
+    """Call the conv variant ``conv2d_prelude`` defined, writing the value it returns."""
+    node = kernel.root
+    returns = node if node in kernel.stores else kernel.stores[0]
+    return (f"const gc_ctx_t gctx = {{N, step, arena, feeds, vars, consts}};\n"
+            f"{kernel.name}_conv({args}, {_p(ctx, a)}, {_p(ctx, b)}, {_p(ctx, returns, False)}, "
+            f"gc_ws, gc_ws_bytes, &gctx);")
+
+
 @emitter("conv2d")
 def _conv2d(kernel: Kernel, ctx: Context) -> str:
     node = kernel.root
     x, w = node.inputs
-    _conv_ws(ctx, node, "forward", _conv_args(x, w.shape, node.attrs))
-    return (f"gc_{_prefix(node)}conv2d_forward({_conv_args(x, w.shape, node.attrs)}, "
+    args = _conv_args(x, w.shape, node.attrs)
+    _conv_ws(ctx, node, "forward", args)
+    if kernel.members:  # fused epilogue (conv2d_prelude), applied as the GEMM stores
+        return _conv_fused_call(kernel, ctx, args, x, w)
+    return (f"gc_{_prefix(node)}conv2d_forward({args}, "
             f"{_p(ctx, x)}, {_p(ctx, w)}, {_p(ctx, node, False)}, gc_ws, gc_ws_bytes);")
+
+
+def conv2d_prelude(kernel: Kernel, ctx: Context) -> str:
+    """File-scope code of a conv2d (or conv2d_backward_data) with an epilogue.
+
+    The epilogue function and the conv variant calling it: the forward's GEMM
+    calls it at (o, oh*OW + ow) of image n as it stores y, the backward-data
+    pass at (c, ih*W + iw) of image n after col2im, with a ``gc_conv_ectx``
+    {gc_ctx_t *, n} as context (kernels/conv2d.h).
+    """
+    node = kernel.root
+    returns = node if node in kernel.stores else kernel.stores[0]
+    fn_code, fn_name = emit_epilogue_fn(kernel, ctx, [("n", 1), ("i", 1), ("j", 2)], returns, node)
+    macro = f"{kernel.name.upper()}_EPI"
+    which = "FORWARD" if node.op.name == "conv2d" else "BACKWARD_DATA"
+    define = f"GC_DEFINE_{_prefix(node).upper()}CONV2D_{which}"
+    e = "((const gc_conv_ectx *)(c))"
+    return (fn_code + _epilogue_macro(macro, fn_name, f"(const gc_ctx_t *){e}->ctx", f"{e}->n, ")
+            + f"{define}({kernel.name}_conv, {macro})\n")
 
 
 @emitter("conv2d_backward_data")
 def _conv2d_bd(kernel: Kernel, ctx: Context) -> str:
     node = kernel.root
     gy, w = node.inputs
-    _conv_ws(ctx, node, "backward_data", _conv_args(node, w.shape, node.attrs))
-    return (f"gc_{_prefix(node)}conv2d_backward_data({_conv_args(node, w.shape, node.attrs)}, "
+    args = _conv_args(node, w.shape, node.attrs)
+    _conv_ws(ctx, node, "backward_data", args)
+    if kernel.members:  # fused epilogue (conv2d_prelude), applied per image after col2im
+        return _conv_fused_call(kernel, ctx, args, gy, w)
+    return (f"gc_{_prefix(node)}conv2d_backward_data({args}, "
             f"{_p(ctx, gy)}, {_p(ctx, w)}, {_p(ctx, node, False)}, gc_ws, gc_ws_bytes);")
 
 

@@ -7,12 +7,19 @@ leaves a group and comes back into it):
   one dtype over the same iteration space join the group of an elementwise
   input when all their other inputs are ready before that group runs (bool
   and int results, and casts, are kernels of their own);
-* an elementwise group that only feeds a matmul/conv2d output becomes that
-  kernel's *epilogue* (bias, activation, activation-derivative masks), applied
-  as the output tile is stored;
+* an elementwise group over a matmul/conv2d output (reading nothing computed
+  after it) becomes that kernel's *epilogue* (bias, activation), applied as the
+  output tile is stored; likewise over a conv2d_backward_data output
+  (activation-derivative masks), applied per image right after col2im;
 * an elementwise group that only feeds a reduction becomes its *prologue*
   (sum of squares, mean of per-example losses) and is never stored;
-* reshape is a view (no kernel); every other op is a kernel of its own.
+* reshape is a view (no kernel); every other op is a kernel of its own;
+* softmax cross-entropy forward + backward: a ``softmax_cross_entropy_grad``
+  kernel joins the ``softmax_cross_entropy`` kernel of the same logits and
+  labels (as its member: one pass per row writes the loss and d logits), when
+  its ``g`` does not depend on the loss; the kernels ``g`` needs that ran after
+  the forward (typically mean's ``1/N`` broadcast) are moved before it
+  (:func:`_merge_softmax_ce`).
 
 Only values read outside their kernel, fetched, or assigned are stored.
 """
@@ -28,7 +35,7 @@ ELEMENTWISE = {"elemwise", "broadcast_to", "dropout"}
 LEAVES = {"placeholder", "variable", "constant"}
 VIEWS = {"reshape"}
 REDUCTIONS = {"sum", "mean", "max"}
-EPILOGUE_HOSTS = {"matmul"}  # conv2d epilogues: not yet (see kernels/conv2d.h)
+EPILOGUE_HOSTS = {"matmul", "conv2d", "conv2d_backward_data"}
 
 
 def data_inputs(node: Tensor) -> tuple[Tensor, ...]:
@@ -43,6 +50,8 @@ class Kernel:
     ``root`` is the non-elementwise node (matmul, reduction, conv ...) or None
     for a pure elementwise kernel; ``members`` are the elementwise nodes fused
     in (prologue for reductions, epilogue for matmul/conv, the body otherwise).
+    One exception: a ``softmax_cross_entropy`` root may have its
+    ``softmax_cross_entropy_grad`` node as member (both computed in one row pass).
     """
 
     index: int
@@ -59,6 +68,8 @@ class Kernel:
     @property
     def name(self) -> str:
         what = self.kind if self.root is None or not self.members else f"{self.kind}_ew"
+        if any(m.op.name not in ELEMENTWISE for m in self.members):
+            what = f"{self.kind}_fused"  # e.g. softmax cross-entropy with its gradient
         return f"k{self.index}_{what}"
 
     @property
@@ -126,6 +137,7 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> li
 
     kernels = _merge_epilogues(kernels, consumers, pinned, owner) if epilogues else kernels
     kernels = _merge_prologues(kernels, consumers, pinned, owner) if prologues else kernels
+    kernels = _merge_softmax_ce(kernels, owner)
     _mark_stores(kernels, consumers, pinned)
     kernels = [k for k in kernels if k.stores or k.root is not None]
     for k, kernel in enumerate(kernels):
@@ -160,13 +172,6 @@ def _group_for(node: Tensor, owner, ready) -> Kernel | None:
     return best
 
 
-def _only_used_by(node: Tensor, group: Kernel, consumers, pinned) -> bool:
-    if node.id in pinned:
-        return False
-    inside = {m.id for m in group.members}
-    return all(c.id in inside for c in consumers.get(node.id, []))
-
-
 def _merge_epilogues(kernels, consumers, pinned, owner):
     """Fold an elementwise group into the matmul/conv kernel whose output it reads."""
     out = []
@@ -183,12 +188,20 @@ def _merge_epilogues(kernels, consumers, pinned, owner):
 
 
 def _epilogue_host(group: Kernel, consumers, pinned, owner) -> Kernel | None:
+    """The matmul/conv2d kernel ``group`` can run inside, as the host's output is stored.
+
+    The group must iterate over the host's output (same shape and dtype; a matmul's
+    output 2-D; a conv2d's (N, O, OH, OW) or a conv2d_backward_data's (N, C, H, W),
+    other loads broadcast over it in any way, see ``emit_elementwise.axes_index``) and
+    read nothing computed after the host.
+    The host's own value may also be fetched or read elsewhere: it is then stored too.
+    """
     for m in group.members:
         for i in data_inputs(m):
             k = owner.get(i.id)
             if (k is not None and k.root is i and k.kind in EPILOGUE_HOSTS and not k.members
                     and (k.kind != "matmul" or i.ndim == 2) and group.members[0].dtype == i.dtype
-                    and i.shape == group.shape and _only_used_by(i, group, consumers, pinned)
+                    and i.shape == group.shape
                     and all(owner.get(source_of(x).id, k).index <= k.index
                             for x in group.loads() if x is not i)):
                 return k
@@ -219,6 +232,47 @@ def _cone(x: Tensor, group: Kernel) -> list[Tensor]:
         if m.id in need:
             need.update(i.id for i in data_inputs(m) if i.id in inside)
     return [m for m in group.members if m.id in need]
+
+
+def _merge_softmax_ce(kernels: list[Kernel], owner) -> list[Kernel]:
+    """Merge each softmax_cross_entropy_grad kernel into its forward kernel.
+
+    The forward kernel (same logits and labels tensors, earlier) gets the grad node
+    as its member and so computes the row max and log-sum-exp once for both. The
+    grad's ``g`` must be ready when the forward kernel runs: kernels after the
+    forward that ``g`` depends on are moved before it, keeping their order (no
+    dependency breaks: everything they read is earlier or moved too). If ``g``
+    depends on the forward kernel itself, the two stay separate.
+    """
+    kernels = list(kernels)
+    for grad in [k for k in kernels if k.kind == "softmax_cross_entropy_grad" and not k.members]:
+        logits, labels, g = grad.root.inputs
+        fwd = next((k for k in kernels if k.kind == "softmax_cross_entropy" and not k.members
+                    and k.root.inputs[0] is logits and k.root.inputs[1] is labels), None)
+        if fwd is None:
+            continue
+        pos = {id(k): j for j, k in enumerate(kernels)}
+        at = pos[id(fwd)]
+        if pos[id(grad)] < at:
+            continue
+        need: dict[int, Kernel] = {}
+        todo = [source_of(g)]
+        while todo:
+            k = owner.get(todo.pop().id)
+            if k is None or pos.get(id(k), -1) <= at or id(k) in need:
+                if k is fwd:
+                    break
+                continue
+            need[id(k)] = k
+            todo.extend(source_of(t) for t in k.loads())
+        else:
+            moved = sorted(need.values(), key=lambda k: pos[id(k)])
+            rest = [k for k in kernels if id(k) not in need and k is not grad]
+            at = rest.index(fwd)
+            kernels = rest[:at] + moved + rest[at:]
+            fwd.members.append(grad.root)
+            owner[grad.root.id] = fwd
+    return kernels
 
 
 def _mark_stores(kernels: list[Kernel], consumers, pinned) -> None:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from ..env import kernels_dir
 from ..graph import Tensor
 from ..program import Program
+from . import emit_nn  # noqa: F401  (registers the softmax cross-entropy emitters)
 from .context import Context
 from .cprinter import C, helpers
-from .emit_ops import EMITTERS, matmul_prelude
+from .emit_ops import EMITTERS, conv2d_prelude, matmul_prelude
 from .fusion import Kernel, source_of
 from .memplan import Plan
 
@@ -64,6 +65,8 @@ def render(program: Program, kernels: list[Kernel], plan: Plan, check_numerics: 
     for k in kernels:
         if k.kind == "matmul" and k.members:
             preludes.append(matmul_prelude(k, ctx))
+        if k.kind in ("conv2d", "conv2d_backward_data") and k.members:
+            preludes.append(conv2d_prelude(k, ctx))
         emit = EMITTERS.get(k.root.op.name if k.root is not None else "elemwise")
         if emit is None:
             raise NotImplementedError(f"the C backend has no kernel for {k.kind}")

@@ -1,7 +1,10 @@
 """Neural-network ops: softmax family, losses, dropout.
 
 softmax, log_softmax and softmax_cross_entropy are ops of their own (stable
-NumPy references, gradients built from graph ops). The elementwise losses
+NumPy references, gradients built from graph ops). The gradient of
+softmax_cross_entropy w.r.t. the logits is one op too, softmax_cross_entropy_grad
+(differentiable itself), so that the C backend computes it in one row pass fused
+with the forward loss (``codegen.fusion._merge_softmax_ce``). The elementwise losses
 are sympy expressions like any other elementwise op.
 """
 
@@ -83,6 +86,23 @@ def log_softmax(x, axis: int = -1) -> Tensor:
     return make(LogSoftmax, [x], {"axis": _axis("log_softmax", x, axis)})
 
 
+def _check_ce_inputs(op: str, logits: Tensor, labels: Tensor) -> None:
+    _float_input(op, logits)
+    if logits.ndim < 1:
+        raise shape_error(op, "logits need a class axis", logits.shape)
+    if _dt.is_int(labels.dtype):
+        if labels.shape != logits.shape[:-1]:
+            raise shape_error(op, "int labels must have the logits' shape without "
+                              "the class axis", logits.shape, labels.shape)
+    elif labels.dtype == logits.dtype:
+        if labels.shape != logits.shape:
+            raise shape_error(op, "probability labels must have the logits' shape",
+                              logits.shape, labels.shape)
+    else:
+        raise DTypeError(f"{op}: labels must be int class ids or {logits.dtype} "
+                         f"probabilities, got {labels.dtype}")
+
+
 @register
 class SoftmaxCrossEntropy(Op):
     """Per-example -sum(p * log_softmax(logits)) over the last axis.
@@ -94,42 +114,22 @@ class SoftmaxCrossEntropy(Op):
 
     def infer(self, inputs):
         logits, labels = inputs
-        _float_input(self.name, logits)
-        if logits.ndim < 1:
-            raise shape_error(self.name, "logits need a class axis", logits.shape)
-        if _dt.is_int(labels.dtype):
-            if labels.shape != logits.shape[:-1]:
-                raise shape_error(self.name, "int labels must have the logits' shape without "
-                                  "the class axis", logits.shape, labels.shape)
-        elif labels.dtype == logits.dtype:
-            if labels.shape != logits.shape:
-                raise shape_error(self.name, "probability labels must have the logits' shape",
-                                  logits.shape, labels.shape)
-        else:
-            raise DTypeError(f"{self.name}: labels must be int class ids or {logits.dtype} "
-                             f"probabilities, got {labels.dtype}")
+        _check_ce_inputs(self.name, logits, labels)
         return logits.shape[:-1], logits.dtype
 
     def compute(self, ctx, node, logits, labels):
         logp = _np_log_softmax(logits, -1)
         if labels.dtype.kind in "iu":
-            k = logits.shape[-1]
-            if labels.size and (labels.min() < 0 or labels.max() >= k):
-                raise IndexError(f"softmax_cross_entropy: label out of range [0, {k})")
+            _np_check_labels(self.name, labels, logits.shape[-1])
             out = -np.take_along_axis(logp, labels[..., None].astype(np.int64), -1)[..., 0]
         else:
             out = -np.sum(labels * logp, axis=-1)
         return out.astype(node.dtype)
 
     def grad(self, node, g):
-        from .shape_ops import one_hot
-
         logits, labels = node.inputs
-        p = labels if _dt.is_float(labels.dtype) else one_hot(labels, logits.shape[-1], logits.dtype)
-        ge = expand_dims(g, -1)
-        mass = _sum(p, -1, keepdims=True) if _dt.is_float(labels.dtype) else 1.0
-        d_logits = ge * (softmax(logits) * mass - p)
-        d_labels = -ge * log_softmax(logits) if _dt.is_float(labels.dtype) else None
+        d_logits = softmax_cross_entropy_grad(logits, labels, g)
+        d_labels = -expand_dims(g, -1) * log_softmax(logits) if _dt.is_float(labels.dtype) else None
         return [d_logits, d_labels]
 
 
@@ -141,6 +141,71 @@ def softmax_cross_entropy(logits, labels) -> Tensor:
         loss = gc.mean(gc.softmax_cross_entropy(logits, y))   # y: int64 (N,)
     """
     return make(SoftmaxCrossEntropy, [as_tensor(logits), as_tensor(labels)])
+
+
+def _np_check_labels(op: str, labels: np.ndarray, k: int) -> None:
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise IndexError(f"{op}: label out of range [0, {k})")
+
+
+def _labels_as_probs(logits: Tensor, labels: Tensor):
+    """(p, mass): the label distribution and its row sum (1 for int class ids)."""
+    from .shape_ops import one_hot
+
+    if _dt.is_float(labels.dtype):
+        return labels, _sum(labels, -1, keepdims=True)
+    return one_hot(labels, logits.shape[-1], logits.dtype), 1.0
+
+
+@register
+class SoftmaxCrossEntropyGrad(Op):
+    """d softmax_cross_entropy(logits, labels) / d logits, scaled by the per-example ``g``:
+    ``g[..., None] * (softmax(logits) * mass - p)`` with ``p`` the one-hot rows of int
+    labels (``mass`` = 1) or the probability labels (``mass`` = their row sum).
+
+    One op (not a softmax, a one_hot and an elementwise kernel) so that the C backend
+    computes it in one pass per row, fused with the forward loss when both are needed.
+    """
+
+    name = "softmax_cross_entropy_grad"
+
+    def infer(self, inputs):
+        logits, labels, g = inputs
+        _check_ce_inputs(self.name, logits, labels)
+        if g.shape != logits.shape[:-1]:
+            raise shape_error(self.name, "g must have the per-example loss shape (the logits' "
+                              "shape without the class axis)", logits.shape, g.shape)
+        if g.dtype != logits.dtype:
+            raise DTypeError(f"{self.name}: g must be {logits.dtype}, got {g.dtype}")
+        return logits.shape, logits.dtype
+
+    def compute(self, ctx, node, logits, labels, g):
+        s = np.exp(_np_log_softmax(logits, -1))
+        if labels.dtype.kind in "iu":
+            _np_check_labels("softmax_cross_entropy", labels, logits.shape[-1])
+            p = (labels[..., None] == np.arange(logits.shape[-1])).astype(logits.dtype)
+            mass = 1
+        else:
+            p, mass = labels, np.sum(labels, axis=-1, keepdims=True)
+        return (g[..., None] * (s * mass - p)).astype(node.dtype)
+
+    def grad(self, node, gy):
+        # out = ge * (mass * s - p), s = softmax(logits), ge = g[..., None]
+        logits, labels, g = node.inputs
+        p, mass = _labels_as_probs(logits, labels)
+        s = softmax(logits)
+        ge = expand_dims(g, -1)
+        gys = _sum(gy * s, -1, keepdims=True)
+        d_logits = ge * mass * s * (gy - gys)
+        d_labels = ge * (gys - gy) if _dt.is_float(labels.dtype) else None
+        d_g = _sum(gy * (s * mass - p), -1)
+        return [d_logits, d_labels, d_g]
+
+
+def softmax_cross_entropy_grad(logits, labels, g) -> Tensor:
+    """The gradient of ``softmax_cross_entropy(logits, labels)`` w.r.t. the logits, for the
+    per-example output gradient ``g`` (shape: the logits' without the class axis)."""
+    return make(SoftmaxCrossEntropyGrad, [as_tensor(logits), as_tensor(labels), as_tensor(g)])
 
 
 def sigmoid_cross_entropy(logits, targets) -> Tensor:

@@ -57,6 +57,7 @@ C_GRADIENT_TESTS = frozenset({
     "test_pool_gradient_batch_none",
     "test_softmax_gradient",
     "test_cross_entropy_gradients",
+    "test_softmax_cross_entropy_grad_gradient",
     "test_regression_loss_gradients",
     "test_dropout_gradient_fd",
     "test_reduce_gradient_batch_none",

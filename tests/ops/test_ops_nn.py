@@ -311,3 +311,91 @@ def test_stability_rewrites_forward(helpers, dtype):
 @pytest.mark.parametrize("name", ["softmax", "sigmoid"])
 def test_stability_rewrites_gradient(name):
     _finite_run(lambda a: gc.log(getattr(gc, name)(a)), BIG)
+
+
+# -- softmax_cross_entropy_grad (d loss / d logits, scaled by the per-example g) ---------------
+
+def np_ce_grad(z, labels, g):
+    """g[..., None] * (softmax(z) * mass - p), in float64, written independently."""
+    z = z.astype(np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    s = e / e.sum(axis=-1, keepdims=True)
+    if labels.dtype.kind in "iu":
+        p = np.zeros_like(z)
+        np.put_along_axis(p, labels[..., None].astype(np.int64), 1.0, axis=-1)
+    else:
+        p = labels.astype(np.float64)
+    mass = p.sum(axis=-1, keepdims=True)
+    return g.astype(np.float64)[..., None] * (s * mass - p)
+
+
+@pytest.mark.parametrize("kind", ["ids", "probs"])
+@pytest.mark.parametrize("classes", [1, 3, 10, 130])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ce_backward_op_forward(helpers, dtype, classes, kind):
+    from graphc.ops.nn import softmax_cross_entropy_grad
+
+    rng = np.random.default_rng(classes)
+    for rows in (1, 7, 33):
+        z = helpers.rand(rng, (rows, classes), dtype, -3, 3)
+        if kind == "ids":
+            labels = rng.integers(0, classes, size=rows).astype("int64" if rows != 7 else "int32")
+        else:  # unnormalized rows too: mass != 1
+            labels = rng.uniform(0.1, 1.0, size=(rows, classes)).astype(dtype)
+        g = helpers.rand(rng, (rows,), dtype, 0.5, 2.0) * rng.choice([-1, 1], size=rows).astype(dtype)
+        out = helpers.run(softmax_cross_entropy_grad, z, labels, g, batch=True)
+        # float32: s * mass - p cancels (a reduction: the contract's norm-relative tolerance)
+        helpers.assert_close(out, np_ce_grad(z, labels, g), dtype, norm=dtype == "float32",
+                             what=f"{rows}x{classes} {kind}")
+
+
+def test_ce_backward_op_leading_axes(helpers):
+    from graphc.ops.nn import softmax_cross_entropy_grad
+
+    rng = np.random.default_rng(11)
+    z = helpers.rand(rng, (2, 3, 4))
+    y = rng.integers(0, 4, size=(2, 3))
+    g = helpers.rand(rng, (2, 3))
+    out = helpers.run(softmax_cross_entropy_grad, z, y, g)
+    helpers.assert_close(out, np_ce_grad(z, y, g), "float64")
+    z1 = helpers.rand(rng, (5,))  # one example: labels and g are scalars
+    out = helpers.run(softmax_cross_entropy_grad, z1, np.array(2), np.array(0.7))
+    helpers.assert_close(out, np_ce_grad(z1, np.array(2), np.array(0.7)), "float64")
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_softmax_cross_entropy_grad_gradient(helpers, n):
+    """Finite differences of the gradient op itself (w.r.t. logits, g and probabilities)."""
+    from graphc.ops.nn import softmax_cross_entropy_grad
+
+    rng = np.random.default_rng(20 + n)
+    z = helpers.rand(rng, (n, 5), low=-3, high=3)
+    g = helpers.rand(rng, (n,), low=-2, high=2)
+    y = rng.integers(0, 5, size=n)
+    helpers.gradcheck(softmax_cross_entropy_grad, z, y, g, batch=True)
+    helpers.gradcheck(softmax_cross_entropy_grad, z, helpers.rand(rng, (n, 5), low=0.1, high=1.0),
+                      g, batch=True)
+
+
+def test_ce_backward_op_errors():
+    from graphc.ops.nn import softmax_cross_entropy_grad
+
+    with gc.Graph():
+        z = gc.placeholder((None, 4), "float32")
+        y = gc.placeholder((None,), "int64")
+        with pytest.raises(gc.ShapeError, match="softmax_cross_entropy_grad"):
+            softmax_cross_entropy_grad(z, y, gc.placeholder((None, 4), "float32"))
+        with pytest.raises(gc.DTypeError, match="softmax_cross_entropy_grad"):
+            softmax_cross_entropy_grad(z, y, gc.placeholder((None,), "float64"))
+        with pytest.raises(gc.ShapeError, match="softmax_cross_entropy_grad"):
+            softmax_cross_entropy_grad(z, gc.placeholder((None, 3), "int64"),
+                                       gc.placeholder((None,), "float32"))
+
+
+@pytest.mark.parametrize("label", [-1, 4])
+def test_ce_backward_op_label_out_of_range(helpers, label):
+    from graphc.ops.nn import softmax_cross_entropy_grad
+
+    z = np.ones((3, 4))
+    with pytest.raises(gc.GraphcError, match="out of range"):
+        helpers.run(softmax_cross_entropy_grad, z, np.array([0, label, 1]), np.ones(3))
