@@ -26,8 +26,11 @@ import cffi
 from ..env import cache_dir, find_c_compiler
 from ..errors import GraphcError
 
-DEFAULT_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"]
-PORTABLE_FLAGS = ["-O3", "-fPIC", "-shared", "-std=gnu11"]
+#: -fno-trapping-math: graphc never reads floating-point exception flags; without it GCC will
+#: not turn the selects of relu, gc_expf ... into vector blends
+DEFAULT_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-trapping-math", "-fPIC", "-shared",
+                 "-std=gnu11"]
+PORTABLE_FLAGS = ["-O3", "-fno-trapping-math", "-fPIC", "-shared", "-std=gnu11"]
 
 CDEF = """
 size_t gc_arena_bytes(int64_t N);

@@ -50,6 +50,12 @@ class _Printer(C99CodePrinter):
     def _print_sigmoid(self, expr):
         return f"gc_sigmoid{self.sfx}({self._print(expr.args[0])})"
 
+    def _print_exp(self, expr):
+        # float32: graphc's own expf, which the loop vectorizer can inline (libm's cannot be)
+        if self.sfx:
+            return f"gc_expf({self._print(expr.args[0])})"
+        return f"exp({self._print(expr.args[0])})"
+
     def _print_softplus(self, expr):
         return f"gc_softplus{self.sfx}({self._print(expr.args[0])})"
 
@@ -119,13 +125,39 @@ def helpers(flavour: Flavour) -> str:
     """Inline helper functions the printed expressions call."""
     q = flavour.inline
     return f"""
+/* 2**k as a float, for -126 <= k <= 127 */
+{q} float gc_pow2if(int32_t k) {{
+    union {{ uint32_t u; float f; }} b = {{(uint32_t)(k + 127) << 23}}; return b.f;
+}}
+/* expf without libm: within about 1 ulp (subnormal results included), exact 0/inf/NaN at
+ * the ends; branch-free, so loops calling it vectorize (-fno-trapping-math lets GCC
+ * if-convert the selects). exp(x) = 2**k * exp(r), k = round(x / ln 2), |r| <= ln(2)/2,
+ * r by a two-constant Cody-Waite reduction, exp(r) by a degree-7 minimax polynomial. */
+{q} float gc_expf(float x) {{
+    float k = (x * 1.44269504088896341F + 12582912.0F) - 12582912.0F;
+    k = k > 129.0F ? 129.0F : (k < -151.0F ? -151.0F : k);
+    float r = x - k * 0.693359375F;
+    r = r + k * 2.12194440e-4F;
+    float p = 1.9875691500e-4F;
+    p = p * r + 1.3981999507e-3F;
+    p = p * r + 8.3334519073e-3F;
+    p = p * r + 4.1665795894e-2F;
+    p = p * r + 1.6666665459e-1F;
+    p = p * r + 5.0000001201e-1F;
+    p = p * r * r + r + 1.0F;
+    int32_t ki = (int32_t)k, half = ki / 2;   /* two factors keep 2**k normal down to 2**-151 */
+    float y = p * gc_pow2if(half) * gc_pow2if(ki - half);
+    y = x > 88.7228394F ? INFINITY : y;
+    y = x < -104.0F ? 0.0F : y;
+    return x != x ? x : y;
+}}
 {q} float gc_sigmoidf(float x) {{
-    float e = expf(-fabsf(x)); return x >= 0 ? 1.0F / (1.0F + e) : e / (1.0F + e);
+    float e = gc_expf(-fabsf(x)); return x >= 0 ? 1.0F / (1.0F + e) : e / (1.0F + e);
 }}
 {q} double gc_sigmoid(double x) {{
     double e = exp(-fabs(x)); return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }}
-{q} float gc_softplusf(float x) {{ return fmaxf(x, 0.0F) + log1pf(expf(-fabsf(x))); }}
+{q} float gc_softplusf(float x) {{ return fmaxf(x, 0.0F) + log1pf(gc_expf(-fabsf(x))); }}
 {q} double gc_softplus(double x) {{ return fmax(x, 0.0) + log1p(exp(-fabs(x))); }}
 {q} uint32_t gc_fmix32(uint32_t h) {{
     h ^= h >> 16; h *= 0x85EBCA6Bu; h ^= h >> 13; h *= 0xC2B2AE35u; return h ^ (h >> 16);
