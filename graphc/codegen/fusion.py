@@ -5,8 +5,9 @@ leaves a group and comes back into it):
 
 * float elementwise nodes (``elemwise``, ``broadcast_to``, ``dropout``) of
   one dtype over the same iteration space join the group of an elementwise
-  input when all their other inputs are ready before that group runs (bool
-  and int results, and casts, are kernels of their own);
+  input when all their other inputs are ready before that group runs; a node
+  that reads no group joins the latest group if that is the last kernel so far
+  (bool and int results, and casts, are kernels of their own);
 * an elementwise group over a matmul/conv2d output (reading nothing computed
   after it) becomes that kernel's *epilogue* (bias, activation), applied as the
   output tile is stored; likewise over a conv2d_backward_data output
@@ -124,7 +125,7 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> li
         if name in LEAVES or name in VIEWS:
             continue
         if name in ELEMENTWISE and node.dtype in ("float32", "float64"):
-            target = _group_for(node, owner, ready)
+            target = _group_for(node, owner, ready) or _open_group(node, kernels, ready)
             if target is None:
                 target = Kernel(len(kernels), None)
                 kernels.append(target)
@@ -170,6 +171,20 @@ def _group_for(node: Tensor, owner, ready) -> Kernel | None:
         if source_of(i).id not in inside and ready(i) >= best.index:
             return None
     return best
+
+
+def _open_group(node: Tensor, kernels: list[Kernel], ready) -> Kernel | None:
+    """For a node that reads no group's value (e.g. ``sigmoid(x)`` of a placeholder): the
+    latest elementwise group over the same index space whose loop can compute it too, so
+    ``f(x) + g(x)`` is one loop, not two with a stored intermediate."""
+    for k in reversed(kernels):
+        if k.root is None and k.shape == node.shape and k.members[0].dtype == node.dtype:
+            if all(ready(i) < k.index for i in data_inputs(node)):
+                return k
+            return None
+        if k.root is not None:
+            return None  # do not move work across another kernel
+    return None
 
 
 def _merge_epilogues(kernels, consumers, pinned, owner):
