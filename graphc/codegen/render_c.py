@@ -103,6 +103,7 @@ size_t gc_arena_bytes(int64_t N) {{
 
 int gc_run(int64_t N, uint64_t step, void *const *feeds, void *const *vars,
            const void *const *consts, void *const *outs, char *arena, char *err) {{
+{_output_header(ctx)}
 {chr(10).join(calls)}
 {outputs}
 {commit}
@@ -142,10 +143,16 @@ def _c_str(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
 
 
+def _output_header(ctx: Context) -> str:
+    """Store the output pointers kernels write fetched values through (see memplan)."""
+    return "\n".join(f"    ((void **)arena)[{j}] = outs[{j}];" for j in sorted(ctx.plan.direct.values()))
+
+
 def _outputs(program: Program, ctx: Context) -> str:
+    """Copy fetched values that no kernel wrote in place (leaves, a value fetched twice)."""
     lines = []
     for j, o in enumerate(program.outputs):
-        if o.dtype is None:
+        if o.dtype is None or ctx.plan.output_index(o) == j:
             continue
         lines.append(f"    memcpy(outs[{j}], {ctx.ptr(o)}, {ctx.nbytes(o)});")
     return "\n".join(lines)
