@@ -31,11 +31,14 @@ def _ce_rows(ctx: Context, logits: Tensor, labels: Tensor, loss: Tensor | None,
     pz, pl = ctx.ptr(logits), ctx.ptr(labels)
     ints = labels.dtype in ("int32", "int64")
     head, body, tail = [], [], ""
+    # float32: gc_expf (cprinter.helpers) and a simd sum, so the row's exponentials vectorize
+    exp = "gc_expf" if f else "exp"
     if grad is not None:
         head.append(f"{t} *d = {ctx.ptr(grad, False)} + r * {k};")
-        expo = f"for (int64_t a = 0; a < {k}; a++) {{ const {t} e = exp{f}(z[a] - m); d[a] = e; s += e; }}"
+        expo = (f"#pragma omp simd reduction(+:s)\nfor (int64_t a = 0; a < {k}; a++) "
+                f"{{ const {t} e = {exp}(z[a] - m); d[a] = e; s += e; }}")
     else:
-        expo = f"for (int64_t a = 0; a < {k}; a++) s += exp{f}(z[a] - m);"
+        expo = f"#pragma omp simd reduction(+:s)\nfor (int64_t a = 0; a < {k}; a++) s += {exp}(z[a] - m);"
     if ints:
         tail = (f'if (bad >= 0) {{ snprintf(err, 512, "label %lld of row %lld is out of range '
                 f'[0, %lld)", (long long){pl}[bad], (long long)bad, (long long)({k})); return 1; }}')

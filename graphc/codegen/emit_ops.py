@@ -151,14 +151,15 @@ def _softmax(kernel: Kernel, ctx: Context) -> str:
     outer, length, inner = _outer_axis_inner(x.shape, node.attrs["axis"])
     t = ctx.ctype(node)
     f = "f" if node.dtype == "float32" else ""
+    exp = "gc_expf" if f else "exp"  # cprinter.helpers: a float32 exp that vectorizes
     px, po = _p(ctx, x), _p(ctx, node, False)
     if node.op.name == "softmax":
         finish = f"for (int64_t a = 0; a < {length}; a++) y[a * {inner}] = ({t})(y[a * {inner}] / s);"
-        expo = f"y[a * {inner}] = exp{f}(z[a * {inner}] - m); s += y[a * {inner}];"
+        expo = f"y[a * {inner}] = {exp}(z[a * {inner}] - m); s += y[a * {inner}];"
     else:
         finish = (f"const {t} ls = ({t})log(s);\n        for (int64_t a = 0; a < {length}; a++) "
                   f"y[a * {inner}] = z[a * {inner}] - m - ls;")
-        expo = f"s += exp{f}(z[a * {inner}] - m);"
+        expo = f"s += {exp}(z[a * {inner}] - m);"
     return f"""#pragma omp parallel for collapse(2) if({prod(x.shape)} >= {PARALLEL_MIN})
 for (int64_t o = 0; o < {outer}; o++) for (int64_t i = 0; i < {inner}; i++) {{
         const {t} *z = {px} + o * {length} * {inner} + i;
@@ -167,6 +168,7 @@ for (int64_t o = 0; o < {outer}; o++) for (int64_t i = 0; i < {inner}; i++) {{
         for (int64_t a = 0; a < {length}; a++) if (z[a * {inner}] > m) m = z[a * {inner}];
         if (!isfinite(m)) m = 0;
         double s = 0.0;
+        #pragma omp simd reduction(+:s)
         for (int64_t a = 0; a < {length}; a++) {{ {expo} }}
         {finish}
 }}"""
