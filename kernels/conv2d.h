@@ -26,20 +26,17 @@
  *   ... and gc_dconv2d_* for double.
  * Outputs (y, gx, gw) are overwritten, never accumulated into; they must not alias inputs.
  *
- * Fused forward (epilogue applied as each output tile is stored, inside the GEMM):
- *   #define MY_EPI(i, j, v, ectx)   <value stored at y[n][i][j] given the sum v>
- *   GC_DEFINE_SCONV2D_FORWARD(my_conv, MY_EPI)    (GC_DEFINE_DCONV2D_FORWARD for double)
- * defines  void my_conv(GC_CONV_ARGS, const float *x, const float *w, float *y, void *ws,
- *                       size_t ws_bytes, const void *ectx);
- * with the workspace of gc_sconv2d_forward_workspace_size.  In MY_EPI, i = output channel,
- * j = oh*OW + ow (pixel within the image) and ectx points to a gc_conv_ectx
- * {const void *ctx; ptrdiff_t n;}: ctx = my_conv's ectx argument, n = the image index.
- * Each element is passed through MY_EPI exactly once; the result is what y holds.
- * Likewise GC_DEFINE_SCONV2D_BACKWARD_DATA(my_bd, MY_EPI) defines
- *          void my_bd(GC_CONV_ARGS, const float *gy, const float *w, float *gx, void *ws,
- *                     size_t ws_bytes, const void *ectx);
- * (workspace of gc_sconv2d_backward_data_workspace_size) applying MY_EPI to gx[n][c][ih][iw]
- * with i = c, j = ih*W + iw, once per element, per image right after its col2im.
+ * Fused variants (one compiled GEMM serves every epilogue; see gemm.h's run-time hook):
+ *   void gc_sconv2d_forward_hook(GC_CONV_ARGS, const float *x, const float *w, float *y,
+ *                                void *ws, size_t ws_bytes, const void *ectx);
+ *   void gc_sconv2d_backward_data_hook(GC_CONV_ARGS, const float *gy, const float *w,
+ *                                      float *gx, void *ws, size_t ws_bytes, const void *ectx);
+ *   ... and gc_dconv2d_*_hook for double; workspaces as for the un-fused functions.
+ * ectx points to a struct whose first member is a gc_epi_fn `fn`.  The forward calls
+ * fn(e, i0, j0, m, n, c, ldc) on each block of image n's output as the GEMM stores it
+ * (rows i = output channels, columns j = oh*OW + ow); the backward-data pass calls it once
+ * per image on gx[n] right after its col2im (rows = input channels, columns = ih*W + iw).
+ * e points to a gc_conv_ectx {fn, ctx = the caller's ectx, n = the image index}.
  *
  * Workspace: as in gemm.h -- caller-owned scratch of *_workspace_size(...) bytes (any
  * alignment); with less, fewer threads are used; with too little for one thread or
@@ -100,11 +97,14 @@ typedef struct {
     int C, Hp, Wp, KH, KW, SH, SW, OH, OW;
 } gc_conv_geom;
 
-/* What a fused forward's epilogue receives as ectx: the caller's context and the image. */
+/* What a fused conv's epilogue hook receives: the hook itself (first, as gemm.h's
+ * GC__EPI_HOOK expects), the caller's ectx and the image index. */
 typedef struct {
+    gc_epi_fn fn;
     const void *ctx;
     ptrdiff_t n;
 } gc_conv_ectx;
+#define GC__CONV_ECTX(ectx, n) {(ectx) ? *(const gc_epi_fn *)(ectx) : (gc_epi_fn)0, (ectx), (n)}
 
 /* Keep GCC from turning short copy loops into memcpy/memmove calls (per-call overhead
  * dominates for the 8..64-element runs copied here). */
@@ -121,7 +121,7 @@ typedef struct {
 /* Forward driver, shared by gc_?conv2d_forward and the fused GC_DEFINE_?CONV2D_FORWARD variants.
  * Defines NAME(GC_CONV_ARGS, x, w, y, ws, ws_bytes, const void *ectx) (and NAME##_one) on
  * two GEMM IMPLs of gemm.h: GIM2COL (packer GC__PACKB_IM2COL) and GPLAIN (GC__PACKB_STD,
- * for pointwise convolutions).  Image n's GEMM gets a gc_conv_ectx {ectx, n} as its ectx. */
+ * for pointwise convolutions).  Image n's GEMM gets a gc_conv_ectx {fn, ectx, n} as ectx. */
 #define GC__DEFINE_CONV_FWD(NAME, p, T, GIM2COL, GPLAIN)                                           \
     /* One image.  par != 0: the GEMM runs multi-threaded with gbytes of scratch at g. */          \
     GC__FN void NAME##_one(GC_CONV_ARGS, int OH, int OW, const T *x, const T *w, T *y, char *g,    \
@@ -157,7 +157,7 @@ typedef struct {
         size_t padb = gc__##p##conv_pad_bytes(GC__CONV_PASS), gb = per - padb;                     \
         if (N < nt) { /* few images: threads inside the GEMM; [padded image][gemm scratch] */      \
             for (int n = 0; n < N; ++n) {                                                          \
-                const gc_conv_ectx e = {ectx, n};                                                  \
+                const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                     \
                 NAME##_one(GC__CONV_PASS, OH, OW, x + n * xs, w, y + n * ys, base + padb,          \
                            per * (size_t)nt - padb, (T *)base, 1, &e);                             \
             }                                                                                      \
@@ -167,7 +167,7 @@ typedef struct {
                 char *tw = base + per * (size_t)gc_thread_num();                                   \
                 GC__OMP("omp for schedule(dynamic, 1)")                                            \
                 for (int n = 0; n < N; ++n) {                                                      \
-                    const gc_conv_ectx e = {ectx, n};                                              \
+                    const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                 \
                     NAME##_one(GC__CONV_PASS, OH, OW, x + n * xs, w, y + n * ys, tw, gb,           \
                                (T *)(tw + gb), 0, &e);                                             \
                 }                                                                                  \
@@ -178,13 +178,15 @@ typedef struct {
 
 /* Backward-data driver, shared by gc_?conv2d_backward_data and the fused
  * GC_DEFINE_?CONV2D_BACKWARD_DATA variants.  Defines NAME(GC_CONV_ARGS, gy, w, gx, ws,
- * ws_bytes, const void *ectx) (and NAME##_one) on the GEMM IMPL GPLAIN.  With HAS_EPI, each
- * image's gx[n] goes through EPI(c, ih*W + iw, v, &(gc_conv_ectx){ectx, n}) right after
- * col2im (while it is in cache). */
+ * ws_bytes, const void *ectx) (and NAME##_one) on the GEMM IMPL GPLAIN.  With HAS_EPI 1, each
+ * image's gx[n] goes through EPI(c, ih*W + iw, v, &(gc_conv_ectx){..., ectx, n}) right after
+ * col2im (while it is in cache); with HAS_EPI 2 the hook is called once on gx[n]. */
 #define GC__DEFINE_CONV_BWD_DATA(NAME, p, T, GPLAIN, HAS_EPI, EPI)                                 \
     GC__FN void NAME##_epi(int C, int HW, T *gx, const gc_conv_ectx *e) {                          \
         (void)C; (void)HW; (void)gx; (void)e;                                                      \
-        if (HAS_EPI)                                                                               \
+        if (HAS_EPI == 2)                                                                          \
+            GC__EPI_HOOK(e, 0, 0, C, HW, gx, HW);                                                  \
+        else if (HAS_EPI)                                                                          \
             for (int c = 0; c < C; ++c) {                                                          \
                 T *__restrict r = gx + (ptrdiff_t)c * HW;                                          \
                 for (int j = 0; j < HW; ++j) r[j] = EPI(c, j, r[j], (const void *)e);              \
@@ -213,7 +215,7 @@ typedef struct {
         if (O <= 0 || OH <= 0 || OW <= 0) {                                                        \
             memset(gx, 0, sizeof(T) * (size_t)N * xs);                                             \
             for (int n = 0; n < N; ++n) {                                                          \
-                const gc_conv_ectx e = {ectx, n};                                                  \
+                const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                     \
                 NAME##_epi(C, H * W, gx + n * xs, &e);                                             \
             }                                                                                      \
             return;                                                                                \
@@ -226,7 +228,7 @@ typedef struct {
         if (N < nt) { /* layout: [dcol][gemm scratch for all threads] */                           \
             size_t dcolb = per - gb;                                                               \
             for (int n = 0; n < N; ++n) {                                                          \
-                const gc_conv_ectx e = {ectx, n};                                                  \
+                const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                     \
                 NAME##_one(GC__CONV_PASS, OH, OW, gy + n * ys, w, gx + n * xs, base + dcolb,       \
                            per * (size_t)nt - dcolb, (T *)base, 1, &e);                            \
             }                                                                                      \
@@ -235,7 +237,7 @@ typedef struct {
                 char *tw = base + per * (size_t)gc_thread_num();                                   \
                 GC__OMP("omp for schedule(dynamic, 1)")                                            \
                 for (int n = 0; n < N; ++n) {                                                      \
-                    const gc_conv_ectx e = {ectx, n};                                              \
+                    const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                 \
                     NAME##_one(GC__CONV_PASS, OH, OW, gy + n * ys, w, gx + n * xs, tw, gb,         \
                                (T *)(tw + gb), 0, &e);                                             \
                 }                                                                                  \
@@ -454,6 +456,12 @@ typedef struct {
                                              void *ws, size_t ws_bytes) {                          \
         gc__##p##conv_bwd_data(GC__CONV_PASS, gy, w, gx, ws, ws_bytes, NULL);                      \
     }                                                                                              \
+    /* the fused variants: the same drivers on GEMMs that call the run-time hook */            \
+    GC__DEFINE_GEMM_IMPL(gc__##p##gemm_im2col_hook, p, P, T, 2, GC__EPI_NONE, GC__PACKB_IM2COL)    \
+    GC__DEFINE_CONV_FWD(gc_##p##conv2d_forward_hook, p, T, gc__##p##gemm_im2col_hook,              \
+                        gc__##p##gemm_hook)                                                        \
+    GC__DEFINE_CONV_BWD_DATA(gc_##p##conv2d_backward_data_hook, p, T, gc__##p##gemm_plain, 2,      \
+                             GC__EPI_NONE)                                                         \
     /* gw (+)= gy[n] @ col[n]^T (col never stored); beta 0 for the first image, then 1. */         \
     GC__FN void gc__##p##conv_bwd_filter_one(GC_CONV_ARGS, int OH, int OW, const T *x,             \
                                              const T *gy, T *gw, T beta, char *g,                  \
@@ -526,23 +534,5 @@ typedef struct {
 
 GC__DEFINE_CONV(s, S, float, gc_vsf_u)
 GC__DEFINE_CONV(d, D, double, gc_vdf_u)
-
-/* Fused forward variants (see the header comment): EPI(i, j, v, ectx) with i = output channel,
- * j = oh*OW + ow, ectx -> gc_conv_ectx {the caller's ectx, image index n}. */
-#define GC_DEFINE_SCONV2D_FORWARD(NAME, EPI)                                                       \
-    GC__DEFINE_GEMM_IMPL(NAME##__im2col, s, S, float, 1, EPI, GC__PACKB_IM2COL)                    \
-    GC__DEFINE_GEMM_IMPL(NAME##__plain, s, S, float, 1, EPI, GC__PACKB_STD)                        \
-    GC__DEFINE_CONV_FWD(NAME, s, float, NAME##__im2col, NAME##__plain)
-#define GC_DEFINE_DCONV2D_FORWARD(NAME, EPI)                                                       \
-    GC__DEFINE_GEMM_IMPL(NAME##__im2col, d, D, double, 1, EPI, GC__PACKB_IM2COL)                   \
-    GC__DEFINE_GEMM_IMPL(NAME##__plain, d, D, double, 1, EPI, GC__PACKB_STD)                       \
-    GC__DEFINE_CONV_FWD(NAME, d, double, NAME##__im2col, NAME##__plain)
-
-/* Fused backward-data variants: EPI(i, j, v, ectx) with i = input channel c, j = ih*W + iw,
- * ectx -> gc_conv_ectx {the caller's ectx, image index n}, applied per image after col2im. */
-#define GC_DEFINE_SCONV2D_BACKWARD_DATA(NAME, EPI)                                                 \
-    GC__DEFINE_CONV_BWD_DATA(NAME, s, float, gc__sgemm_plain, 1, EPI)
-#define GC_DEFINE_DCONV2D_BACKWARD_DATA(NAME, EPI)                                                 \
-    GC__DEFINE_CONV_BWD_DATA(NAME, d, double, gc__dgemm_plain, 1, EPI)
 
 #endif /* GC_CONV2D_H */

@@ -59,6 +59,15 @@
  * ctx) and gc_sgemm_bias_workspace_size() etc. (same as gc_sgemm_workspace_size()).
  * (i, j) are the global row/column of C (inside one matrix for the batched form).  The
  * epilogue must be a pure function of (i, j, v, ctx).
+ * Each such variant is a whole GEMM for the compiler (about a second of -O3 each), so a
+ * generator with many epilogues uses the run-time hook instead: gc_sgemm_hook /
+ * gc_dgemm_hook (and _serial, _batched, _workspace_size) take a trailing ectx pointing to
+ * a struct whose FIRST member is a gc_epi_fn
+ *       typedef void (*gc_epi_fn)(const void *ectx, int i0, int j0, int m, int n,
+ *                                 void *c, ptrdiff_t ldc);
+ * called once per stored block, after its final value is written: it rewrites in place
+ * the m x n block c (row stride ldc) whose first element is C[i0][j0].  One GEMM is
+ * compiled however many epilogues use it; the hook's loop over the block vectorizes.
  *
  * ---------------------------------------------------------------- tuning knobs
  * Define before including to override (element counts): GC_SGEMM_KC, GC_SGEMM_MC,
@@ -142,6 +151,11 @@ typedef double gc_vdf_u __attribute__((vector_size(GC_GEMM_VBYTES), aligned(8), 
 
 /* every function here is static; unused ones must not warn in generated code */
 #define GC__FN static __attribute__((unused))
+
+/* The run-time epilogue hook (HAS_EPI == 2, see the header comment). */
+typedef void (*gc_epi_fn)(const void *ectx, int i0, int j0, int m, int n, void *c, ptrdiff_t ldc);
+#define GC__EPI_HOOK(ectx, i0, j0, m, n, c, ldc)                                                   \
+    (*(const gc_epi_fn *)(ectx))((ectx), (i0), (j0), (m), (n), (void *)(c), (ldc))
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define GC__UNROLL4 _Pragma("GCC unroll 4")
@@ -364,7 +378,8 @@ GC__DEFINE_PACK(d, double, GC_DGEMM_NR)
  *                     (i_off, j_off): global position of this C block (for EPI/PACKB)
  *   NAME_threads(M, N, K), NAME_workspace_size(M, N, K)
  *   NAME_par(..., ws, ws_bytes, ectx, bctx)   OpenMP 2-D split of C, one tile per thread
- * EPI(i, j, v, ectx) is applied to each final element when HAS_EPI (a compile-time 0/1).
+ * EPI(i, j, v, ectx) is applied to each final element when HAS_EPI is 1; with HAS_EPI 2 the
+ * run-time hook in ectx is called per stored block instead (GC__EPI_HOOK; EPI unused).
  * PACKB(p, bctx, tb, pc, jg, kc, nc, B, ldb, bp) packs the kc x nc block of op(B) whose
  * origin is row pc, local column pointer B (already offset to this C block's first column
  * plus jc), global column jg, into NR-wide panels at bp (see pack_b).  GC__PACKB_STD reads
@@ -399,7 +414,9 @@ GC__DEFINE_PACK(d, double, GC_DGEMM_NR)
                 } else if (beta != (T)1) {                                                         \
                     for (int j = 0; j < N; ++j) c[j] *= beta;                                      \
                 }                                                                                  \
-                if (HAS_EPI)                                                                       \
+                if (HAS_EPI == 2)                                                                  \
+                    GC__EPI_HOOK(ectx, i_off + i, j_off, 1, N, c, ldc);                            \
+                else if (HAS_EPI)                                                                  \
                     for (int j = 0; j < N; ++j) c[j] = EPI(i_off + i, j_off + j, c[j], ectx);      \
             }                                                                                      \
             return;                                                                                \
@@ -443,7 +460,10 @@ GC__DEFINE_PACK(d, double, GC_DGEMM_NR)
                                             cr[j] = tmp[i * NR + j] + beff * cr[j];                \
                                 }                                                                  \
                             }                                                                      \
-                            if (HAS_EPI && last) {                                                 \
+                            if (HAS_EPI == 2 && last) {                                            \
+                                GC__EPI_HOOK(ectx, i_off + ic + ir, j_off + jc + jr, mr, nr, c,    \
+                                             ldc);                                                 \
+                            } else if (HAS_EPI && last) {                                          \
                                 for (int i = 0; i < mr; ++i) {                                     \
                                     int gi = i_off + ic + ir + i, gj = j_off + jc + jr;            \
                                     T *cr = c + (ptrdiff_t)i * ldc;                                \
@@ -595,6 +615,11 @@ GC__DEFINE_GEMM_IMPL(gc__dgemm_x, d, D, double, GC__HAS_EPI_DEFAULT, GC__EPI_DEF
                      GC__PACKB_STD)
 GC__DEFINE_GEMM_PUBLIC(gc_sgemm, gc__sgemm_x, float, GC__NO_EXTRA, NULL)
 GC__DEFINE_GEMM_PUBLIC(gc_dgemm, gc__dgemm_x, double, GC__NO_EXTRA, NULL)
+/* the run-time hook variants (one compiled GEMM for every epilogue) */
+GC__DEFINE_GEMM_IMPL(gc__sgemm_hook, s, S, float, 2, GC__EPI_NONE, GC__PACKB_STD)
+GC__DEFINE_GEMM_IMPL(gc__dgemm_hook, d, D, double, 2, GC__EPI_NONE, GC__PACKB_STD)
+GC__DEFINE_GEMM_PUBLIC(gc_sgemm_hook, gc__sgemm_hook, float, GC__COMMA_ECTX, ectx)
+GC__DEFINE_GEMM_PUBLIC(gc_dgemm_hook, gc__dgemm_hook, double, GC__COMMA_ECTX, ectx)
 /* plain (never fused) versions for other kernels (conv2d.h) whatever GC_EPILOGUE is */
 GC__DEFINE_GEMM_IMPL(gc__sgemm_plain, s, S, float, 0, GC__EPI_NONE, GC__PACKB_STD)
 GC__DEFINE_GEMM_IMPL(gc__dgemm_plain, d, D, double, 0, GC__EPI_NONE, GC__PACKB_STD)

@@ -274,12 +274,11 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
     args = (f"{int(ta)}, {int(tb)}, {_int(m)}, {_int(n)}, {_int(k)}, 1, {{A}}, {lda}, {{B}}, {ldb}, "
             f"0, {{C}}, {dim(n)}")
     ctx.workspaces.append(f"gc_{pre}gemm_workspace_size({_int(m)}, {_int(n)}, {_int(k)})")
-    if kernel.members:  # 2-D with a fused epilogue
+    if kernel.members:  # 2-D with a fused epilogue: the hook GEMM calls matmul_prelude's tile fn
         returns = node if node in kernel.stores else kernel.stores[0]
-        fn = f"{kernel.name}_gemm"
         call = args.format(A=_p(ctx, a), B=_p(ctx, b), C=_p(ctx, returns, False))
-        return (f"const gc_ctx_t gctx = {{N, step, arena, feeds, vars, consts}};\n"
-                f"{fn}({call}, gc_ws, gc_ws_bytes, &gctx);")
+        return (_HOOK_SETUP.format(tile=kernel.name + "_tile")
+                + f"gc_{pre}gemm_hook({call}, gc_ws, gc_ws_bytes, &hook);")
     if node.ndim == 2:
         call = args.format(A=_p(ctx, a), B=_p(ctx, b), C=_p(ctx, node, False))
         return f"gc_{pre}gemm({call}, gc_ws, gc_ws_bytes);"
@@ -303,21 +302,45 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
     return loops_serial([dim(d) for d in batch], lv, f"gc_{pre}gemm({call}, gc_ws, gc_ws_bytes);")
 
 
-def _epilogue_macro(macro: str, fn_name: str, gctx: str, extra: str = "") -> str:
-    """``#define macro(i, j, v, c)`` calling the epilogue function with the gc_ctx_t at ``gctx``."""
-    fields = ", ".join(f"(({gctx})->{f})" for f in ("N", "step", "arena", "feeds", "vars", "consts"))
-    return f"#define {macro}(i, j, v, c) {fn_name}({fields}, {extra}(i), (j), (v))\n"
+#: what a fused kernel's function sets up before calling a hook GEMM / conv (kernels/gemm.h)
+_HOOK_SETUP = ("const gc_ctx_t gctx = {{N, step, arena, feeds, vars, consts}};\n"
+               "const gc_hook_t hook = {{{tile}, &gctx}};\n")
+
+#: file-scope type of the hooks above: gemm.h's GC__EPI_HOOK wants the function first
+HOOK_TYPEDEF = "typedef struct { gc_epi_fn fn; const gc_ctx_t *g; } gc_hook_t;\n"
+
+
+def _tile_fn(kernel: Kernel, ctx: Context, fn_name: str, conv: bool) -> str:
+    """The gc_epi_fn a hook GEMM calls on each stored block: the epilogue function of every
+    element of the block, in a loop the compiler vectorizes (kernels/gemm.h, conv2d.h)."""
+    t = ctx.ctype(kernel.root)
+    fields = ", ".join(f"g->{f}" for f in ("N", "step", "arena", "feeds", "vars", "consts"))
+    if conv:  # e is the conv driver's gc_conv_ectx {fn, &hook, image}
+        head = ("const gc_conv_ectx *ce = (const gc_conv_ectx *)e;\n"
+                "    const gc_ctx_t *g = ((const gc_hook_t *)ce->ctx)->g;\n"
+                "    const int64_t img = ce->n;\n")
+        extra = "img, "
+    else:
+        head = "const gc_ctx_t *g = ((const gc_hook_t *)e)->g;\n"
+        extra = ""
+    return (f"static void {kernel.name}_tile(const void *e, int i0, int j0, int bm, int bn, void *cv,"
+            f" ptrdiff_t ldc) {{\n"
+            f"    {head}"
+            f"    {t} *c = ({t} *)cv;\n"
+            f"    for (int i = 0; i < bm; i++) {{\n"
+            f"        {t} *r = c + (ptrdiff_t)i * ldc;\n"
+            f"        #pragma omp simd\n"
+            f"        for (int j = 0; j < bn; j++)\n"
+            f"            r[j] = {fn_name}({fields}, {extra}i0 + i, j0 + j, r[j]);\n"
+            f"    }}\n}}\n")
 
 
 def matmul_prelude(kernel: Kernel, ctx: Context) -> str:
-    """File-scope code of a matmul with an epilogue: the epilogue and its GEMM variant."""
+    """File-scope code of a matmul with an epilogue: the element function and its tile hook."""
     node = kernel.root
     returns = node if node in kernel.stores else kernel.stores[0]
     fn_code, fn_name = emit_epilogue_fn(kernel, ctx, [("i", 1), ("j", 1)], returns, node)
-    macro = f"{kernel.name.upper()}_EPI"
-    define = "GC_DEFINE_SGEMM" if node.dtype == "float32" else "GC_DEFINE_DGEMM"
-    return (fn_code + _epilogue_macro(macro, fn_name, "(const gc_ctx_t *)(c)")
-            + f"{define}({kernel.name}_gemm, {macro})\n")
+    return fn_code + _tile_fn(kernel, ctx, fn_name, conv=False)
 
 
 # -- convolution and pooling ------------------------------------------------------------------
@@ -337,9 +360,10 @@ def _conv_fused_call(kernel: Kernel, ctx: Context, args: str, a: Tensor, b: Tens
     """Call the conv variant ``conv2d_prelude`` defined, writing the value it returns."""
     node = kernel.root
     returns = node if node in kernel.stores else kernel.stores[0]
-    return (f"const gc_ctx_t gctx = {{N, step, arena, feeds, vars, consts}};\n"
-            f"{kernel.name}_conv({args}, {_p(ctx, a)}, {_p(ctx, b)}, {_p(ctx, returns, False)}, "
-            f"gc_ws, gc_ws_bytes, &gctx);")
+    which = "forward" if node.op.name == "conv2d" else "backward_data"
+    return (_HOOK_SETUP.format(tile=kernel.name + "_tile")
+            + f"gc_{_prefix(node)}conv2d_{which}_hook({args}, {_p(ctx, a)}, {_p(ctx, b)}, "
+            f"{_p(ctx, returns, False)}, gc_ws, gc_ws_bytes, &hook);")
 
 
 @emitter("conv2d")
@@ -357,20 +381,14 @@ def _conv2d(kernel: Kernel, ctx: Context) -> str:
 def conv2d_prelude(kernel: Kernel, ctx: Context) -> str:
     """File-scope code of a conv2d (or conv2d_backward_data) with an epilogue.
 
-    The epilogue function and the conv variant calling it: the forward's GEMM
-    calls it at (o, oh*OW + ow) of image n as it stores y, the backward-data
-    pass at (c, ih*W + iw) of image n after col2im, with a ``gc_conv_ectx``
-    {gc_ctx_t *, n} as context (kernels/conv2d.h).
+    The element function and its tile hook: the forward's GEMM calls the hook on blocks of
+    image n's output (o, oh*OW + ow) as it stores them, the backward-data pass on the
+    whole (c, ih*W + iw) image right after col2im (kernels/conv2d.h).
     """
     node = kernel.root
     returns = node if node in kernel.stores else kernel.stores[0]
     fn_code, fn_name = emit_epilogue_fn(kernel, ctx, [("n", 1), ("i", 1), ("j", 2)], returns, node)
-    macro = f"{kernel.name.upper()}_EPI"
-    which = "FORWARD" if node.op.name == "conv2d" else "BACKWARD_DATA"
-    define = f"GC_DEFINE_{_prefix(node).upper()}CONV2D_{which}"
-    e = "((const gc_conv_ectx *)(c))"
-    return (fn_code + _epilogue_macro(macro, fn_name, f"(const gc_ctx_t *){e}->ctx", f"{e}->n, ")
-            + f"{define}({kernel.name}_conv, {macro})\n")
+    return fn_code + _tile_fn(kernel, ctx, fn_name, conv=True)
 
 
 @emitter("conv2d_backward_data")

@@ -20,7 +20,7 @@ from ..program import Program
 from . import emit_nn  # noqa: F401  (registers the softmax cross-entropy emitters)
 from .context import Context
 from .cprinter import C, helpers
-from .emit_ops import EMITTERS, conv2d_prelude, matmul_prelude
+from .emit_ops import EMITTERS, HOOK_TYPEDEF, conv2d_prelude, matmul_prelude
 from .fusion import Kernel, source_of
 from .memplan import Plan
 
@@ -88,7 +88,7 @@ typedef struct {{
     void *const *feeds; void *const *vars; const void *const *consts;
 }} gc_ctx_t;
 
-{"".join(preludes)}
+{HOOK_TYPEDEF if preludes else ""}{"".join(preludes)}
 {"".join(functions)}
 static size_t gc_workspace_bytes(int64_t N) {{
     size_t ws = 0, w;

@@ -1,7 +1,7 @@
 """conv2d forward with a fused elementwise epilogue (bias, activation) on the C backend.
 
 An elementwise group that only reads a conv2d's output becomes the conv's
-epilogue: ``GC_DEFINE_SCONV2D_FORWARD`` / ``GC_DEFINE_DCONV2D_FORWARD``
+epilogue: ``gc_sconv2d_forward_hook`` / ``gc_dconv2d_forward_hook``
 (kernels/conv2d.h) apply it inside the GEMM as each output tile is stored.
 Every test checks that the fusion fired (one ``conv2d_ew`` kernel holding the
 add and the activation, no separate elementwise kernel) and compares every
@@ -120,9 +120,10 @@ def test_conv_bias_activation_fused(dtype):
 
     compiled = _compare(g, outs, feeds, dtype, "conv+bias+act")
     _assert_fused(compiled, expect)
-    define = r"GC_DEFINE_SCONV2D_FORWARD\(" if dtype == "float32" else r"GC_DEFINE_DCONV2D_FORWARD\("
+    p = "s" if dtype == "float32" else "d"
     generated = compiled.source.split("} gc_ctx_t;")[1]  # after the pasted templates
-    assert len(re.findall(rf"^{define}k\d+_conv2d_ew_conv, ", generated, re.M)) == len(CONFIGS)
+    assert len(re.findall(r"^static void k\d+_conv2d_ew_tile\(", generated, re.M)) == len(CONFIGS)
+    assert generated.count(f"gc_{p}conv2d_forward_hook(") == len(CONFIGS)
     assert "conv2d_forward(" not in generated, "an un-fused conv call is left in the generated code"
 
 
@@ -188,7 +189,7 @@ def test_nn_conv2d_layer_fuses():
     (k,) = _conv_kernels(compiled)
     assert len(k["nodes"]) == 3 and k["name"].endswith("_conv2d_ew"), k
     assert len(compiled.kernels) == 1, compiled.kernels
-    assert "GC_DEFINE_SCONV2D_FORWARD(" in compiled.source
+    assert "gc_sconv2d_forward_hook(" in compiled.source.split("} gc_ctx_t;")[1]
 
 
 #: second conv of a conv->act->conv chain: (C, O, H, W, kernel, stride, padding, activation)
@@ -240,10 +241,11 @@ def test_backward_data_activation_mask_fused(dtype):
     fused = [k for k in compiled.kernels if k["kind"] == "conv2d_backward_data" and len(k["nodes"]) > 1]
     assert len(fused) == len(CHAINS), compiled.kernels
     assert all(k["name"].endswith("_conv2d_backward_data_ew") and "'" in k["nodes"][1] for k in fused)
-    which = "SCONV2D" if dtype == "float32" else "DCONV2D"
+    p = "s" if dtype == "float32" else "d"
     generated = compiled.source.split("} gc_ctx_t;")[1]
-    assert len(re.findall(rf"^GC_DEFINE_{which}_BACKWARD_DATA\(k\d+_conv2d_backward_data_ew_conv, ",
-                          generated, re.M)) == len(CHAINS)
+    assert len(re.findall(r"^static void k\d+_conv2d_backward_data_ew_tile\(", generated, re.M)) \
+        == len(CHAINS)
+    assert generated.count(f"gc_{p}conv2d_backward_data_hook(") == len(CHAINS)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -60,6 +60,9 @@ void gc_{p}gemm_batched(int batch, int transA, int transB, int M, int N, int K, 
 void test_{p}gemm_bias_relu(int transA, int transB, int M, int N, int K, {t} alpha,
     const {t} *A, ptrdiff_t lda, const {t} *B, ptrdiff_t ldb, {t} beta, {t} *C,
     ptrdiff_t ldc, void *ws, size_t ws_bytes, const void *ectx);
+void test_{p}gemm_hook_bias_relu(int transA, int transB, int M, int N, int K, {t} alpha,
+    const {t} *A, ptrdiff_t lda, const {t} *B, ptrdiff_t ldb, {t} beta, {t} *C,
+    ptrdiff_t ldc, void *ws, size_t ws_bytes, const {t} *bias);
 """
 _CONV_ARGS = "int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW, int PH, int PW"
 _POOL_ARGS = "int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW"
@@ -100,6 +103,28 @@ _SOURCE = r"""
 #define TEST_EPI_D(i, j, v, ctx) TEST_BIAS_RELU(v, ((const double *)(ctx))[j])
 GC_DEFINE_SGEMM(test_sgemm_bias_relu, TEST_EPI_S)
 GC_DEFINE_DGEMM(test_dgemm_bias_relu, TEST_EPI_D)
+/* the run-time hook: relu(v + bias[j] + i / 64) on each stored block */
+#define TEST_HOOK(p, T)                                                                      \
+    typedef struct { gc_epi_fn fn; const T *bias; } test_##p##hook_t;                        \
+    static void test_##p##hook(const void *e, int i0, int j0, int m, int n, void *cv,        \
+                               ptrdiff_t ldc) {                                              \
+        const T *bias = ((const test_##p##hook_t *)e)->bias;                                 \
+        T *c = (T *)cv;                                                                      \
+        for (int i = 0; i < m; i++)                                                          \
+            for (int j = 0; j < n; j++) {                                                    \
+                T v = c[i * ldc + j] + bias[j0 + j] + (T)(i0 + i) / 64;                      \
+                c[i * ldc + j] = v > 0 ? v : 0;                                              \
+            }                                                                                \
+    }                                                                                        \
+    static void test_##p##gemm_hook_bias_relu(int ta, int tb, int M, int N, int K, T alpha,  \
+            const T *A, ptrdiff_t lda, const T *B, ptrdiff_t ldb, T beta, T *C,              \
+            ptrdiff_t ldc, void *ws, size_t ws_bytes, const T *bias) {                       \
+        test_##p##hook_t h = {test_##p##hook, bias};                                         \
+        gc_##p##gemm_hook(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ws,          \
+                          ws_bytes, &h);                                                     \
+    }
+TEST_HOOK(s, float)
+TEST_HOOK(d, double)
 static const char *test_isa(void) { return GC_GEMM_ISA; }
 static void test_set_threads(int n) {
 #ifdef _OPENMP
@@ -374,6 +399,24 @@ def test_gemm_fused_epilogue_variant(lib, dtype):
             lib.ffi.cast("void *", bias.ctypes.data),
         )
         assert_close(c, ref, dtype, "bias+relu epilogue")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_run_time_hook(lib, dtype):
+    """gc_?gemm_hook calls the hook once on every stored block with its global (i0, j0)."""
+    rng = np.random.default_rng(6)
+    p = PFX[dtype]
+    for m, n, k in [(7, 33, 130), (157, 531, 401), (5, 9, 0), (1, 1, 1)]:  # 0: the K == 0 path
+        a = rng.standard_normal((k, m)).astype(dtype)  # read transposed in place
+        b = rng.standard_normal((k, n)).astype(dtype)
+        bias = rng.standard_normal(n).astype(dtype)
+        c = rng.standard_normal((m, n)).astype(dtype)
+        rows = np.arange(m, dtype=np.float64)[:, None] / 64
+        ref = np.maximum(a.T.astype(np.float64) @ b.astype(np.float64) + 0.5 * c + bias + rows, 0)
+        getattr(lib.lib, f"test_{p}gemm_hook_bias_relu")(
+            1, 0, m, n, k, 1.0, ptr(lib, a), m, ptr(lib, b), n, 0.5, ptr(lib, c), n,
+            lib.ffi.NULL, 0, ptr(lib, bias))
+        assert_close(c, ref, dtype, f"hook epilogue {m}x{n}x{k}")
 
 
 def test_gemm_default_epilogue_macro(tmp_path):
