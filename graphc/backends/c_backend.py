@@ -30,7 +30,9 @@ class CExecutable:
         t0 = time.perf_counter()
         self.program = program
         self.kernels: list[Kernel] = fuse(program)
-        self.plan = plan_memory(self.kernels, program)
+        # check_numerics reports a NaN after the kernel that made it: nothing may be
+        # written to the variables before the whole step has passed the checks
+        self.plan = plan_memory(self.kernels, program, in_place=not check_numerics)
         self.rendered = render(program, self.kernels, self.plan, check_numerics)
         self.lib, self.build_info = load_or_build(self.rendered.source)
         self.compile_seconds = time.perf_counter() - t0

@@ -73,6 +73,9 @@ class Context:
             return f"(({q}{ctype} *)vars[{self._index(self.variables, src)}])"
         if kind == "constant":
             return f"(({q}{ctype} *)consts[{self._index(self.constants, src)}])"
+        var = self.plan.variable_for(src)
+        if var is not None:  # an optimizer update written straight into its variable
+            return self.ptr(var, const)
         j = self.plan.output_index(src)
         if j is not None:  # written straight into the caller's output array
             return f"(({q}{ctype} *)((void *const *)arena)[{j}])"

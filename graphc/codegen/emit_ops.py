@@ -18,7 +18,7 @@ from .emit_elementwise import (
     loops,
     loops_serial,
 )
-from .fusion import Kernel
+from .fusion import Kernel, host_output
 
 EMITTERS = {}
 
@@ -275,7 +275,7 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
             f"0, {{C}}, {dim(n)}")
     ctx.workspaces.append(f"gc_{pre}gemm_workspace_size({_int(m)}, {_int(n)}, {_int(k)})")
     if kernel.members:  # 2-D with a fused epilogue: the hook GEMM calls matmul_prelude's tile fn
-        returns = node if node in kernel.stores else kernel.stores[0]
+        returns = host_output(kernel)
         call = args.format(A=_p(ctx, a), B=_p(ctx, b), C=_p(ctx, returns, False))
         return (_HOOK_SETUP.format(tile=kernel.name + "_tile")
                 + f"gc_{pre}gemm_hook({call}, gc_ws, gc_ws_bytes, &hook);")
@@ -338,7 +338,7 @@ def _tile_fn(kernel: Kernel, ctx: Context, fn_name: str, conv: bool) -> str:
 def matmul_prelude(kernel: Kernel, ctx: Context) -> str:
     """File-scope code of a matmul with an epilogue: the element function and its tile hook."""
     node = kernel.root
-    returns = node if node in kernel.stores else kernel.stores[0]
+    returns = host_output(kernel)
     fn_code, fn_name = emit_epilogue_fn(kernel, ctx, [("i", 1), ("j", 1)], returns, node)
     return fn_code + _tile_fn(kernel, ctx, fn_name, conv=False)
 
@@ -359,7 +359,7 @@ def _conv_ws(ctx: Context, node: Tensor, kind: str, args: str) -> None:
 def _conv_fused_call(kernel: Kernel, ctx: Context, args: str, a: Tensor, b: Tensor) -> str:
     """Call the conv variant ``conv2d_prelude`` defined, writing the value it returns."""
     node = kernel.root
-    returns = node if node in kernel.stores else kernel.stores[0]
+    returns = host_output(kernel)
     which = "forward" if node.op.name == "conv2d" else "backward_data"
     return (_HOOK_SETUP.format(tile=kernel.name + "_tile")
             + f"gc_{_prefix(node)}conv2d_{which}_hook({args}, {_p(ctx, a)}, {_p(ctx, b)}, "
@@ -386,7 +386,7 @@ def conv2d_prelude(kernel: Kernel, ctx: Context) -> str:
     whole (c, ih*W + iw) image right after col2im (kernels/conv2d.h).
     """
     node = kernel.root
-    returns = node if node in kernel.stores else kernel.stores[0]
+    returns = host_output(kernel)
     fn_code, fn_name = emit_epilogue_fn(kernel, ctx, [("n", 1), ("i", 1), ("j", 2)], returns, node)
     return fn_code + _tile_fn(kernel, ctx, fn_name, conv=True)
 

@@ -8,6 +8,8 @@ leaves a group and comes back into it):
   input when all their other inputs are ready before that group runs; a node
   that reads no group joins the latest group if that is the last kernel so far
   (bool and int results, and casts, are kernels of their own);
+* a group that reads only leaves (placeholders, variables, constants) moves
+  into the one later group that uses it (e.g. ``0.9 * velocity``);
 * an elementwise group over a matmul/conv2d output (reading nothing computed
   after it) becomes that kernel's *epilogue* (bias, activation), applied as the
   output tile is stored; likewise over a conv2d_backward_data output
@@ -108,10 +110,8 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> li
     for n in program.nodes:
         for i in data_inputs(n):
             consumers.setdefault(source_of(i).id, []).append(n)
-    pinned = {source_of(o).id for o in program.outputs}  # fetched values
-    for n in program.nodes:
-        if n.op.name == "assign":
-            pinned.add(source_of(n.inputs[1]).id)
+    assigned = {source_of(n.inputs[1]).id for n in program.nodes if n.op.name == "assign"}
+    pinned = {source_of(o).id for o in program.outputs} | assigned  # fetched or assigned
 
     kernels: list[Kernel] = []
     owner: dict[int, Kernel] = {}
@@ -136,10 +136,11 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> li
         kernels.append(kernel)
         owner[node.id] = kernel
 
+    kernels = _sink_leaf_groups(kernels, consumers, pinned, owner)
     kernels = _merge_epilogues(kernels, consumers, pinned, owner) if epilogues else kernels
     kernels = _merge_prologues(kernels, consumers, pinned, owner) if prologues else kernels
     kernels = _merge_softmax_ce(kernels, owner)
-    _mark_stores(kernels, consumers, pinned)
+    _mark_stores(kernels, consumers, pinned, assigned)
     kernels = [k for k in kernels if k.stores or k.root is not None]
     for k, kernel in enumerate(kernels):
         kernel.index = k
@@ -185,6 +186,43 @@ def _open_group(node: Tensor, kernels: list[Kernel], ready) -> Kernel | None:
         if k.root is not None:
             return None  # do not move work across another kernel
     return None
+
+
+def _sink_leaf_groups(kernels: list[Kernel], consumers, pinned, owner) -> list[Kernel]:
+    """Move a group that reads only leaves (e.g. ``0.9 * velocity`` of a momentum update)
+    into the one later group that uses it: computed there, often inside a matmul's
+    epilogue, instead of stored and loaded again."""
+    out = []
+    for h in kernels:
+        target = _sink_target(h, consumers, pinned, owner) if h.root is None else None
+        if target is None:
+            out.append(h)
+            continue
+        target.members[:0] = h.members  # before their consumers: the group stays in order
+        for m in h.members:
+            owner[m.id] = target
+    return out
+
+
+def _sink_target(h: Kernel, consumers, pinned, owner) -> Kernel | None:
+    inside = {m.id for m in h.members}
+    if any(m.id in pinned for m in h.members):
+        return None
+    if any(source_of(i).op.name not in LEAVES and source_of(i).id not in inside
+           for m in h.members for i in data_inputs(m)):
+        return None
+    targets = {}
+    for m in h.members:
+        for c in consumers.get(m.id, []):
+            if c.id not in inside:
+                k = owner.get(c.id)
+                targets[id(k)] = k
+    if len(targets) != 1:
+        return None
+    (g,) = targets.values()
+    if g is None or g.root is not None or g.index <= h.index or g.shape != h.shape:
+        return None
+    return g if g.members[0].dtype == h.members[0].dtype else None
 
 
 def _merge_epilogues(kernels, consumers, pinned, owner):
@@ -290,7 +328,7 @@ def _merge_softmax_ce(kernels: list[Kernel], owner) -> list[Kernel]:
     return kernels
 
 
-def _mark_stores(kernels: list[Kernel], consumers, pinned) -> None:
+def _mark_stores(kernels: list[Kernel], consumers, pinned, assigned) -> None:
     """A kernel stores its root, and members read by another kernel, fetched or assigned."""
     needed = set(pinned)
     for k in kernels:
@@ -302,3 +340,15 @@ def _mark_stores(kernels: list[Kernel], consumers, pinned) -> None:
     for k in kernels:
         k.stores = [n for n in k.nodes if home[n.id] is k and n.dtype is not None and (
             n.id in needed or (n is k.root and not k.members))]
+        # A matmul/conv epilogue that computes optimizer updates keeps the raw product in
+        # the host's own buffer: the updates can then go straight into their variables
+        # (memplan), which the epilogue also reads -- never the buffer the GEMM
+        # accumulates into.
+        if (k.kind in EPILOGUE_HOSTS and k.members and k.root not in k.stores
+                and any(n.id in assigned for n in k.stores)):
+            k.stores.insert(0, k.root)
+
+
+def host_output(kernel: Kernel) -> Tensor:
+    """The value a matmul/conv kernel's GEMM writes (its epilogue's result is stored there)."""
+    return kernel.root if kernel.root in kernel.stores else kernel.stores[0]

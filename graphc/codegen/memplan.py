@@ -24,7 +24,7 @@ import numpy as np
 
 from ..graph import Tensor
 from ..program import Program
-from .fusion import Kernel, source_of
+from .fusion import EPILOGUE_HOSTS, Kernel, host_output, source_of
 
 ALIGN = 64
 
@@ -58,9 +58,12 @@ class Plan:
     arena's first bytes (the *header*), so kernels reach them through ``arena`` alone.
     """
 
-    def __init__(self, slots: dict[int, Slot], direct: dict[int, int] | None = None) -> None:
+    def __init__(self, slots: dict[int, Slot], direct: dict[int, int] | None = None,
+                 in_place: dict[int, Tensor] | None = None) -> None:
         self.slots = slots
         self.direct = dict(direct or {})
+        #: value id -> the variable it is assigned to and written straight into
+        self.in_place = dict(in_place or {})
         self.header = _align(8 * (max(self.direct.values()) + 1)) if self.direct else 0
         self.sections: dict[int, int] = {}
         for s in slots.values():
@@ -77,6 +80,10 @@ class Plan:
         s = self.slots[source_of(node).id]
         return f"({self._section_start(s.section)} + {_term(s.offset, s.section)})"
 
+    def variable_for(self, node: Tensor) -> Tensor | None:
+        """The variable ``node``'s value is computed straight into, if any."""
+        return self.in_place.get(source_of(node).id)
+
     def output_index(self, node: Tensor) -> int | None:
         """The output array ``node``'s value is written to directly, if any."""
         return self.direct.get(source_of(node).id)
@@ -92,7 +99,8 @@ class Plan:
         return self.header + sum(v * batch**k for k, v in self.sections.items())
 
     def __contains__(self, node: Tensor) -> bool:
-        return source_of(node).id in self.slots or source_of(node).id in self.direct
+        i = source_of(node).id
+        return i in self.slots or i in self.direct or i in self.in_place
 
 
 def _term(units: int, power: int) -> str:
@@ -101,8 +109,17 @@ def _term(units: int, power: int) -> str:
     return f"(size_t){units}*" + "*".join(["(size_t)N"] * power)
 
 
-def plan_memory(kernels: list[Kernel], program: Program) -> Plan:
-    """Assign arena offsets to every value a kernel stores."""
+#: kernels whose C code can fail on the data (an out-of-range label): updates computed
+#: before one of them must not reach the variables until the step has succeeded
+_DATA_CHECKS = {"softmax_cross_entropy", "softmax_cross_entropy_grad"}
+
+
+def plan_memory(kernels: list[Kernel], program: Program, in_place: bool = True) -> Plan:
+    """Assign arena offsets to every value a kernel stores.
+
+    With ``in_place``, an assigned value that nothing reads the variable's old value after
+    (an optimizer update) is computed straight into the variable: no slot, no commit copy.
+    """
     end_of_step = len(kernels)
     slots: dict[int, Slot] = {}
     for k in kernels:
@@ -114,6 +131,9 @@ def plan_memory(kernels: list[Kernel], program: Program) -> Plan:
             s = slots.get(source_of(t).id)
             if s is not None:
                 s.end = max(s.end, k.index)
+    inplace = _in_place_updates(kernels, program) if in_place else {}
+    for i in inplace:
+        slots.pop(i, None)
     # A fetched value is computed straight into its output array (no arena slot, no copy).
     direct: dict[int, int] = {}
     for j, o in enumerate(program.outputs):
@@ -130,7 +150,42 @@ def plan_memory(kernels: list[Kernel], program: Program) -> Plan:
         by_section.setdefault(s.section, []).append(s)
     for group in by_section.values():
         _first_fit(group)
-    return Plan(slots, direct)
+    return Plan(slots, direct, inplace)
+
+
+def _in_place_updates(kernels: list[Kernel], program: Program) -> dict[int, Tensor]:
+    """Assigned values that can be written into their variable as they are computed.
+
+    Safe when the kernel computing the value reads the variable only elementwise at the
+    element it writes (not as a matmul/conv operand, not broadcast), no later kernel reads
+    the variable, no later kernel can fail on the data, and neither is fetched.
+    """
+    home = {n.id: k for k in kernels for n in k.stores}
+    fetched = {source_of(o).id for o in program.outputs}
+    assigns = [n for n in program.nodes if n.op.name == "assign"]
+    targets = [a.inputs[0].id for a in assigns]
+    last_check = max((k.index for k in kernels if k.kind in _DATA_CHECKS), default=-1)
+    out: dict[int, Tensor] = {}
+    for a in assigns:
+        var, value = a.inputs
+        k = home.get(value.id)
+        if (k is None or targets.count(var.id) > 1 or var.id in fetched or value.id in fetched
+                or value.id in out or last_check > k.index or value.shape != var.shape):
+            continue
+        if k.root is not None and any(source_of(i).id == var.id for i in k.root.inputs):
+            continue
+        if k.kind in EPILOGUE_HOSTS and k.members and host_output(k) is value:
+            continue  # the GEMM accumulates there before the epilogue reads the variable
+        if any(source_of(t).id == var.id and (t is not source_of(t) or t.shape != k.shape)
+               for t in k.loads()):
+            continue
+        if value.shape != k.shape:
+            continue
+        if any(source_of(t).id == var.id for later in kernels[k.index + 1:]
+               if later.kind not in ("assign", "group") for t in later.loads()):
+            continue
+        out[value.id] = var
+    return out
 
 
 def _first_fit(slots: list[Slot]) -> None:

@@ -160,7 +160,8 @@ def _outputs(program: Program, ctx: Context) -> str:
 
 def _commit(program: Program, ctx: Context) -> str:
     """Write assigned values into the variables, reading every value first."""
-    assigns = [n for n in program.nodes if n.op.name == "assign"]
+    assigns = [n for n in program.nodes if n.op.name == "assign"
+               and ctx.plan.variable_for(n.inputs[1]) is None]  # in place: already written
     targets = {a.inputs[0].id for a in assigns}
     lines, saved = [], []
     for k, a in enumerate(assigns):
