@@ -1,4 +1,8 @@
-"""Shared fixtures: ``backend`` runs a test on every available backend."""
+"""Shared fixtures: ``backend`` runs a test on every available backend.
+
+``pytestmark = pytest.mark.needs_c`` (or the mark on one test) skips, with the reason,
+where the C backend is unavailable (no compiler and nothing cached).
+"""
 
 from __future__ import annotations
 
@@ -25,3 +29,10 @@ def backend(request) -> str:
     if why:
         pytest.skip(f"backend {request.param!r} unavailable: {why}")
     return request.param
+
+
+def pytest_runtest_setup(item) -> None:
+    if item.get_closest_marker("needs_c") is not None:
+        why = _available("c")
+        if why:
+            pytest.skip(f"backend 'c' unavailable: {why}")

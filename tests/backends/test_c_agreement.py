@@ -27,7 +27,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc.backends import get_backend
 
 DTYPES = ["float32", "float64"]
 BATCHES = (1, 7, 33)
@@ -36,16 +35,7 @@ RTOL = {"float32": 1e-5, "float64": 1e-10}
 NORM_TOL = {"float32": 1e-4, "float64": 1e-10}
 
 
-def _c_available() -> str | None:
-    try:
-        get_backend("c")
-    except gc.GraphcError as exc:
-        return str(exc)
-    return None
-
-
-_WHY = _c_available()
-pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"backend 'c' unavailable: {_WHY}")
+pytestmark = pytest.mark.needs_c
 
 
 # -- harness ---------------------------------------------------------------------------------

@@ -27,21 +27,11 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.backends import c_backend, get_backend
+from graphc.backends import c_backend
 from graphc.codegen import build
 from graphc.env import find_c_compiler
 
-
-def _c_unavailable() -> str | None:
-    try:
-        get_backend("c")
-    except gc.GraphcError as exc:
-        return str(exc)
-    return None
-
-
-_WHY = _c_unavailable()
-pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"backend 'c' unavailable: {_WHY}")
+pytestmark = pytest.mark.needs_c
 ROOT = Path(gc.__file__).resolve().parent.parent
 
 

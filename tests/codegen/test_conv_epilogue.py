@@ -18,23 +18,13 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.backends import get_backend
 
 DTYPES = ["float32", "float64"]
 RTOL = {"float32": 1e-5, "float64": 1e-10}
 BATCHES = (1, 7)
 
 
-def _c_available() -> str | None:
-    try:
-        get_backend("c")
-    except gc.GraphcError as exc:
-        return str(exc)
-    return None
-
-
-_WHY = _c_available()
-pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"backend 'c' unavailable: {_WHY}")
+pytestmark = pytest.mark.needs_c
 
 ACTIVATIONS = {
     "relu": gc.relu,

@@ -8,19 +8,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.backends import get_backend
 
-
-def _c_unavailable() -> str | None:
-    try:
-        get_backend("c")
-    except gc.GraphcError as exc:
-        return str(exc)
-    return None
-
-
-_WHY = _c_unavailable()
-pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"backend 'c' unavailable: {_WHY}")
+pytestmark = pytest.mark.needs_c
 
 
 def _exp_c(values: np.ndarray) -> np.ndarray:

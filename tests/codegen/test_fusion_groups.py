@@ -4,18 +4,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.backends import get_backend
 from graphc.codegen.fusion import fuse
 from graphc.passes import optimize
 from graphc.program import Program
-
-
-def _c_unavailable() -> str | None:
-    try:
-        get_backend("c")
-    except gc.GraphcError as exc:
-        return str(exc)
-    return None
 
 
 def _chain(n: int, dtype: str):
@@ -34,7 +25,7 @@ def test_a_node_reading_only_leaves_joins_the_open_group():
     assert [n.name for n in kernels[0].stores] == [y.name]
 
 
-@pytest.mark.skipif(_c_unavailable() is not None, reason=f"backend 'c' unavailable: {_c_unavailable()}")
+@pytest.mark.needs_c
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fused_chain_agrees_with_numpy(dtype):
     g, (x, w, b), y = _chain(33, dtype)

@@ -10,18 +10,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.backends import get_backend
 
-
-def _c_available() -> str | None:
-    try:
-        get_backend("c")
-    except gc.GraphcError as exc:
-        return str(exc)
-    return None
-
-
-pytestmark = pytest.mark.skipif(_c_available() is not None, reason=f"no C backend: {_c_available()}")
+pytestmark = pytest.mark.needs_c
 
 RTOL = {"float32": 1e-5, "float64": 1e-10}
 
