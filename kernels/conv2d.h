@@ -118,7 +118,36 @@ typedef struct {
 #define GC__PACKB_IM2COL(p, bctx, tb, pc, jg, kc, nc, B, ldb, bp)                                  \
     gc__##p##pack_b_im2col((const gc_conv_geom *)(bctx), tb, pc, jg, kc, nc, bp)
 
-/* Forward driver, shared by gc_?conv2d_forward and the fused GC_DEFINE_?CONV2D_FORWARD variants.
+/* Run ONE (a driver's per-image function) on each of the N images, in order of n.
+ * Scratch per thread: `per` bytes = [gb bytes of GEMM panels][the image's own buffer]
+ * (padded image or dcol).  Few images (N < nt): one image at a time with the GEMM
+ * parallel inside over every thread's panels, the image buffer at `base`.  Otherwise the
+ * threads take whole images (handed out dynamically; each image is computed the same way
+ * whichever thread takes it, so results are deterministic).  Uses the driver's N, OH, OW,
+ * GC_CONV_ARGS and a thread count variable named nt (the OpenMP clause names it). */
+#define GC__CONV_EACH_IMAGE(ONE, T, in, is, out, os, w, base, per, nt, gb, ectx)                   \
+    do {                                                                                           \
+        size_t own_bytes_ = (per) - (gb);                                                          \
+        if (N < (nt)) {                                                                            \
+            for (int n = 0; n < N; ++n) {                                                          \
+                const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                     \
+                ONE(GC__CONV_PASS, OH, OW, (in) + n * (is), w, (out) + n * (os),                   \
+                    (base) + own_bytes_, (per) * (size_t)(nt) - own_bytes_, (T *)(base), 1, &e);   \
+            }                                                                                      \
+        } else {                                                                                   \
+            GC__OMP("omp parallel num_threads(nt)") {                                              \
+                char *tw = (base) + (per) * (size_t)gc_thread_num();                               \
+                GC__OMP("omp for schedule(dynamic, 1)")                                            \
+                for (int n = 0; n < N; ++n) {                                                      \
+                    const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                 \
+                    ONE(GC__CONV_PASS, OH, OW, (in) + n * (is), w, (out) + n * (os), tw, gb,       \
+                        (T *)(tw + (gb)), 0, &e);                                                  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* Forward driver, shared by gc_?conv2d_forward and the fused gc_?conv2d_forward_hook.
  * Defines NAME(GC_CONV_ARGS, x, w, y, ws, ws_bytes, const void *ectx) (and NAME##_one) on
  * two GEMM IMPLs of gemm.h: GIM2COL (packer GC__PACKB_IM2COL) and GPLAIN (GC__PACKB_STD,
  * for pointwise convolutions).  Image n's GEMM gets a gc_conv_ectx {fn, ectx, n} as ectx. */
@@ -154,43 +183,19 @@ typedef struct {
         size_t per;                                                                                \
         void *own;                                                                                 \
         char *base = gc__##p##conv_setup(GC__CONV_PASS, 0, ws, ws_bytes, &nt, &per, &own);         \
-        size_t padb = gc__##p##conv_pad_bytes(GC__CONV_PASS), gb = per - padb;                     \
-        if (N < nt) { /* few images: threads inside the GEMM; [padded image][gemm scratch] */      \
-            for (int n = 0; n < N; ++n) {                                                          \
-                const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                     \
-                NAME##_one(GC__CONV_PASS, OH, OW, x + n * xs, w, y + n * ys, base + padb,          \
-                           per * (size_t)nt - padb, (T *)base, 1, &e);                             \
-            }                                                                                      \
-        } else { /* threads over the batch; images handed out dynamically (each image is           \
-                  * computed the same way whichever thread takes it: deterministic) */             \
-            GC__OMP("omp parallel num_threads(nt)") {                                              \
-                char *tw = base + per * (size_t)gc_thread_num();                                   \
-                GC__OMP("omp for schedule(dynamic, 1)")                                            \
-                for (int n = 0; n < N; ++n) {                                                      \
-                    const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                 \
-                    NAME##_one(GC__CONV_PASS, OH, OW, x + n * xs, w, y + n * ys, tw, gb,           \
-                               (T *)(tw + gb), 0, &e);                                             \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+        size_t gb = per - gc__##p##conv_pad_bytes(GC__CONV_PASS);                                  \
+        GC__CONV_EACH_IMAGE(NAME##_one, T, x, xs, y, ys, w, base, per, nt, gb, ectx);              \
         free(own);                                                                                 \
     }
 
 /* Backward-data driver, shared by gc_?conv2d_backward_data and the fused
- * GC_DEFINE_?CONV2D_BACKWARD_DATA variants.  Defines NAME(GC_CONV_ARGS, gy, w, gx, ws,
- * ws_bytes, const void *ectx) (and NAME##_one) on the GEMM IMPL GPLAIN.  With HAS_EPI 1, each
- * image's gx[n] goes through EPI(c, ih*W + iw, v, &(gc_conv_ectx){..., ectx, n}) right after
- * col2im (while it is in cache); with HAS_EPI 2 the hook is called once on gx[n]. */
-#define GC__DEFINE_CONV_BWD_DATA(NAME, p, T, GPLAIN, HAS_EPI, EPI)                                 \
+ * gc_?conv2d_backward_data_hook.  Defines NAME(GC_CONV_ARGS, gy, w, gx, ws, ws_bytes,
+ * const void *ectx) (and NAME##_one) on the GEMM IMPL GPLAIN.  With HOOKED, the hook in
+ * ectx is called once on each image's gx[n] right after its col2im (while it is in cache). */
+#define GC__DEFINE_CONV_BWD_DATA(NAME, p, T, GPLAIN, HOOKED)                                       \
     GC__FN void NAME##_epi(int C, int HW, T *gx, const gc_conv_ectx *e) {                          \
         (void)C; (void)HW; (void)gx; (void)e;                                                      \
-        if (HAS_EPI == 2)                                                                          \
-            GC__EPI_HOOK(e, 0, 0, C, HW, gx, HW);                                                  \
-        else if (HAS_EPI)                                                                          \
-            for (int c = 0; c < C; ++c) {                                                          \
-                T *__restrict r = gx + (ptrdiff_t)c * HW;                                          \
-                for (int j = 0; j < HW; ++j) r[j] = EPI(c, j, r[j], (const void *)e);              \
-            }                                                                                      \
+        if (HOOKED) GC__EPI_HOOK(e, 0, 0, C, HW, gx, HW);                                          \
     }                                                                                              \
     /* One image: dcol = w^T @ gy[n] (w read transposed), then col2im into gx[n]. */               \
     GC__FN void NAME##_one(GC_CONV_ARGS, int OH, int OW, const T *gy, const T *w, T *gx, char *g,  \
@@ -225,24 +230,7 @@ typedef struct {
         void *own;                                                                                 \
         char *base = gc__##p##conv_setup(GC__CONV_PASS, 1, ws, ws_bytes, &nt, &per, &own);         \
         size_t gb = gc_round_up(gc__##p##conv_gemm_bytes(GC__CONV_PASS, 1), 64);                   \
-        if (N < nt) { /* layout: [dcol][gemm scratch for all threads] */                           \
-            size_t dcolb = per - gb;                                                               \
-            for (int n = 0; n < N; ++n) {                                                          \
-                const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                     \
-                NAME##_one(GC__CONV_PASS, OH, OW, gy + n * ys, w, gx + n * xs, base + dcolb,       \
-                           per * (size_t)nt - dcolb, (T *)base, 1, &e);                            \
-            }                                                                                      \
-        } else { /* per thread: [gemm scratch][dcol]; images handed out dynamically */             \
-            GC__OMP("omp parallel num_threads(nt)") {                                              \
-                char *tw = base + per * (size_t)gc_thread_num();                                   \
-                GC__OMP("omp for schedule(dynamic, 1)")                                            \
-                for (int n = 0; n < N; ++n) {                                                      \
-                    const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                 \
-                    NAME##_one(GC__CONV_PASS, OH, OW, gy + n * ys, w, gx + n * xs, tw, gb,         \
-                               (T *)(tw + gb), 0, &e);                                             \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+        GC__CONV_EACH_IMAGE(NAME##_one, T, gy, ys, gx, xs, w, base, per, nt, gb, ectx);            \
         free(own);                                                                                 \
     }
 
@@ -451,7 +439,7 @@ typedef struct {
         gc__##p##conv_fwd(GC__CONV_PASS, x, w, y, ws, ws_bytes, NULL);                             \
     }                                                                                              \
     /* backward data = the shared driver GC__DEFINE_CONV_BWD_DATA, no epilogue */                  \
-    GC__DEFINE_CONV_BWD_DATA(gc__##p##conv_bwd_data, p, T, gc__##p##gemm_plain, 0, GC__EPI_NONE)   \
+    GC__DEFINE_CONV_BWD_DATA(gc__##p##conv_bwd_data, p, T, gc__##p##gemm_plain, 0)                 \
     GC__FN void gc_##p##conv2d_backward_data(GC_CONV_ARGS, const T *gy, const T *w, T *gx,         \
                                              void *ws, size_t ws_bytes) {                          \
         gc__##p##conv_bwd_data(GC__CONV_PASS, gy, w, gx, ws, ws_bytes, NULL);                      \
@@ -460,8 +448,7 @@ typedef struct {
     GC__DEFINE_GEMM_IMPL(gc__##p##gemm_im2col_hook, p, P, T, 2, GC__EPI_NONE, GC__PACKB_IM2COL)    \
     GC__DEFINE_CONV_FWD(gc_##p##conv2d_forward_hook, p, T, gc__##p##gemm_im2col_hook,              \
                         gc__##p##gemm_hook)                                                        \
-    GC__DEFINE_CONV_BWD_DATA(gc_##p##conv2d_backward_data_hook, p, T, gc__##p##gemm_plain, 2,      \
-                             GC__EPI_NONE)                                                         \
+    GC__DEFINE_CONV_BWD_DATA(gc_##p##conv2d_backward_data_hook, p, T, gc__##p##gemm_plain, 1)      \
     /* gw (+)= gy[n] @ col[n]^T (col never stored); beta 0 for the first image, then 1. */         \
     GC__FN void gc__##p##conv_bwd_filter_one(GC_CONV_ARGS, int OH, int OW, const T *x,             \
                                              const T *gy, T *gw, T beta, char *g,                  \

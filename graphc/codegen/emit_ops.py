@@ -274,7 +274,7 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
     args = (f"{int(ta)}, {int(tb)}, {_int(m)}, {_int(n)}, {_int(k)}, 1, {{A}}, {lda}, {{B}}, {ldb}, "
             f"0, {{C}}, {dim(n)}")
     ctx.workspaces.append(f"gc_{pre}gemm_workspace_size({_int(m)}, {_int(n)}, {_int(k)})")
-    if kernel.members:  # 2-D with a fused epilogue: the hook GEMM calls matmul_prelude's tile fn
+    if kernel.members:  # 2-D with a fused epilogue: the hook GEMM calls epilogue_prelude's tile fn
         returns = host_output(kernel)
         call = args.format(A=_p(ctx, a), B=_p(ctx, b), C=_p(ctx, returns, False))
         return (_HOOK_SETUP.format(tile=kernel.name + "_tile")
@@ -335,12 +335,16 @@ def _tile_fn(kernel: Kernel, ctx: Context, fn_name: str, conv: bool) -> str:
             f"    }}\n}}\n")
 
 
-def matmul_prelude(kernel: Kernel, ctx: Context) -> str:
-    """File-scope code of a matmul with an epilogue: the element function and its tile hook."""
-    node = kernel.root
-    returns = host_output(kernel)
-    fn_code, fn_name = emit_epilogue_fn(kernel, ctx, [("i", 1), ("j", 1)], returns, node)
-    return fn_code + _tile_fn(kernel, ctx, fn_name, conv=False)
+def epilogue_prelude(kernel: Kernel, ctx: Context) -> str:
+    """File-scope code of a matmul or conv2d(_backward_data) kernel with an epilogue: the
+    element function and the tile hook that applies it. A matmul's GEMM calls the hook on
+    (row, column) blocks as it stores them; the conv forward's on blocks of image n's
+    output (o, oh*OW + ow), the backward-data pass on the whole (c, ih*W + iw) image right
+    after col2im (kernels/gemm.h, conv2d.h)."""
+    conv = kernel.kind != "matmul"
+    axes = [("n", 1), ("i", 1), ("j", 2)] if conv else [("i", 1), ("j", 1)]
+    fn_code, fn_name = emit_epilogue_fn(kernel, ctx, axes, host_output(kernel), kernel.root)
+    return fn_code + _tile_fn(kernel, ctx, fn_name, conv)
 
 
 # -- convolution and pooling ------------------------------------------------------------------
@@ -357,7 +361,7 @@ def _conv_ws(ctx: Context, node: Tensor, kind: str, args: str) -> None:
 
 
 def _conv_fused_call(kernel: Kernel, ctx: Context, args: str, a: Tensor, b: Tensor) -> str:
-    """Call the conv variant ``conv2d_prelude`` defined, writing the value it returns."""
+    """Call the hook conv (its tile function comes from ``epilogue_prelude``)."""
     node = kernel.root
     returns = host_output(kernel)
     which = "forward" if node.op.name == "conv2d" else "backward_data"
@@ -372,23 +376,10 @@ def _conv2d(kernel: Kernel, ctx: Context) -> str:
     x, w = node.inputs
     args = _conv_args(x, w.shape, node.attrs)
     _conv_ws(ctx, node, "forward", args)
-    if kernel.members:  # fused epilogue (conv2d_prelude), applied as the GEMM stores
+    if kernel.members:  # fused epilogue (epilogue_prelude), applied as the GEMM stores
         return _conv_fused_call(kernel, ctx, args, x, w)
     return (f"gc_{_prefix(node)}conv2d_forward({args}, "
             f"{_p(ctx, x)}, {_p(ctx, w)}, {_p(ctx, node, False)}, gc_ws, gc_ws_bytes);")
-
-
-def conv2d_prelude(kernel: Kernel, ctx: Context) -> str:
-    """File-scope code of a conv2d (or conv2d_backward_data) with an epilogue.
-
-    The element function and its tile hook: the forward's GEMM calls the hook on blocks of
-    image n's output (o, oh*OW + ow) as it stores them, the backward-data pass on the
-    whole (c, ih*W + iw) image right after col2im (kernels/conv2d.h).
-    """
-    node = kernel.root
-    returns = host_output(kernel)
-    fn_code, fn_name = emit_epilogue_fn(kernel, ctx, [("n", 1), ("i", 1), ("j", 2)], returns, node)
-    return fn_code + _tile_fn(kernel, ctx, fn_name, conv=True)
 
 
 @emitter("conv2d_backward_data")
@@ -397,7 +388,7 @@ def _conv2d_bd(kernel: Kernel, ctx: Context) -> str:
     gy, w = node.inputs
     args = _conv_args(node, w.shape, node.attrs)
     _conv_ws(ctx, node, "backward_data", args)
-    if kernel.members:  # fused epilogue (conv2d_prelude), applied per image after col2im
+    if kernel.members:  # fused epilogue (epilogue_prelude), applied per image after col2im
         return _conv_fused_call(kernel, ctx, args, gy, w)
     return (f"gc_{_prefix(node)}conv2d_backward_data({args}, "
             f"{_p(ctx, gy)}, {_p(ctx, w)}, {_p(ctx, node, False)}, gc_ws, gc_ws_bytes);")

@@ -20,8 +20,8 @@ from ..program import Program
 from . import emit_nn  # noqa: F401  (registers the softmax cross-entropy emitters)
 from .context import Context
 from .cprinter import C, helpers
-from .emit_ops import EMITTERS, HOOK_TYPEDEF, conv2d_prelude, matmul_prelude
-from .fusion import Kernel, source_of
+from .emit_ops import EMITTERS, HOOK_TYPEDEF, epilogue_prelude
+from .fusion import EPILOGUE_HOSTS, Kernel, source_of
 from .memplan import Plan
 
 ERR_BYTES = 512
@@ -63,10 +63,8 @@ def render(program: Program, kernels: list[Kernel], plan: Plan, check_numerics: 
     templates = [t for t in TEMPLATES if _USES[t] & used]
     preludes, functions, calls = [], [], []
     for k in kernels:
-        if k.kind == "matmul" and k.members:
-            preludes.append(matmul_prelude(k, ctx))
-        if k.kind in ("conv2d", "conv2d_backward_data") and k.members:
-            preludes.append(conv2d_prelude(k, ctx))
+        if k.kind in EPILOGUE_HOSTS and k.members:
+            preludes.append(epilogue_prelude(k, ctx))
         emit = EMITTERS.get(k.root.op.name if k.root is not None else "elemwise")
         if emit is None:
             raise NotImplementedError(f"the C backend has no kernel for {k.kind}")
