@@ -8,24 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-import graphc as gc
-from graphc.backends import get_backend
+from graphc.backends import why_unavailable
 
 BACKENDS = ("numpy", "c", "cuda")
-
-
-def _available(name: str) -> str | None:
-    try:
-        get_backend(name)
-    except gc.GraphcError as exc:
-        return str(exc)
-    return None
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     """The name of a backend to run on; skipped where that backend is unavailable."""
-    why = _available(request.param)
+    why = why_unavailable(request.param)
     if why:
         pytest.skip(f"backend {request.param!r} unavailable: {why}")
     return request.param
@@ -33,6 +24,6 @@ def backend(request) -> str:
 
 def pytest_runtest_setup(item) -> None:
     if item.get_closest_marker("needs_c") is not None:
-        why = _available("c")
+        why = why_unavailable("c")
         if why:
             pytest.skip(f"backend 'c' unavailable: {why}")

@@ -47,3 +47,18 @@ def get_backend(name: str):
         raise GraphcError(f"backend {name!r} is not available in this version of graphc "
                           f"(available: {known})")
     return BACKENDS[name](), f"backend {name!r}"
+
+
+def why_unavailable(name: str) -> str | None:
+    """Why backend ``name`` cannot be used here (e.g. no C compiler), or None if it can.
+
+    Example::
+
+        if why_unavailable("c") is None:
+            sess = gc.Session(g, backend="c")
+    """
+    try:
+        get_backend(name)
+    except GraphcError as exc:
+        return str(exc)
+    return None

@@ -28,8 +28,7 @@ import sys
 
 import pytest
 
-import graphc as gc
-from graphc.backends import get_backend
+from graphc.backends import why_unavailable
 
 _NAME = "graphc_tests_ops_gradcheck"
 
@@ -78,14 +77,6 @@ def _load():
     return sys.modules[_NAME]
 
 
-def _unavailable(name: str) -> str | None:
-    try:
-        get_backend(name)
-    except gc.GraphcError as exc:
-        return str(exc)
-    return None
-
-
 def _params() -> tuple[str, ...]:
     only = os.environ.get("GRAPHC_TEST_BACKEND")
     return (only,) if only else BACKENDS
@@ -114,7 +105,7 @@ def pytest_collection_modifyitems(config, items):
 def helpers(request):
     """The helper module (run, assert_close, gradcheck, rand, distinct) with ``run`` and
     ``gradcheck`` bound to one backend; ``helpers.backend`` names it."""
-    why = _unavailable(request.param)
+    why = why_unavailable(request.param)
     if why:
         pytest.skip(f"backend {request.param!r} unavailable: {why}")
     return _load().for_backend(request.param)
