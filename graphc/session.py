@@ -46,7 +46,10 @@ class Compiled:
         self.program = program
         self.executable = executable
         self.placeholders = program.placeholders
+        self.variables = program.variables
         self.needs_batch = any(None in n.shape for n in program.nodes)
+        # a backend whose outputs are new arrays each run needs no defensive copy
+        self.fresh_outputs = getattr(executable, "fresh_outputs", False)
 
     @property
     def source(self) -> str | None:
@@ -179,13 +182,16 @@ class Session:
             raise FeedError("run: the batch size (the None dimension) is unknown: feed a "
                             "placeholder that has a None dimension")
         ctx = _StepContext(self.step, batch)
-        state = {v: self._state(v) for v in compiled.program.variables}
+        state = {v: self._state(v) for v in compiled.variables}
         outputs = compiled.executable.run(arrays, state, ctx)
         for var, value in ctx.pending.items():  # commit only after the whole step succeeded
             self._values[var] = np.array(value, dtype=var.dtype, copy=True)
         self.step += 1
-        results = [None if f.dtype is None else np.array(o, copy=True)
-                   for f, o in zip(flat, outputs)]
+        if compiled.fresh_outputs:
+            results = [None if f.dtype is None else o for f, o in zip(flat, outputs)]
+        else:
+            results = [None if f.dtype is None else np.array(o, copy=True)
+                       for f, o in zip(flat, outputs)]
         return pack(results)
 
     def __repr__(self) -> str:

@@ -41,7 +41,16 @@ class CExecutable:
         self._const_ptrs = ffi.new("void *[]", [ffi.cast("void *", a.ctypes.data)
                                                 for a in self._consts] or [ffi.NULL])
         self._arena = np.empty(0, np.uint8)
+        self._arena_ptrs: dict[int, object] = {}
         self._err = ffi.new("char[]", ERR_BYTES)
+        r = self.rendered
+        self._feed_ptrs = ffi.new("void *[]", max(len(r.feeds), 1))
+        self._var_ptrs = ffi.new("void *[]", max(len(r.variables), 1))
+        self._var_arrays: list = [None] * len(r.variables)
+        self._out_ptrs = ffi.new("void *[]", max(len(program.outputs), 1))
+        self._out_shapes: dict[int, list] = {}  # batch -> shape of each output (None: update)
+
+    fresh_outputs = True  # run() returns arrays nobody else references: no copy needed
 
     # -- introspection --------------------------------------------------------------------
     @property
@@ -60,33 +69,55 @@ class CExecutable:
         return int(self.lib.gc_arena_bytes(batch or 0))
 
     # -- running ----------------------------------------------------------------------------
+    # The pointer tables handed to gc_run live as long as the executable; a run only rewrites
+    # the slots whose array changed (variables usually never do), so a step costs a few
+    # microseconds of Python around the native call.
     def _arena_for(self, batch: int):
-        need = self.arena_bytes(batch) + 64
-        if self._arena.size < need:
-            self._arena = np.empty(need, np.uint8)
-        addr = self._arena.ctypes.data
-        return ffi.cast("char *", addr + (-addr % 64))
+        ptr = self._arena_ptrs.get(batch)
+        if ptr is None:
+            need = self.arena_bytes(batch) + 64
+            if self._arena.size < need:
+                self._arena = np.empty(need, np.uint8)
+                self._arena_ptrs.clear()
+            addr = self._arena.ctypes.data
+            ptr = self._arena_ptrs[batch] = ffi.cast("char *", addr + (-addr % 64))
+        return ptr
 
     def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx) -> list:
+        """One step. Every returned array is newly allocated (``fresh_outputs``)."""
         batch = ctx.batch or 0
-        feed_arrays = [np.ascontiguousarray(feeds[p]) for p in self.rendered.feeds]
-        var_arrays = [state[v] for v in self.rendered.variables]
-        for v, a in zip(self.rendered.variables, var_arrays):
-            if not (a.flags.c_contiguous and a.flags.writeable):
-                raise GraphcError(f"variable {v.name}: state array is not writable and contiguous")
+        rendered = self.rendered
+        keep = []  # contiguous copies of feeds, alive until gc_run returns
+        for i, p in enumerate(rendered.feeds):
+            a = feeds[p]
+            if not a.flags.c_contiguous:
+                a = np.ascontiguousarray(a)
+                keep.append(a)
+            self._feed_ptrs[i] = ffi.from_buffer(a)
+        for i, v in enumerate(rendered.variables):
+            a = state[v]
+            if a is not self._var_arrays[i]:
+                if not (a.flags.c_contiguous and a.flags.writeable):
+                    raise GraphcError(f"variable {v.name}: state array is not writable and "
+                                      f"contiguous")
+                self._var_ptrs[i] = ffi.from_buffer(a)
+                self._var_arrays[i] = a
+        shapes = self._out_shapes.get(batch)
+        if shapes is None:
+            shapes = self._out_shapes[batch] = [
+                None if o.dtype is None else tuple(batch if d is None else d for d in o.shape)
+                for o in self.program.outputs]
         outs = []
-        for o in self.program.outputs:
-            if o.dtype is None:
+        for i, (o, shape) in enumerate(zip(self.program.outputs, shapes)):
+            if shape is None:
                 outs.append(None)
-            else:
-                shape = tuple(batch if d is None else d for d in o.shape)
-                outs.append(np.empty(shape, o.dtype))
-        ptrs = ffi.new("void *[]", [_ptr(a) for a in feed_arrays] or [ffi.NULL])
-        vptrs = ffi.new("void *[]", [_ptr(a) for a in var_arrays] or [ffi.NULL])
-        optrs = ffi.new("void *[]", [_ptr(a) if a is not None else ffi.NULL for a in outs]
-                        or [ffi.NULL])
-        code = self.lib.gc_run(batch, ctx.step, ptrs, vptrs, self._const_ptrs, optrs,
-                               self._arena_for(batch), self._err)
+                continue
+            a = np.empty(shape, o.dtype)
+            self._out_ptrs[i] = ffi.from_buffer(a)
+            outs.append(a)
+        code = self.lib.gc_run(batch, ctx.step, self._feed_ptrs, self._var_ptrs,
+                               self._const_ptrs, self._out_ptrs, self._arena_for(batch), self._err)
+        del keep
         if code:
             self._raise(code - 1)
         return outs
@@ -106,8 +137,6 @@ class CExecutable:
                   f"{kernel.name}: {message}{at(node.site)}")
 
 
-def _ptr(a: np.ndarray):
-    return ffi.cast("void *", a.ctypes.data)
 
 
 class CBackend:

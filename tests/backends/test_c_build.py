@@ -453,31 +453,48 @@ def test_reruns_are_bit_identical():
     assert len(set(np.asarray(l1).tolist())) == len(l1)  # it did train (and masks change)
 
 
-def test_feeds_are_passed_without_copying(monkeypatch):
+def test_feeds_are_passed_without_copying():
     with gc.Graph() as g:
         x = gc.placeholder((None, 6), name="x")
         i = gc.placeholder((None,), dtype="int64", name="i")
         z = gc.sum(x * 2.0, axis=1) + gc.cast(i, "float32")
     sess = gc.Session(g, backend="c")
-    seen = []
-    real = c_backend._ptr
+    executable = sess.compile([z]).executable
 
-    def recording(a):
-        seen.append(a.ctypes.data)
-        return real(a)
+    def passed():  # the addresses gc_run was given for the feeds
+        return {int(build.ffi.cast("uintptr_t", executable._feed_ptrs[k]))
+                for k in range(len(executable.rendered.feeds))}
 
-    monkeypatch.setattr(c_backend, "_ptr", recording)
     xv = np.random.default_rng(3).normal(size=(9, 6)).astype(np.float32)
     iv = np.arange(9, dtype=np.int64)
     expected = (xv * 2).sum(axis=1) + iv
     np.testing.assert_allclose(sess.run(z, {x: xv, i: iv}), expected, rtol=1e-5)
-    assert xv.ctypes.data in seen and iv.ctypes.data in seen
+    assert passed() == {xv.ctypes.data, iv.ctypes.data}
     # a strided view or another dtype is converted (a copy), with the same results
-    seen.clear()
     wide = np.repeat(xv, 2, axis=1)[:, ::2]
     assert not wide.flags.c_contiguous
     np.testing.assert_allclose(sess.run(z, {x: wide, i: iv.astype(np.int32)}), expected,
                                rtol=1e-5)
-    assert wide.ctypes.data not in seen
+    assert wide.ctypes.data not in passed()
     np.testing.assert_allclose(sess.run(z, {x: xv.astype(np.float64), i: iv}), expected,
                                rtol=1e-5)
+
+
+def test_results_are_new_arrays_and_variables_are_tracked():
+    """Run results are never reused or shared; a replaced variable array is picked up."""
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 3), name="x")
+        w = gc.variable(np.arange(3, dtype=np.float32), name="w")
+        y = x * w
+    sess = gc.Session(g, backend="c")
+    xv = np.random.default_rng(4).normal(size=(2, 3)).astype(np.float32)
+    a, b = sess.run([y, y], {x: xv})
+    assert not np.shares_memory(a, b)
+    a[...] = 0.0
+    np.testing.assert_allclose(b, xv * np.arange(3))
+    c = sess.run(y, {x: xv})
+    assert not np.shares_memory(b, c) and not np.shares_memory(c, xv)
+    np.testing.assert_allclose(c, xv * np.arange(3))
+    sess.set_value(w, [5.0, 6.0, 7.0])  # a new state array: its address reaches gc_run
+    np.testing.assert_allclose(sess.run(y, {x: xv}), xv * np.array([5.0, 6.0, 7.0]), rtol=1e-6)
+    np.testing.assert_allclose(b, xv * np.arange(3))  # earlier results untouched
