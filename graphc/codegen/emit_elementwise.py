@@ -284,13 +284,13 @@ def emit_reduce(kernel: Kernel, ctx: Context) -> str:
     # general order: accumulate into a double scratch array, then convert
     inner = loops_serial(dims, loop_vars, f"{value_code}\n        double acc = tmp[{out_index}];\n"
                          f"        {combine}\n        tmp[{out_index}] = acc;")
-    return (f"{{\n    double *tmp = (double *)malloc(sizeof(double) * "
-            f"(size_t)({out_size} > 0 ? {out_size} : 1));\n"
-            f"    if (!tmp) {{ snprintf(err, 512, \"out of memory\"); return 1; }}\n"
+    # the double accumulators live in the arena's workspace: a step never mallocs, so it
+    # cannot fail half-way (after in-place variable updates) for want of memory
+    ctx.workspaces.append(f"sizeof(double) * (size_t)({out_size} > 0 ? {out_size} : 1)")
+    return (f"{{\n    double *tmp = (double *)gc_ws; (void)gc_ws_bytes;\n"
             f"    for (int64_t o = 0; o < {out_size}; o++) tmp[o] = {init};\n{inner}\n"
             f"    for (int64_t o = 0; o < {out_size}; o++) {out}[o] = ({ctype})"
-            f"({'tmp[o] / (double)(' + count + ')' if op == 'mean' else 'tmp[o]'});\n"
-            f"    free(tmp);\n}}")
+            f"({'tmp[o] / (double)(' + count + ')' if op == 'mean' else 'tmp[o]'});\n}}")
 
 
 def loops_serial(dims: list[str], loop_vars: list[str], inner: str) -> str:

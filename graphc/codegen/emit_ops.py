@@ -104,9 +104,9 @@ def _logsumexp(kernel: Kernel, ctx: Context) -> str:
     px, po = _p(ctx, x), _p(ctx, node, False)
     pass1 = loops_serial(dims, lv, f"double v = {px}[{xi}]; if (v > m[{oi}]) m[{oi}] = v;")
     pass2 = loops_serial(dims, lv, f"s[{oi}] += exp((double){px}[{xi}] - mm(m[{oi}]));")
+    ctx.workspaces.append(f"sizeof(double) * 2 * (size_t)({size} > 0 ? {size} : 1)")
     return f"""{{
-    double *m = (double *)malloc(sizeof(double) * 2 * (size_t)({size} > 0 ? {size} : 1));
-    if (!m) {{ snprintf(err, 512, "out of memory"); return 1; }}
+    double *m = (double *)gc_ws; (void)gc_ws_bytes;
     double *s = m + {size};
     #define mm(v) (isfinite(v) ? (v) : 0.0)
     for (int64_t o = 0; o < {size}; o++) {{ m[o] = -INFINITY; s[o] = 0.0; }}
@@ -114,7 +114,6 @@ def _logsumexp(kernel: Kernel, ctx: Context) -> str:
 {pass2}
     for (int64_t o = 0; o < {size}; o++) {po}[o] = ({ctx.ctype(node)})(log(s[o]) + mm(m[o]));
     #undef mm
-    free(m);
 }}"""
 
 

@@ -161,16 +161,19 @@ def _commit(program: Program, ctx: Context) -> str:
     assigns = [n for n in program.nodes if n.op.name == "assign"
                and ctx.plan.variable_for(n.inputs[1]) is None]  # in place: already written
     targets = {a.inputs[0].id for a in assigns}
-    lines, saved = [], []
+    lines, snaps, offset = [], {}, "0"
     for k, a in enumerate(assigns):
         src = source_of(a.inputs[1])
         if src.op.name == "variable" and src.id in targets:  # swap-like: snapshot first
-            saved.append(k)
-            lines.insert(0, f"    void *snap{k} = malloc({ctx.nbytes(src)}); "
-                         f"memcpy(snap{k}, {ctx.ptr(src)}, {ctx.nbytes(src)});")
+            # snapshots go to the workspace (free once the kernels are done): no malloc
+            snaps[k] = f"(gc_ws + {offset})"
+            lines.append(f"    memcpy({snaps[k]}, {ctx.ptr(src)}, {ctx.nbytes(src)});")
+            offset = f"{offset} + ({ctx.nbytes(src)} + 63) / 64 * 64"
+    if snaps:
+        ctx.workspaces.append(offset)
+        lines.insert(0, f"    char *gc_ws = arena + ({ctx.plan.size_expr()});")
     for k, a in enumerate(assigns):
         var, value = a.inputs
-        src = f"snap{k}" if k in saved else ctx.ptr(value)
+        src = snaps.get(k, ctx.ptr(value))
         lines.append(f"    memmove({ctx.ptr(var, const=False)}, {src}, {ctx.nbytes(var)});")
-    lines += [f"    free(snap{k});" for k in saved]
     return "\n".join(lines)
