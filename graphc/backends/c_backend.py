@@ -41,7 +41,7 @@ class CExecutable:
         self._const_ptrs = ffi.new("void *[]", [ffi.cast("void *", a.ctypes.data)
                                                 for a in self._consts] or [ffi.NULL])
         self._arena = np.empty(0, np.uint8)
-        self._arena_ptrs: dict[int, object] = {}
+        self._arena_ptr = ffi.NULL
         self._err = ffi.new("char[]", ERR_BYTES)
         r = self.rendered
         self._feed_ptrs = ffi.new("void *[]", max(len(r.feeds), 1))
@@ -73,15 +73,14 @@ class CExecutable:
     # the slots whose array changed (variables usually never do), so a step costs a few
     # microseconds of Python around the native call.
     def _arena_for(self, batch: int):
-        ptr = self._arena_ptrs.get(batch)
-        if ptr is None:
-            need = self.arena_bytes(batch) + 64
-            if self._arena.size < need:
-                self._arena = np.empty(need, np.uint8)
-                self._arena_ptrs.clear()
+        # asked every run: the GEMM workspace grows with omp_get_max_threads(), which the
+        # caller may raise between runs (threadpoolctl, omp_set_num_threads)
+        need = int(self.lib.gc_arena_bytes(batch)) + 64
+        if self._arena.size < need:
+            self._arena = np.empty(need, np.uint8)
             addr = self._arena.ctypes.data
-            ptr = self._arena_ptrs[batch] = ffi.cast("char *", addr + (-addr % 64))
-        return ptr
+            self._arena_ptr = ffi.cast("char *", addr + (-addr % 64))
+        return self._arena_ptr
 
     def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx) -> list:
         """One step. Every returned array is newly allocated (``fresh_outputs``)."""

@@ -498,3 +498,34 @@ def test_results_are_new_arrays_and_variables_are_tracked():
     sess.set_value(w, [5.0, 6.0, 7.0])  # a new state array: its address reaches gc_run
     np.testing.assert_allclose(sess.run(y, {x: xv}), xv * np.array([5.0, 6.0, 7.0]), rtol=1e-6)
     np.testing.assert_allclose(b, xv * np.arange(3))  # earlier results untouched
+
+
+def test_arena_grows_when_openmp_threads_are_raised_between_runs():
+    """The GEMM workspace is sized per thread: raising the thread count re-sizes the arena."""
+    import ctypes
+
+    try:
+        gomp = ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        pytest.skip("libgomp.so.1 not loadable: the library is not built with GNU OpenMP")
+    rng = np.random.default_rng(6)
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 96), name="x")
+        w = gc.variable(rng.standard_normal((96, 160)).astype(np.float32), name="w")
+        y = x @ w
+    sess = gc.Session(g, backend="c")
+    executable = sess.compile([y]).executable
+    xv = rng.standard_normal((200, 96)).astype(np.float32)
+    before = gomp.omp_get_max_threads()
+    try:
+        gomp.omp_set_num_threads(1)
+        small = executable.arena_bytes(200)
+        np.testing.assert_allclose(sess.run(y, {x: xv}), xv @ sess.get_value(w), rtol=2e-5,
+                                   atol=1e-4)
+        gomp.omp_set_num_threads(4)
+        assert executable.arena_bytes(200) > small
+        np.testing.assert_allclose(sess.run(y, {x: xv}), xv @ sess.get_value(w), rtol=2e-5,
+                                   atol=1e-4)
+        assert executable._arena.size >= executable.arena_bytes(200)
+    finally:
+        gomp.omp_set_num_threads(before)
