@@ -1,0 +1,36 @@
+"""The code printer: float literals and the float32/float64 flavours (no compiler needed)."""
+
+import numpy as np
+import sympy
+
+from graphc.codegen.cprinter import print_expr
+
+X = sympy.Symbol("a0")
+
+
+def _literal(value: float, dtype: str) -> str:
+    return print_expr(sympy.Float(value), {}, dtype)
+
+
+def test_float32_literals_round_trip_and_carry_the_f_suffix():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.standard_normal(200) * 10.0 ** rng.integers(-30, 30, 200),
+                             [0.9, -0.009, 1.0, -2.0, 1e-8, 3e20, 0.0, 123456789.0]])
+    for v in values.astype(np.float32):
+        text = _literal(float(v), "float32")
+        assert text.endswith("F") and any(c in text for c in ".e"), text
+        assert np.float32(float(text[:-1])) == v, (v, text)
+
+
+def test_float64_literals_round_trip_exactly():
+    rng = np.random.default_rng(1)
+    for v in rng.standard_normal(200) * 10.0 ** rng.integers(-200, 200, 200):
+        text = _literal(float(v), "float64")
+        assert not text.endswith("F") and float(text) == v, (v, text)
+    assert _literal(1.0, "float64") == "1.0" and _literal(0.5, "float32") == "0.5F"
+
+
+def test_float32_expressions_use_float_functions():
+    text = print_expr(sympy.exp(X) * 0.5 + sympy.log(X), {X: "x"}, "float32")
+    assert text == "0.5F*gc_expf(x) + logf(x)", text
+    assert print_expr(sympy.exp(X) * 0.5, {X: "x"}, "float64") == "0.5*exp(x)"
