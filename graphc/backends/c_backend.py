@@ -82,8 +82,19 @@ class CExecutable:
             self._arena_ptr = ffi.cast("char *", addr + (-addr % 64))
         return self._arena_ptr
 
-    def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx) -> list:
-        """One step. Every returned array is newly allocated (``fresh_outputs``)."""
+    @property
+    def timed_units(self) -> list[dict]:
+        """What ``run(..., seconds=)`` times: each kernel, then the final copies/commits."""
+        return self.kernel_list + [{"name": "(outputs, commit)", "kind": "step",
+                                    "nodes": [], "stores": []}]
+
+    def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx,
+            seconds: np.ndarray | None = None) -> list:
+        """One step. Every returned array is newly allocated (``fresh_outputs``).
+
+        ``seconds`` (float64, one slot per :attr:`timed_units`): each unit's wall time is
+        added to its slot.
+        """
         batch = ctx.batch or 0
         rendered = self.rendered
         keep = []  # contiguous copies of feeds, alive until gc_run returns
@@ -114,8 +125,12 @@ class CExecutable:
             a = np.empty(shape, o.dtype)
             self._out_ptrs[i] = ffi.from_buffer(a)
             outs.append(a)
-        code = self.lib.gc_run(batch, ctx.step, self._feed_ptrs, self._var_ptrs,
-                               self._const_ptrs, self._out_ptrs, self._arena_for(batch), self._err)
+        args = (batch, ctx.step, self._feed_ptrs, self._var_ptrs, self._const_ptrs,
+                self._out_ptrs, self._arena_for(batch), self._err)
+        if seconds is None:
+            code = self.lib.gc_run(*args)
+        else:
+            code = self.lib.gc_run_timed(*args, ffi.from_buffer("double[]", seconds))
         del keep
         if code:
             self._raise(code - 1)

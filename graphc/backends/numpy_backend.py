@@ -5,6 +5,8 @@ It is the executable specification every compiled backend is checked against.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..errors import GraphcError, NumericsError, at
@@ -18,8 +20,18 @@ class NumpyExecutable:
         self.program = program
         self.check_numerics = check_numerics
 
-    def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx) -> list:
+    @property
+    def timed_units(self) -> list[dict]:
+        """What ``run(..., seconds=)`` times: each node that computes something."""
+        return [{"name": n.name, "kind": n.op.name, "nodes": [n.name], "stores": [n.name]}
+                for n in self.program.nodes if n.op.name not in _LEAVES]
+
+    def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx,
+            seconds: np.ndarray | None = None) -> list:
+        """Interpret the program; ``seconds`` (one slot per :attr:`timed_units`) adds up
+        each node's wall time."""
         values: dict[int, np.ndarray] = {}
+        unit = 0
         for node in self.program.nodes:
             kind = node.op.name
             if kind == "placeholder":
@@ -30,6 +42,7 @@ class NumpyExecutable:
                 values[node.id] = node.value
             else:
                 args = [values[i.id] for i in node.inputs]
+                t0 = time.perf_counter() if seconds is not None else 0.0
                 try:
                     out = node.op.compute(ctx, node, *args)
                 except GraphcError:
@@ -37,10 +50,16 @@ class NumpyExecutable:
                 except Exception as exc:  # name the node and the user's line
                     raise GraphcError(f"{node.op.label(node.attrs)} ({node.name}) failed at run "
                                       f"time: {exc}{at(node.site)}") from exc
+                if seconds is not None:
+                    seconds[unit] += time.perf_counter() - t0
+                unit += 1
                 if self.check_numerics and out is not None:
                     _check(node, out)
                 values[node.id] = out
         return [values[o.id] for o in self.program.outputs]
+
+
+_LEAVES = ("placeholder", "variable", "constant")
 
 
 def _check(node: Tensor, out: np.ndarray) -> None:

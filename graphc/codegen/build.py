@@ -36,6 +36,9 @@ CDEF = """
 size_t gc_arena_bytes(int64_t N);
 int gc_run(int64_t N, uint64_t step, void *const *feeds, void *const *vars,
            const void *const *consts, void *const *outs, char *arena, char *err);
+int gc_run_timed(int64_t N, uint64_t step, void *const *feeds, void *const *vars,
+                 const void *const *consts, void *const *outs, char *arena, char *err,
+                 double *seconds);
 """
 
 ffi = cffi.FFI()

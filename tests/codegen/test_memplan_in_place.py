@@ -38,7 +38,7 @@ def test_updates_are_written_in_place_and_agree_with_numpy(dtype):
     g, x, y, loss, train, params = _mlp(dtype)
     sess_c, sess_n = gc.Session(g, backend="c"), gc.Session(g, backend="numpy")
     source = sess_c.compile([loss, train]).source
-    commit = source[source.index("int gc_run("):]
+    commit = source[source.index("static int gc__step("):]
     assert "memmove" not in commit, "every update is computed into its variable"
     assert not re.search(r"^/\* k\d+_elementwise: mul\b", source, re.M), \
         "0.9 * velocity is computed inside the update kernel, not on its own"
@@ -67,7 +67,7 @@ def test_check_numerics_keeps_the_commit_at_the_end():
     g, x, y, loss, train, params = _mlp()
     sess = gc.Session(g, backend="c", check_numerics=True)
     source = sess.compile([loss, train]).source
-    assert source[source.index("int gc_run("):].count("memmove") >= len(params)
+    assert source[source.index("static int gc__step("):].count("memmove") >= len(params)
     before = [sess.get_value(p).copy() for p in params]
     feed = _feed(x, y, 8, 2)
     feed[x][3, 5] = np.nan
@@ -106,7 +106,7 @@ def test_swapping_two_variables_in_one_step():
     sess.run(swap)
     np.testing.assert_array_equal(sess.get_value(a), np.arange(5))
     assert sess.run(total) == 20.0
-    assert "malloc" not in sess.compile([swap]).source.split("int gc_run(")[1]
+    assert "malloc" not in sess.compile([swap]).source.split("static int gc__step(")[1]
 
 
 def test_generated_kernels_never_allocate():
