@@ -32,11 +32,12 @@
  *   void gc_sconv2d_backward_data_hook(GC_CONV_ARGS, const float *gy, const float *w,
  *                                      float *gx, void *ws, size_t ws_bytes, const void *ectx);
  *   ... and gc_dconv2d_*_hook for double; workspaces as for the un-fused functions.
- * ectx points to a struct whose first member is a gc_epi_fn `fn`.  The forward calls
+ * ectx points to a struct that begins like gemm.h's gc_epi_head (its owns_store is
+ * ignored: conv blocks are always stored before the hook sees them).  The forward calls
  * fn(e, i0, j0, m, n, c, ldc) on each block of image n's output as the GEMM stores it
  * (rows i = output channels, columns j = oh*OW + ow); the backward-data pass calls it once
  * per image on gx[n] right after its col2im (rows = input channels, columns = ih*W + iw).
- * e points to a gc_conv_ectx {fn, ctx = the caller's ectx, n = the image index}.
+ * e points to a gc_conv_ectx {fn, 0, ctx = the caller's ectx, n = the image index}.
  *
  * Workspace: as in gemm.h -- caller-owned scratch of *_workspace_size(...) bytes (any
  * alignment); with less, fewer threads are used; with too little for one thread or
@@ -97,14 +98,17 @@ typedef struct {
     int C, Hp, Wp, KH, KW, SH, SW, OH, OW;
 } gc_conv_geom;
 
-/* What a fused conv's epilogue hook receives: the hook itself (first, as gemm.h's
- * GC__EPI_HOOK expects), the caller's ectx and the image index. */
+/* What a fused conv's epilogue hook receives: gemm.h's gc_epi_head (the hook, and
+ * owns_store = 0: conv blocks are always stored first), the caller's ectx and the image
+ * index. */
 typedef struct {
     gc_epi_fn fn;
+    int owns_store;
     const void *ctx;
     ptrdiff_t n;
 } gc_conv_ectx;
-#define GC__CONV_ECTX(ectx, n) {(ectx) ? *(const gc_epi_fn *)(ectx) : (gc_epi_fn)0, (ectx), (n)}
+#define GC__CONV_ECTX(ectx, n)                                                                     \
+    {(ectx) ? ((const gc_epi_head *)(ectx))->fn : (gc_epi_fn)0, 0, (ectx), (n)}
 
 /* Keep GCC from turning short copy loops into memcpy/memmove calls (per-call overhead
  * dominates for the 8..64-element runs copied here). */

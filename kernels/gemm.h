@@ -62,12 +62,17 @@
  * Each such variant is a whole GEMM for the compiler (about a second of -O3 each), so a
  * generator with many epilogues uses the run-time hook instead: gc_sgemm_hook /
  * gc_dgemm_hook (and _serial, _batched, _workspace_size) take a trailing ectx pointing to
- * a struct whose FIRST member is a gc_epi_fn
+ * a struct that begins like gc_epi_head {gc_epi_fn fn; int owns_store;}, where
  *       typedef void (*gc_epi_fn)(const void *ectx, int i0, int j0, int m, int n,
  *                                 void *c, ptrdiff_t ldc);
- * called once per stored block, after its final value is written: it rewrites in place
- * the m x n block c (row stride ldc) whose first element is C[i0][j0].  One GEMM is
- * compiled however many epilogues use it; the hook's loop over the block vectorizes.
+ * is called once per block of final values: the m x n block c (row stride ldc) whose
+ * first element is C[i0][j0].  With owns_store == 0 the block is already stored in C
+ * and the hook rewrites it in place.  With owns_store != 0 the final block is handed to
+ * the hook in a scratch tile instead and never written to C by the GEMM: the hook stores
+ * what it needs (an optimizer update that only needs the product for its own arithmetic
+ * then skips C's memory traffic).  C must still be valid memory: when K spans several
+ * depth blocks the partial sums are accumulated there.  One GEMM is compiled however many
+ * epilogues use it; the hook's loop over the block vectorizes.
  *
  * ---------------------------------------------------------------- tuning knobs
  * Define before including to override (element counts): GC_SGEMM_KC, GC_SGEMM_MC,
@@ -154,8 +159,13 @@ typedef double gc_vdf_u __attribute__((vector_size(GC_GEMM_VBYTES), aligned(8), 
 
 /* The run-time epilogue hook (HAS_EPI == 2, see the header comment). */
 typedef void (*gc_epi_fn)(const void *ectx, int i0, int j0, int m, int n, void *c, ptrdiff_t ldc);
+typedef struct {
+    gc_epi_fn fn;
+    int owns_store; /* the hook gets final blocks in scratch and stores them itself */
+} gc_epi_head;
 #define GC__EPI_HOOK(ectx, i0, j0, m, n, c, ldc)                                                   \
-    (*(const gc_epi_fn *)(ectx))((ectx), (i0), (j0), (m), (n), (void *)(c), (ldc))
+    (((const gc_epi_head *)(ectx))->fn)((ectx), (i0), (j0), (m), (n), (void *)(c), (ldc))
+#define GC__EPI_OWNS_STORE(ectx) (((const gc_epi_head *)(ectx))->owns_store)
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define GC__UNROLL4 _Pragma("GCC unroll 4")
@@ -425,6 +435,7 @@ GC__DEFINE_PACK(d, double, GC_DGEMM_NR)
         T *bp = (T *)gc_align64(ws);                                                               \
         T *ap = (T *)gc_align64(bp + (size_t)kcmax * gc_round_up((size_t)ncmax, NR));              \
         T tmp[MR * NR] __attribute__((aligned(64)));                                               \
+        const int owned = HAS_EPI == 2 && GC__EPI_OWNS_STORE(ectx);                                \
         for (int jc = 0; jc < N; jc += NC) {                                                       \
             int nc = N - jc < NC ? N - jc : NC;                                                    \
             const T *bj = B ? (tb ? B + (ptrdiff_t)jc * ldb : B + jc) : NULL;                      \
@@ -447,6 +458,16 @@ GC__DEFINE_PACK(d, double, GC_DGEMM_NR)
                             int nr = nc - jr < NR ? nc - jr : NR;                                  \
                             const T *bpan = bp + (size_t)jr * kc;                                  \
                             T *c = C + (ptrdiff_t)(ic + ir) * ldc + jc + jr;                       \
+                            if (HAS_EPI == 2 && last && owned) { /* final block to the hook */     \
+                                gc__##p##gemm_ukr(kc, apan, bpan, tmp, NR, alpha, (T)0);           \
+                                if (beff != (T)0)                                                  \
+                                    for (int i = 0; i < mr; ++i)                                   \
+                                        for (int j = 0; j < nr; ++j)                               \
+                                            tmp[i * NR + j] += beff * c[(ptrdiff_t)i * ldc + j];   \
+                                GC__EPI_HOOK(ectx, i_off + ic + ir, j_off + jc + jr, mr, nr, tmp,  \
+                                             NR);                                                  \
+                                continue;                                                          \
+                            }                                                                      \
                             if (mr == MR && nr == NR) {                                            \
                                 gc__##p##gemm_ukr(kc, apan, bpan, c, ldc, alpha, beff);            \
                             } else { /* edge tile: compute in tmp, merge the valid part */         \

@@ -276,7 +276,7 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
     if kernel.members:  # 2-D with a fused epilogue: the hook GEMM calls epilogue_prelude's tile fn
         returns = host_output(kernel)
         call = args.format(A=_p(ctx, a), B=_p(ctx, b), C=_p(ctx, returns, False))
-        return (_HOOK_SETUP.format(tile=kernel.name + "_tile")
+        return (_HOOK_SETUP.format(tile=kernel.name + "_tile", owns=int(kernel.scratch_root))
                 + f"gc_{pre}gemm_hook({call}, gc_ws, gc_ws_bytes, &hook);")
     if node.ndim == 2:
         call = args.format(A=_p(ctx, a), B=_p(ctx, b), C=_p(ctx, node, False))
@@ -303,10 +303,11 @@ def _matmul(kernel: Kernel, ctx: Context) -> str:
 
 #: what a fused kernel's function sets up before calling a hook GEMM / conv (kernels/gemm.h)
 _HOOK_SETUP = ("const gc_ctx_t gctx = {{N, step, arena, feeds, vars, consts}};\n"
-               "const gc_hook_t hook = {{{tile}, &gctx}};\n")
+               "const gc_hook_t hook = {{{tile}, {owns}, &gctx}};\n")
 
-#: file-scope type of the hooks above: gemm.h's GC__EPI_HOOK wants the function first
-HOOK_TYPEDEF = "typedef struct { gc_epi_fn fn; const gc_ctx_t *g; } gc_hook_t;\n"
+#: file-scope type of the hooks above: it begins like gemm.h's gc_epi_head (the tile function,
+#: then owns_store: 1 when the matmul's product is scratch, see Kernel.scratch_root)
+HOOK_TYPEDEF = "typedef struct { gc_epi_fn fn; int owns_store; const gc_ctx_t *g; } gc_hook_t;\n"
 
 
 def _tile_fn(kernel: Kernel, ctx: Context, fn_name: str, conv: bool) -> str:
@@ -322,6 +323,9 @@ def _tile_fn(kernel: Kernel, ctx: Context, fn_name: str, conv: bool) -> str:
     else:
         head = "const gc_ctx_t *g = ((const gc_hook_t *)e)->g;\n"
         extra = ""
+    call = f"{fn_name}({fields}, {extra}i0 + i, j0 + j, r[j])"
+    # a scratch product (owns_store) is only read: the epilogue stores what it computes
+    store = f"(void){call}" if kernel.scratch_root else f"r[j] = {call}"
     return (f"static void {kernel.name}_tile(const void *e, int i0, int j0, int bm, int bn, void *cv,"
             f" ptrdiff_t ldc) {{\n"
             f"    {head}"
@@ -330,7 +334,7 @@ def _tile_fn(kernel: Kernel, ctx: Context, fn_name: str, conv: bool) -> str:
             f"        {t} *r = c + (ptrdiff_t)i * ldc;\n"
             f"        #pragma omp simd\n"
             f"        for (int j = 0; j < bn; j++)\n"
-            f"            r[j] = {fn_name}({fields}, {extra}i0 + i, j0 + j, r[j]);\n"
+            f"            {store};\n"
             f"    }}\n}}\n")
 
 
@@ -364,7 +368,7 @@ def _conv_fused_call(kernel: Kernel, ctx: Context, args: str, a: Tensor, b: Tens
     node = kernel.root
     returns = host_output(kernel)
     which = "forward" if node.op.name == "conv2d" else "backward_data"
-    return (_HOOK_SETUP.format(tile=kernel.name + "_tile")
+    return (_HOOK_SETUP.format(tile=kernel.name + "_tile", owns=0)
             + f"gc_{_prefix(node)}conv2d_{which}_hook({args}, {_p(ctx, a)}, {_p(ctx, b)}, "
             f"{_p(ctx, returns, False)}, gc_ws, gc_ws_bytes, &hook);")
 

@@ -61,6 +61,9 @@ class Kernel:
     root: Tensor | None
     members: list[Tensor] = field(default_factory=list)
     stores: list[Tensor] = field(default_factory=list)
+    #: a matmul whose root is stored only as the GEMM's accumulator (see _mark_stores): the
+    #: epilogue receives final tiles in scratch and the root's final value is never written
+    scratch_root: bool = False
 
     @property
     def kind(self) -> str:
@@ -343,10 +346,13 @@ def _mark_stores(kernels: list[Kernel], consumers, pinned, assigned) -> None:
         # A matmul/conv epilogue that computes optimizer updates keeps the raw product in
         # the host's own buffer: the updates can then go straight into their variables
         # (memplan), which the epilogue also reads -- never the buffer the GEMM
-        # accumulates into.
+        # accumulates into. Nothing else reads that product, so a matmul hands its final
+        # tiles to the epilogue in scratch and never stores them (kernels/gemm.h's
+        # owns_store): the buffer only holds partial sums when K spans several blocks.
         if (k.kind in EPILOGUE_HOSTS and k.members and k.root not in k.stores
                 and any(n.id in assigned for n in k.stores)):
             k.stores.insert(0, k.root)
+            k.scratch_root = k.kind == "matmul" and k.root.ndim == 2
 
 
 def host_output(kernel: Kernel) -> Tensor:

@@ -42,9 +42,15 @@ def test_updates_are_written_in_place_and_agree_with_numpy(dtype):
     assert "memmove" not in commit, "every update is computed into its variable"
     assert not re.search(r"^/\* k\d+_elementwise: mul\b", source, re.M), \
         "0.9 * velocity is computed inside the update kernel, not on its own"
+    # the weight-gradient matmuls hand their product to the update in scratch (owns_store)
+    kernels = sess_c.compile([loss, train]).executable.kernels
+    owned = [k.name for k in kernels if k.scratch_root]
+    assert len(owned) == 2 and all(f"{{{k}_tile, 1, &gctx}}" in source for k in owned)
     tol = 1e-5 if dtype == "float32" else 1e-10
-    for step in range(4):
-        feed = _feed(x, y, 7 + step, step)
+    # batches 400 and 777 make K span several GEMM depth blocks (KC = 384 / 256): partial
+    # sums then go through the product's buffer before the last block reaches the hook
+    for step, n in enumerate((7, 8, 400, 777, 9)):
+        feed = _feed(x, y, n, step)
         lc, _ = sess_c.run([loss, train], feed)
         ln, _ = sess_n.run([loss, train], feed)
         np.testing.assert_allclose(lc, ln, rtol=tol)

@@ -62,7 +62,7 @@ void test_{p}gemm_bias_relu(int transA, int transB, int M, int N, int K, {t} alp
     ptrdiff_t ldc, void *ws, size_t ws_bytes, const void *ectx);
 void test_{p}gemm_hook_bias_relu(int transA, int transB, int M, int N, int K, {t} alpha,
     const {t} *A, ptrdiff_t lda, const {t} *B, ptrdiff_t ldb, {t} beta, {t} *C,
-    ptrdiff_t ldc, void *ws, size_t ws_bytes, const {t} *bias);
+    ptrdiff_t ldc, void *ws, size_t ws_bytes, const {t} *bias, int owns, {t} *out);
 """
 _CONV_ARGS = "int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW, int PH, int PW"
 _POOL_ARGS = "int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW"
@@ -103,23 +103,34 @@ _SOURCE = r"""
 #define TEST_EPI_D(i, j, v, ctx) TEST_BIAS_RELU(v, ((const double *)(ctx))[j])
 GC_DEFINE_SGEMM(test_sgemm_bias_relu, TEST_EPI_S)
 GC_DEFINE_DGEMM(test_dgemm_bias_relu, TEST_EPI_D)
-/* the run-time hook: relu(v + bias[j] + i / 64) on each stored block */
+/* the run-time hook: relu(v + bias[j] + i / 64) on each block of final values, written
+ * in place (owns == 0) or, as an owning hook, to out (row stride ldo) */
 #define TEST_HOOK(p, T)                                                                      \
-    typedef struct { gc_epi_fn fn; const T *bias; } test_##p##hook_t;                        \
+    typedef struct {                                                                         \
+        gc_epi_fn fn;                                                                        \
+        int owns_store;                                                                      \
+        const T *bias;                                                                       \
+        T *out;                                                                              \
+        ptrdiff_t ldo;                                                                       \
+    } test_##p##hook_t;                                                                      \
     static void test_##p##hook(const void *e, int i0, int j0, int m, int n, void *cv,        \
                                ptrdiff_t ldc) {                                              \
-        const T *bias = ((const test_##p##hook_t *)e)->bias;                                 \
+        const test_##p##hook_t *h = (const test_##p##hook_t *)e;                             \
         T *c = (T *)cv;                                                                      \
         for (int i = 0; i < m; i++)                                                          \
             for (int j = 0; j < n; j++) {                                                    \
-                T v = c[i * ldc + j] + bias[j0 + j] + (T)(i0 + i) / 64;                      \
-                c[i * ldc + j] = v > 0 ? v : 0;                                              \
+                T v = c[i * ldc + j] + h->bias[j0 + j] + (T)(i0 + i) / 64;                   \
+                v = v > 0 ? v : 0;                                                           \
+                if (h->owns_store)                                                           \
+                    h->out[(ptrdiff_t)(i0 + i) * h->ldo + j0 + j] = v;                       \
+                else                                                                         \
+                    c[i * ldc + j] = v;                                                      \
             }                                                                                \
     }                                                                                        \
     static void test_##p##gemm_hook_bias_relu(int ta, int tb, int M, int N, int K, T alpha,  \
             const T *A, ptrdiff_t lda, const T *B, ptrdiff_t ldb, T beta, T *C,              \
-            ptrdiff_t ldc, void *ws, size_t ws_bytes, const T *bias) {                       \
-        test_##p##hook_t h = {test_##p##hook, bias};                                         \
+            ptrdiff_t ldc, void *ws, size_t ws_bytes, const T *bias, int owns, T *out) {     \
+        test_##p##hook_t h = {test_##p##hook, owns, bias, out, N};                           \
         gc_##p##gemm_hook(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ws,          \
                           ws_bytes, &h);                                                     \
     }
@@ -401,22 +412,34 @@ def test_gemm_fused_epilogue_variant(lib, dtype):
         assert_close(c, ref, dtype, "bias+relu epilogue")
 
 
+@pytest.mark.parametrize("owns", [0, 1], ids=["in_place", "owns_store"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_run_time_hook(lib, dtype):
-    """gc_?gemm_hook calls the hook once on every stored block with its global (i0, j0)."""
+def test_gemm_run_time_hook(lib, dtype, owns):
+    """gc_?gemm_hook calls the hook once on every block of final values with its global
+    (i0, j0): stored in C first (owns_store 0), or only in scratch for the hook to store
+    (owns_store 1; C then holds at most partial sums, when K spans several depth blocks)."""
     rng = np.random.default_rng(6)
     p = PFX[dtype]
-    for m, n, k in [(7, 33, 130), (157, 531, 401), (5, 9, 0), (1, 1, 1)]:  # 0: the K == 0 path
+    kc = 384 if dtype == np.float32 else 256  # GC_?GEMM_KC: 401 takes two depth blocks
+    for m, n, k in [(7, 33, 130), (157, 531, 401), (64, 96, 64), (5, 9, 0), (1, 1, 1)]:
         a = rng.standard_normal((k, m)).astype(dtype)  # read transposed in place
         b = rng.standard_normal((k, n)).astype(dtype)
         bias = rng.standard_normal(n).astype(dtype)
         c = rng.standard_normal((m, n)).astype(dtype)
+        c0 = c.copy()
+        out = np.full((m, n), np.nan, dtype)
         rows = np.arange(m, dtype=np.float64)[:, None] / 64
         ref = np.maximum(a.T.astype(np.float64) @ b.astype(np.float64) + 0.5 * c + bias + rows, 0)
         getattr(lib.lib, f"test_{p}gemm_hook_bias_relu")(
             1, 0, m, n, k, 1.0, ptr(lib, a), m, ptr(lib, b), n, 0.5, ptr(lib, c), n,
-            lib.ffi.NULL, 0, ptr(lib, bias))
-        assert_close(c, ref, dtype, f"hook epilogue {m}x{n}x{k}")
+            lib.ffi.NULL, 0, ptr(lib, bias), owns, ptr(lib, out))
+        if not owns:
+            assert_close(c, ref, dtype, f"hook epilogue {m}x{n}x{k}")
+            assert np.isnan(out).all()
+        else:
+            assert_close(out, ref, dtype, f"owning hook epilogue {m}x{n}x{k}")
+            if 0 < k <= kc:  # one depth block: the GEMM never wrote C
+                np.testing.assert_array_equal(c, c0)
 
 
 def test_gemm_default_epilogue_macro(tmp_path):
