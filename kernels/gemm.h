@@ -244,8 +244,12 @@ GC__FN inline void gc__gemm_grid(int M, int N, int K, int mr, int nr, int T, int
  * ap, bp: packed, 64-byte aligned.  Accumulators: MR x 2 vectors kept in registers. */
 #if GC_GEMM_MR == 12
 #define GC__REP_MR(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define GC__REP_THIRD(X) X(0) X(1) X(2) X(3)
+#define GC__REP_TWO_THIRDS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #elif GC_GEMM_MR == 6
 #define GC__REP_MR(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define GC__REP_THIRD(X) X(0) X(1)
+#define GC__REP_TWO_THIRDS(X) X(0) X(1) X(2) X(3)
 #else
 #error "unsupported GC_GEMM_MR"
 #endif
@@ -272,7 +276,7 @@ GC__FN inline void gc__gemm_grid(int M, int N, int K, int mr, int nr, int T, int
         cp_[1] = alpha * c##i##_1 + beta * cp_[1];                                                 \
     }
 
-#define GC__DEFINE_UKR(NAME, T, V, VU)                                                             \
+#define GC__DEFINE_UKR(NAME, T, V, VU, REP)                                                             \
     GC__FN inline void NAME(long kc, const T *__restrict ap, const T *__restrict bp,               \
                             T *__restrict c, ptrdiff_t ldc, T alpha, T beta) {                     \
         typedef V gc__v;                                                                           \
@@ -280,27 +284,44 @@ GC__FN inline void gc__gemm_grid(int M, int N, int K, int mr, int nr, int T, int
         typedef T gc__t;                                                                           \
         enum { GC__VL = (int)(sizeof(V) / sizeof(T)) };                                            \
         const gc__v zero_ = {0};                                                                   \
-        GC__REP_MR(GC__UKR_DECL)                                                                   \
-        GC__REP_MR(GC__UKR_PREF)                                                                   \
+        REP(GC__UKR_DECL)                                                                   \
+        REP(GC__UKR_PREF)                                                                   \
         ap = (const T *)__builtin_assume_aligned(ap, 64);                                          \
         bp = (const T *)__builtin_assume_aligned(bp, 64);                                          \
         GC__UNROLL4                                                                                \
         for (long k = 0; k < kc; ++k) {                                                            \
             gc__v b0_ = ((const gc__v *)bp)[0];                                                    \
             gc__v b1_ = ((const gc__v *)bp)[1];                                                    \
-            GC__REP_MR(GC__UKR_FMA)                                                                \
+            REP(GC__UKR_FMA)                                                                \
             ap += GC_GEMM_MR;                                                                      \
             bp += 2 * GC__VL;                                                                      \
         }                                                                                          \
         if (beta == (T)0) {                                                                        \
-            GC__REP_MR(GC__UKR_ST0)                                                                \
+            REP(GC__UKR_ST0)                                                                \
         } else {                                                                                   \
-            GC__REP_MR(GC__UKR_ST1)                                                                \
+            REP(GC__UKR_ST1)                                                                \
         }                                                                                          \
     }
 
-GC__DEFINE_UKR(gc__sgemm_ukr, float, gc_vsf, gc_vsf_u)
-GC__DEFINE_UKR(gc__dgemm_ukr, double, gc_vdf, gc_vdf_u)
+GC__DEFINE_UKR(gc__sgemm_ukr, float, gc_vsf, gc_vsf_u, GC__REP_MR)
+GC__DEFINE_UKR(gc__dgemm_ukr, double, gc_vdf, gc_vdf_u, GC__REP_MR)
+/* Edge panels (M not a multiple of MR: e.g. the last 4 rows of a batch of 64) run a kernel
+ * with only the first MR/3 or 2*MR/3 rows of accumulators: same packed layout (the panel
+ * stride stays MR), a third or two thirds of the FMAs. */
+GC__DEFINE_UKR(gc__sgemm_ukr_third, float, gc_vsf, gc_vsf_u, GC__REP_THIRD)
+GC__DEFINE_UKR(gc__dgemm_ukr_third, double, gc_vdf, gc_vdf_u, GC__REP_THIRD)
+GC__DEFINE_UKR(gc__sgemm_ukr_two_thirds, float, gc_vsf, gc_vsf_u, GC__REP_TWO_THIRDS)
+GC__DEFINE_UKR(gc__dgemm_ukr_two_thirds, double, gc_vdf, gc_vdf_u, GC__REP_TWO_THIRDS)
+/* tmp[0:mr, 0:NR] = alpha * panel product, with the smallest kernel that covers mr rows */
+#define GC__EDGE_UKR(p, mr, kc, apan, bpan, tmp, NR, alpha, T)                                     \
+    do {                                                                                           \
+        if ((mr) <= GC_GEMM_MR / 3)                                                                \
+            gc__##p##gemm_ukr_third(kc, apan, bpan, tmp, NR, alpha, (T)0);                         \
+        else if ((mr) <= 2 * GC_GEMM_MR / 3)                                                       \
+            gc__##p##gemm_ukr_two_thirds(kc, apan, bpan, tmp, NR, alpha, (T)0);                    \
+        else                                                                                       \
+            gc__##p##gemm_ukr(kc, apan, bpan, tmp, NR, alpha, (T)0);                               \
+    } while (0)
 
 /* ------------------------------------------------------------------ packing
  * pack_a: rows [0, mc) x depth [0, kc) of op(A) (A already offset to the block origin)
@@ -459,7 +480,7 @@ GC__DEFINE_PACK(d, double, GC_DGEMM_NR)
                             const T *bpan = bp + (size_t)jr * kc;                                  \
                             T *c = C + (ptrdiff_t)(ic + ir) * ldc + jc + jr;                       \
                             if (HAS_EPI == 2 && last && owned) { /* final block to the hook */     \
-                                gc__##p##gemm_ukr(kc, apan, bpan, tmp, NR, alpha, (T)0);           \
+                                GC__EDGE_UKR(p, mr, kc, apan, bpan, tmp, NR, alpha, T);            \
                                 if (beff != (T)0)                                                  \
                                     for (int i = 0; i < mr; ++i)                                   \
                                         for (int j = 0; j < nr; ++j)                               \
@@ -471,7 +492,7 @@ GC__DEFINE_PACK(d, double, GC_DGEMM_NR)
                             if (mr == MR && nr == NR) {                                            \
                                 gc__##p##gemm_ukr(kc, apan, bpan, c, ldc, alpha, beff);            \
                             } else { /* edge tile: compute in tmp, merge the valid part */         \
-                                gc__##p##gemm_ukr(kc, apan, bpan, tmp, NR, alpha, (T)0);           \
+                                GC__EDGE_UKR(p, mr, kc, apan, bpan, tmp, NR, alpha, T);            \
                                 for (int i = 0; i < mr; ++i) {                                     \
                                     T *cr = c + (ptrdiff_t)i * ldc;                                \
                                     if (beff == (T)0)                                              \
