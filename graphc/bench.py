@@ -232,6 +232,7 @@ def bench(args: argparse.Namespace, groups: list[str] | None = None) -> dict:
     print(f"graphc bench ({tag}): {', '.join(groups)}; {cfg['rounds']} rounds", flush=True)
     rows: list[dict] = []
     fusions: dict[str, list] = {}
+    profiles: dict[str, dict] = {}
     t0 = time.perf_counter()
     for group in groups:
         t = time.perf_counter()
@@ -240,9 +241,9 @@ def bench(args: argparse.Namespace, groups: list[str] | None = None) -> dict:
         elif group == "elementwise":
             new = _bench_elementwise(cfg)
         elif group == "mlp":
-            new = _bench_mlp(cfg, fusions)
+            new = _bench_mlp(cfg, fusions, profiles)
         elif group == "cnn":
-            new = _bench_cnn(cfg, fusions)
+            new = _bench_cnn(cfg, fusions, profiles)
         else:
             new = _bench_compile(cfg)
         rows += new
@@ -250,7 +251,7 @@ def bench(args: argparse.Namespace, groups: list[str] | None = None) -> dict:
             ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else _t(r["graphc_s"])
             print(f"  {r['name']}: {ratio}", flush=True)
         print(f"  ({group}: {time.perf_counter() - t:.0f} s)", flush=True)
-    result = {"tag": tag, "config": cfg, "rows": rows, "fusions": fusions,
+    result = {"tag": tag, "config": cfg, "rows": rows, "fusions": fusions, "profiles": profiles,
               "threads": thread_report(), "cpu": _cpu_model(), "loadavg": loadavg,
               "loadavg_end": _loadavg(),
               "numpy": np.__version__,

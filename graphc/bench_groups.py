@@ -28,6 +28,7 @@ from .bench_models import (
     build_cnn,
     build_mlp,
     fused_kernels,
+    kernel_profile,
 )
 from .bench_timing import _rel, _spread, alternate
 
@@ -109,7 +110,7 @@ def _bench_elementwise(cfg: dict) -> list[dict]:
     return [row]
 
 
-def _bench_mlp(cfg: dict, fusions: dict) -> list[dict]:
+def _bench_mlp(cfg: dict, fusions: dict, profiles: dict) -> list[dict]:
     import numpy as np
 
     import graphc as gc
@@ -139,6 +140,8 @@ def _bench_mlp(cfg: dict, fusions: dict) -> list[dict]:
                 sess.compile([m["loss"], m["train"]]))
         feeds = [{m["x"]: x, m["y"]: y} for x, y in pool]
         fetches = [m["loss"], m["train"]]
+        if batch == min(cfg["mlp_batches"], key=lambda b: abs(b - 64)):
+            profiles["MLP 784-256-128-10 training step"] = kernel_profile(sess, fetches, feed)
         snap = ref.snapshot()
         tg, tn = alternate(_cycle(lambda f, s=sess, t=fetches: s.run(t, f), feeds),
                            _cycle(lambda xy, r=ref: r.step(*xy), pool),
@@ -152,7 +155,7 @@ def _bench_mlp(cfg: dict, fusions: dict) -> list[dict]:
     return rows
 
 
-def _bench_cnn(cfg: dict, fusions: dict) -> list[dict]:
+def _bench_cnn(cfg: dict, fusions: dict, profiles: dict) -> list[dict]:
     import numpy as np
 
     import graphc as gc
@@ -172,6 +175,7 @@ def _bench_cnn(cfg: dict, fusions: dict) -> list[dict]:
     diff = _step_diff(sess, c, init, ref, loss_g, loss_n)
     fusions["CNN training step"] = fused_kernels(sess.compile([c["loss"], c["train"]]))
     fetches = [c["loss"], c["train"]]
+    profiles["CNN training step"] = kernel_profile(sess, fetches, feed, runs=10)
     snap = ref.snapshot()
     tg, tn = alternate(_cycle(lambda f: sess.run(fetches, f),
                               [{c["x"]: x, c["y"]: y} for x, y in pool]),

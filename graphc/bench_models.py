@@ -283,6 +283,15 @@ def _cnn_flops(batch: int) -> float:
     return 2 * c1 + 3 * c2 + 3 * dense  # no data gradient for the input image
 
 
+def kernel_profile(sess, fetches: list, feed: dict, runs: int = 50) -> dict:
+    """Session.profile of one training step, as plain numbers for the report and JSON."""
+    prof = sess.profile(fetches, feed, runs=runs)
+    return {"batch": prof.batch, "runs": prof.runs, "step_us": prof.total_seconds * 1e6,
+            "kernels_us": prof.kernel_seconds * 1e6,
+            "rows": [{"name": r["name"], "nodes": r["nodes"], "us": r["seconds"] * 1e6,
+                      "share": r["share"]} for r in prof.rows]}
+
+
 def fused_kernels(compiled) -> list[dict]:
     """Kernels of a compiled fetch set that hold more than one graph node."""
     exe = getattr(compiled, "executable", compiled)

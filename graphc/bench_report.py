@@ -76,6 +76,20 @@ def markdown(result: dict) -> str:
             lines.append(f"- {graph}: {len(kernels)} fused kernels")
             for k in kernels:
                 lines.append(f"  - `{k['name']}`: {', '.join(k['nodes'])}")
+    for graph, prof in result.get("profiles", {}).items():
+        lines += ["", f"### Where the time goes: {graph}, batch {prof['batch']}", "",
+                  f"`Session.profile`, median of {prof['runs']} steps: step "
+                  f"{_t(prof['step_us'] * 1e-6)} as `run` sees it, of which kernels "
+                  f"{_t(prof['kernels_us'] * 1e-6)}; kernels under 2% are summed up.", "",
+                  "| kernel | graph nodes | median | share |", "|---|---|---:|---:|"]
+        small = [r for r in prof["rows"] if r["share"] < 0.02]
+        for r in prof["rows"]:
+            if r["share"] >= 0.02:
+                lines.append(f"| `{r['name']}` | {', '.join(r['nodes'])} | {_t(r['us'] * 1e-6)} "
+                             f"| {100 * r['share']:.1f}% |")
+        if small:
+            lines.append(f"| {len(small)} other kernels | | {_t(sum(r['us'] for r in small) * 1e-6)} "
+                         f"| {100 * sum(r['share'] for r in small):.1f}% |")
     return "\n".join(lines) + "\n"
 
 
