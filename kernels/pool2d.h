@@ -67,7 +67,93 @@
     if (w0 < 0) w0 = 0;                                                                            \
     if (w1 > W) w1 = W;
 
+/* Unpadded pooling (PH == PW == 0: every window lies inside the plane) takes a fast path
+ * with branch-free selects the compiler vectorizes along each output row (for max pooling
+ * with the window loops unrolled for 2x2 and 3x3; average pooling one window offset
+ * (kh, kw) at a time).  GC_POOL_ROW is the widest output row it handles (the backward's
+ * scratch lives on the stack); wider rows, and padded pooling, take the per-window path. */
+#ifndef GC_POOL_ROW
+#define GC_POOL_ROW 512
+#endif
+#define GC_POOL_ROWS 8 /* output rows per block of the max-pool backward's scratch */
+#define GC__POOL_FAST (PH == 0 && PW == 0 && OW <= GC_POOL_ROW)
+
 #define GC__DEFINE_POOL(p, T)                                                                      \
+    /* Rows [0, OH) of an unpadded max pool over one plane: best[oh*OW + ow] = the window's  \
+     * maximum and, when want_at, at[...] = its flat index in the plane.  Row-major (kh, kw)  \
+     * order with a strict > keeps the FIRST maximum; a NaN replaces a non-NaN best and is    \
+     * then never replaced (the first NaN).  Inlined with constant sizes (see _any) the      \
+     * window loops unroll and the ow loop vectorizes (strided loads, blends). */            \
+    GC__FN inline __attribute__((always_inline)) void gc__##p##pool_max_plane(                    \
+        const T *__restrict xp, int W, int KH, int KW, int SH, int SW, int OH, int OW,             \
+        T *__restrict best, int32_t *__restrict at, int want_at) {                                 \
+        for (int oh = 0; oh < OH; ++oh) {                                                          \
+            const int h0 = oh * SH;                                                                \
+            T *bo = best + oh * OW;                                                                \
+            int32_t *ao = at + oh * OW;                                                            \
+            GC__OMP("omp simd")                                                                    \
+            for (int ow = 0; ow < OW; ++ow) {                                                      \
+                int i = h0 * W + ow * SW;                                                          \
+                T b = xp[i];                                                                       \
+                for (int kh = 0; kh < KH; ++kh)                                                    \
+                    for (int kw = 0; kw < KW; ++kw) {                                              \
+                        const int j = (h0 + kh) * W + ow * SW + kw;                                \
+                        const T v = xp[j];                                                         \
+                        const _Bool take = v > b || (v != v && b == b);                            \
+                        b = take ? v : b;                                                          \
+                        i = take ? j : i;                                                          \
+                    }                                                                              \
+                bo[ow] = b;                                                                        \
+                if (want_at) ao[ow] = i;                                                           \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* Max-pool backward of one plane whose windows tile it exactly (KH == SH, KW == SW,     \
+     * OH*SH == H, OW*SW == W: the common 2x2/2 on even sizes): every input element lies in  \
+     * one window, so gx is written densely -- gy at the window's first maximum, 0 elsewhere \
+     * -- with no zero-fill and no scatter. */                                                \
+    GC__FN inline __attribute__((always_inline)) void gc__##p##pool_max_tiled_bwd(                \
+        const T *__restrict xp, const T *__restrict gp, T *__restrict gxp, int W, int KH, int KW,  \
+        int OH, int OW) {                                                                          \
+        for (int oh = 0; oh < OH; ++oh) {                                                          \
+            const int h0 = oh * KH;                                                                \
+            GC__OMP("omp simd")                                                                    \
+            for (int ow = 0; ow < OW; ++ow) {                                                      \
+                int i = h0 * W + ow * KW;                                                          \
+                T b = xp[i];                                                                       \
+                for (int kh = 0; kh < KH; ++kh)                                                    \
+                    for (int kw = 0; kw < KW; ++kw) {                                              \
+                        const int j = (h0 + kh) * W + ow * KW + kw;                                \
+                        const T v = xp[j];                                                         \
+                        const _Bool take = v > b || (v != v && b == b);                            \
+                        b = take ? v : b;                                                          \
+                        i = take ? j : i;                                                          \
+                    }                                                                              \
+                const T g = gp[oh * OW + ow];                                                      \
+                for (int kh = 0; kh < KH; ++kh)                                                    \
+                    for (int kw = 0; kw < KW; ++kw) {                                              \
+                        const int j = (h0 + kh) * W + ow * KW + kw;                                \
+                        gxp[j] = j == i ? g : (T)0;                                                \
+                    }                                                                              \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* the common window shapes with their sizes as constants; at == NULL: no indices */           \
+    GC__FN void gc__##p##pool_max_plane_any(const T *xp, int W, int KH, int KW, int SH, int SW,    \
+                                            int OH, int OW, T *best, int32_t *at) {                \
+        int32_t none;                                                                              \
+        const int want = at != NULL;                                                               \
+        if (!want) at = &none; /* never written */                                                 \
+        if (KH == 2 && KW == 2 && SH == 2 && SW == 2) {                                            \
+            if (want) gc__##p##pool_max_plane(xp, W, 2, 2, 2, 2, OH, OW, best, at, 1);             \
+            else gc__##p##pool_max_plane(xp, W, 2, 2, 2, 2, OH, OW, best, at, 0);                  \
+        } else if (KH == 3 && KW == 3 && SH == 2 && SW == 2) {                                     \
+            if (want) gc__##p##pool_max_plane(xp, W, 3, 3, 2, 2, OH, OW, best, at, 1);             \
+            else gc__##p##pool_max_plane(xp, W, 3, 3, 2, 2, OH, OW, best, at, 0);                  \
+        } else {                                                                                   \
+            gc__##p##pool_max_plane(xp, W, KH, KW, SH, SW, OH, OW, best, at, want);                \
+        }                                                                                          \
+    }                                                                                              \
     /* first maximum (first NaN if any) of the window; returns its flat index */                   \
     GC__FN inline int gc__##p##pool_argmax(const T *__restrict xp, int W, int h0, int h1,          \
                                            int w0, int w1, T *val) {                               \
@@ -102,6 +188,10 @@
             const T *xp = x + pl * H * W;                                                          \
             T *yp = y + pl * OH * OW;                                                              \
             int32_t *ip = idx ? idx + pl * OH * OW : NULL;                                         \
+            if (GC__POOL_FAST) {                                                                   \
+                gc__##p##pool_max_plane_any(xp, W, KH, KW, SH, SW, OH, OW, yp, ip);                \
+                continue;                                                                          \
+            }                                                                                      \
             for (int oh = 0; oh < OH; ++oh)                                                        \
                 for (int ow = 0; ow < OW; ++ow) {                                                  \
                     GC__POOL_WINDOW                                                                \
@@ -125,7 +215,27 @@
             const T *xp = x + pl * H * W;                                                          \
             const T *gp = gy + pl * OH * OW;                                                       \
             T *gxp = gx + pl * H * W;                                                              \
+            if (PH == 0 && PW == 0 && KH == SH && KW == SW && OH * SH == H && OW * SW == W) {      \
+                if (KH == 2 && KW == 2)                                                            \
+                    gc__##p##pool_max_tiled_bwd(xp, gp, gxp, W, 2, 2, OH, OW);                     \
+                else                                                                               \
+                    gc__##p##pool_max_tiled_bwd(xp, gp, gxp, W, KH, KW, OH, OW);                   \
+                continue;                                                                          \
+            }                                                                                      \
             memset(gxp, 0, sizeof(T) * (size_t)H * W);                                             \
+            if (GC__POOL_FAST) {                                                                   \
+                for (int oh0 = 0; oh0 < OH; oh0 += GC_POOL_ROWS) { /* a few rows at a time */     \
+                    const int rows = OH - oh0 < GC_POOL_ROWS ? OH - oh0 : GC_POOL_ROWS;            \
+                    T best[GC_POOL_ROWS * GC_POOL_ROW];                                            \
+                    int32_t at[GC_POOL_ROWS * GC_POOL_ROW];                                        \
+                    gc__##p##pool_max_plane_any(xp + (ptrdiff_t)oh0 * SH * W, W, KH, KW, SH, SW,   \
+                                                rows, OW, best, at);                               \
+                    T *g0 = gxp + (ptrdiff_t)oh0 * SH * W;                                         \
+                    const T *gr = gp + oh0 * OW;                                                   \
+                    for (int o = 0; o < rows * OW; ++o) g0[at[o]] += gr[o];                        \
+                }                                                                                  \
+                continue;                                                                          \
+            }                                                                                      \
             for (int oh = 0; oh < OH; ++oh)                                                        \
                 for (int ow = 0; ow < OW; ++ow) {                                                  \
                     GC__POOL_WINDOW                                                                \
@@ -161,6 +271,20 @@
         for (long pl = 0; pl < planes; ++pl) {                                                     \
             const T *xp = x + pl * H * W;                                                          \
             T *yp = y + pl * OH * OW;                                                              \
+            if (GC__POOL_FAST) {                                                                   \
+                for (int oh = 0; oh < OH; ++oh) {                                                  \
+                    T *yr = yp + oh * OW;                                                          \
+                    for (int ow = 0; ow < OW; ++ow) yr[ow] = (T)0;                                 \
+                    for (int kh = 0; kh < KH; ++kh)                                                \
+                        for (int kw = 0; kw < KW; ++kw) {                                          \
+                            const T *r = xp + (ptrdiff_t)(oh * SH + kh) * W + kw;                  \
+                            GC__OMP("omp simd")                                                    \
+                            for (int ow = 0; ow < OW; ++ow) yr[ow] += r[ow * SW];                  \
+                        }                                                                          \
+                    for (int ow = 0; ow < OW; ++ow) yr[ow] /= div;                                 \
+                }                                                                                  \
+                continue;                                                                          \
+            }                                                                                      \
             for (int oh = 0; oh < OH; ++oh)                                                        \
                 for (int ow = 0; ow < OW; ++ow) {                                                  \
                     GC__POOL_WINDOW                                                                \
@@ -182,6 +306,18 @@
             const T *gp = gy + pl * OH * OW;                                                       \
             T *gxp = gx + pl * H * W;                                                              \
             memset(gxp, 0, sizeof(T) * (size_t)H * W);                                             \
+            if (GC__POOL_FAST) { /* one (kh, kw) pass touches distinct columns: no conflicts */    \
+                for (int oh = 0; oh < OH; ++oh) {                                                  \
+                    const T *gr = gp + oh * OW;                                                    \
+                    for (int kh = 0; kh < KH; ++kh)                                                \
+                        for (int kw = 0; kw < KW; ++kw) {                                          \
+                            T *r = gxp + (ptrdiff_t)(oh * SH + kh) * W + kw;                       \
+                            GC__OMP("omp simd")                                                    \
+                            for (int ow = 0; ow < OW; ++ow) r[ow * SW] += gr[ow] / div;            \
+                        }                                                                          \
+                }                                                                                  \
+                continue;                                                                          \
+            }                                                                                      \
             for (int oh = 0; oh < OH; ++oh)                                                        \
                 for (int ow = 0; ow < OW; ++ow) {                                                  \
                     GC__POOL_WINDOW                                                                \

@@ -271,17 +271,27 @@ def emit_reduce(kernel: Kernel, ctx: Context) -> str:
         combine = "acc += v;"
         init = "0.0"
         finish = f"acc / (double)({count})" if op == "mean" else "acc"
-    if trailing:  # kept dims outside, reduced dims inside: one accumulator per output
-        inner = loops_serial(dims[nk:], loop_vars[nk:],
-                             f"{value_code}\n        {combine}")
+    if trailing or cls[-1] == "r":
+        # kept dims outside, reduced dims inside (in memory order, so the innermost loop
+        # reads contiguously): one register accumulator per output. A sum's innermost loop
+        # is a SIMD reduction (a fixed, deterministic order); NCHW bias gradients (sum over
+        # n, h, w) take this path too.
+        kept = [k for k in range(len(cls)) if cls[k] == "k"]
+        red = [k for k in range(len(cls)) if cls[k] == "r"]
+        simd = "" if op == "max" else "#pragma omp simd reduction(+:acc)\n"
+        inner = f"{value_code}\n        {combine}"
+        for j, k in enumerate(reversed(red)):
+            inner = (f"{simd if j == 0 else ''}for (int64_t {loop_vars[k]} = 0; {loop_vars[k]} < "
+                     f"{dims[k]}; {loop_vars[k]}++) {{\n{inner}\n}}")
         head = "\n".join(f"for (int64_t {loop_vars[k]} = 0; {loop_vars[k]} < {dims[k]}; "
-                         f"{loop_vars[k]}++) {{" for k in range(nk))
+                         f"{loop_vars[k]}++) {{" for k in kept)
         pragma = (f"#pragma omp parallel for if({prod(shape) or 1} >= {PARALLEL_MIN} && "
-                  f"{out_size} > 1)\n") if nk else ""
+                  f"{out_size} > 1)\n") if kept else ""
         code = (f"{pragma}{head}\n    double acc = {init};\n{inner}\n"
-                f"    {out}[{out_index}] = ({ctype})({finish});\n" + "}" * nk)
-        return code if nk else "{\n" + code + "\n}"
-    # general order: accumulate into a double scratch array, then convert
+                f"    {out}[{out_index}] = ({ctype})({finish});\n" + "}" * len(kept))
+        return code if kept else "{\n" + code + "\n}"
+    # the innermost dim is kept (column sums of a matrix ...): stream through the input,
+    # accumulating into a double scratch array, then convert
     inner = loops_serial(dims, loop_vars, f"{value_code}\n        double acc = tmp[{out_index}];\n"
                          f"        {combine}\n        tmp[{out_index}] = acc;")
     # the double accumulators live in the arena's workspace: a step never mallocs, so it

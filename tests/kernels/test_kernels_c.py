@@ -546,6 +546,12 @@ POOL_CASES = [
     (3, 2, 9, 8, (3, 2), (2, 1), (1, 0)),
     (1, 1, 1, 1, (1, 1), (1, 1), (0, 0)),
     (8, 16, 32, 32, (3, 3), (2, 2), (1, 1)),  # enough work for threads
+    # unpadded pooling takes the whole-row fast path: overlapping, strided, odd shapes,
+    (2, 3, 9, 11, (3, 3), (1, 2), (0, 0)),
+    (1, 2, 5, 40, (2, 3), (2, 3), (0, 0)),
+    (8, 16, 28, 28, (2, 2), (2, 2), (0, 0)),  # the CNN's pool, with threads
+    (1, 1, 2, 1100, (2, 2), (2, 2), (0, 0)),  # a row wider than GC_POOL_ROW: per window
+    (2, 2, 9, 12, (3, 3), (3, 3), (0, 0)),  # windows tile the plane: dense backward
 ]
 
 
@@ -606,28 +612,30 @@ def test_pool2d(lib, dtype, case):
     _check_pool(lib, dtype, case, rng.integers(0, 3, (n, c, h, w)).astype(dtype))
 
 
+@pytest.mark.parametrize("k,st,pad", [(3, 2, 1), (3, 2, 0), (2, 2, 0)],
+                         ids=["padded", "unpadded_fast_path", "tiled_2x2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool_inf_and_nan(lib, dtype):
-    case = (1, 2, 6, 6, (3, 3), (2, 2), (1, 1))
+def test_max_pool_inf_and_nan(lib, dtype, k, st, pad):
+    case = (1, 2, 6, 6, (k, k), (st, st), (pad, pad))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 2, 6, 6)).astype(dtype)
-    x[0, 0, :2, :2] = -np.inf  # a window of -inf only (plus -inf padding)
+    x[0, 0, :2, :2] = -np.inf  # a window of -inf only (plus -inf padding if padded)
     x[0, 1, 3, 2] = np.nan
     x[0, 1, 3, 4] = np.nan
     x[0, 1, 0, 0] = np.inf
     with np.errstate(invalid="ignore"):
         p = PFX[dtype]
         args = _pool_args(case)
-        oh, ow = ref_conv.conv2d_output_hw(6, 6, (3, 3), (2, 2), (1, 1))
+        oh, ow = ref_conv.conv2d_output_hw(6, 6, (k, k), (st, st), (pad, pad))
         y = np.empty((1, 2, oh, ow), dtype)
         getattr(lib.lib, f"gc_{p}max_pool2d_forward")(*args, ptr(lib, x), ptr(lib, y))
-        np.testing.assert_array_equal(y, ref_conv.max_pool2d(x, 3, 2, 1))
+        np.testing.assert_array_equal(y, ref_conv.max_pool2d(x, k, st, pad))
         idx = np.empty((1, 2, oh, ow), np.int32)
         getattr(lib.lib, f"gc_{p}max_pool2d_forward_idx")(
             *args, ptr(lib, x), ptr(lib, y), lib.ffi.cast("int32_t *", idx.ctypes.data)
         )
-        np.testing.assert_array_equal(idx, ref_conv._max_pool_first_argmax(x, 3, 2, 1)[1])
+        np.testing.assert_array_equal(idx, ref_conv._max_pool_first_argmax(x, k, st, pad)[1])
         gy = rng.standard_normal(y.shape).astype(dtype)
         gx = np.empty_like(x)
         getattr(lib.lib, f"gc_{p}max_pool2d_backward")(*args, ptr(lib, x), ptr(lib, gy), ptr(lib, gx))
-        np.testing.assert_allclose(gx, ref_conv.max_pool2d_backward(x, gy, 3, 2, 1), rtol=1e-6)
+        np.testing.assert_allclose(gx, ref_conv.max_pool2d_backward(x, gy, k, st, pad), rtol=1e-6)
