@@ -18,6 +18,7 @@ import importlib.util
 import itertools
 import platform
 import shutil
+import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -639,3 +640,21 @@ def test_max_pool_inf_and_nan(lib, dtype, k, st, pad):
         gx = np.empty_like(x)
         getattr(lib.lib, f"gc_{p}max_pool2d_backward")(*args, ptr(lib, x), ptr(lib, gy), ptr(lib, gx))
         np.testing.assert_allclose(gx, ref_conv.max_pool2d_backward(x, gy, k, st, pad), rtol=1e-6)
+
+
+def test_avx512_path_compiles(tmp_path):
+    """The AVX-512 micro-kernels (MR = 12, incl. the edge-panel variants) compile even on a
+    machine that cannot run them (the AVX2 and portable paths also run, above)."""
+    cc = _have_compiler()
+    if cc is None or not _IS_X86:
+        pytest.skip("needs an x86 C compiler")
+    src = tmp_path / "avx512.c"
+    src.write_text('#include "gemm.h"\n#include "conv2d.h"\n#include "pool2d.h"\n'
+                   '_Static_assert(GC_GEMM_MR == 12, "the AVX-512 path");\n'
+                   "void f(float *a, float *b, float *c, void *w, size_t n) {\n"
+                   "    gc_sgemm(0, 0, 13, 70, 9, 1.f, a, 9, b, 70, 0.f, c, 70, w, n);\n}\n")
+    proc = subprocess.run([cc, "-O2", "-march=skylake-avx512", "-fopenmp", "-Wall", "-Wextra",
+                           "-Werror", "-Wno-unused-parameter", f"-I{KERNELS_DIR}", "-c",
+                           str(src), "-o", str(tmp_path / "avx512.o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
