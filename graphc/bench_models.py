@@ -283,8 +283,14 @@ def _cnn_flops(batch: int) -> float:
     return 2 * c1 + 3 * c2 + 3 * dense  # no data gradient for the input image
 
 
-def kernel_profile(sess, fetches: list, feed: dict, runs: int = 50) -> dict:
-    """Session.profile of one training step, as plain numbers for the report and JSON."""
+def kernel_profile(sess, fetches: list, feed: dict, runs: int = 50, settle: float = 0.3) -> dict:
+    """Session.profile of one training step, as plain numbers for the report and JSON.
+
+    Sleeps ``settle`` seconds first: BLAS threads of the NumPy reference step that just ran
+    keep spinning for a while and would steal a core from the profiled steps."""
+    import time
+
+    time.sleep(settle)
     prof = sess.profile(fetches, feed, runs=runs)
     return {"batch": prof.batch, "runs": prof.runs, "step_us": prof.total_seconds * 1e6,
             "kernels_us": prof.kernel_seconds * 1e6,
