@@ -79,11 +79,28 @@
 #define GC__POOL_FAST (PH == 0 && PW == 0 && OW <= GC_POOL_ROW)
 
 #define GC__DEFINE_POOL(p, T)                                                                      \
+    /* The window of an unpadded pool whose top-left input is (h0, w0): its first maximum   \
+     * (in row-major (kh, kw) order, a strict >) in *best and that element's flat index; a   \
+     * NaN replaces a non-NaN best and is then never replaced (the first NaN).  Branch-free, \
+     * for the vectorized loops below. */                                                     \
+    GC__FN inline __attribute__((always_inline)) int gc__##p##pool_window_max(                    \
+        const T *__restrict xp, int W, int KH, int KW, int h0, int w0, T *best) {                  \
+        int i = h0 * W + w0;                                                                       \
+        T b = xp[i];                                                                               \
+        for (int kh = 0; kh < KH; ++kh)                                                            \
+            for (int kw = 0; kw < KW; ++kw) {                                                      \
+                const int j = (h0 + kh) * W + w0 + kw;                                             \
+                const T v = xp[j];                                                                 \
+                const _Bool take = v > b || (v != v && b == b);                                    \
+                b = take ? v : b;                                                                  \
+                i = take ? j : i;                                                                  \
+            }                                                                                      \
+        *best = b;                                                                                 \
+        return i;                                                                                  \
+    }                                                                                              \
     /* Rows [0, OH) of an unpadded max pool over one plane: best[oh*OW + ow] = the window's  \
-     * maximum and, when want_at, at[...] = its flat index in the plane.  Row-major (kh, kw)  \
-     * order with a strict > keeps the FIRST maximum; a NaN replaces a non-NaN best and is    \
-     * then never replaced (the first NaN).  Inlined with constant sizes (see _any) the      \
-     * window loops unroll and the ow loop vectorizes (strided loads, blends). */            \
+     * first maximum and, when want_at, at[...] = its flat index in the plane.  Inlined with \
+     * constant sizes (see _any) the window loops unroll and the ow loop vectorizes. */      \
     GC__FN inline __attribute__((always_inline)) void gc__##p##pool_max_plane(                    \
         const T *__restrict xp, int W, int KH, int KW, int SH, int SW, int OH, int OW,             \
         T *__restrict best, int32_t *__restrict at, int want_at) {                                 \
@@ -93,16 +110,8 @@
             int32_t *ao = at + oh * OW;                                                            \
             GC__OMP("omp simd")                                                                    \
             for (int ow = 0; ow < OW; ++ow) {                                                      \
-                int i = h0 * W + ow * SW;                                                          \
-                T b = xp[i];                                                                       \
-                for (int kh = 0; kh < KH; ++kh)                                                    \
-                    for (int kw = 0; kw < KW; ++kw) {                                              \
-                        const int j = (h0 + kh) * W + ow * SW + kw;                                \
-                        const T v = xp[j];                                                         \
-                        const _Bool take = v > b || (v != v && b == b);                            \
-                        b = take ? v : b;                                                          \
-                        i = take ? j : i;                                                          \
-                    }                                                                              \
+                T b;                                                                               \
+                const int i = gc__##p##pool_window_max(xp, W, KH, KW, h0, ow * SW, &b);            \
                 bo[ow] = b;                                                                        \
                 if (want_at) ao[ow] = i;                                                           \
             }                                                                                      \
@@ -119,16 +128,8 @@
             const int h0 = oh * KH;                                                                \
             GC__OMP("omp simd")                                                                    \
             for (int ow = 0; ow < OW; ++ow) {                                                      \
-                int i = h0 * W + ow * KW;                                                          \
-                T b = xp[i];                                                                       \
-                for (int kh = 0; kh < KH; ++kh)                                                    \
-                    for (int kw = 0; kw < KW; ++kw) {                                              \
-                        const int j = (h0 + kh) * W + ow * KW + kw;                                \
-                        const T v = xp[j];                                                         \
-                        const _Bool take = v > b || (v != v && b == b);                            \
-                        b = take ? v : b;                                                          \
-                        i = take ? j : i;                                                          \
-                    }                                                                              \
+                T b;                                                                               \
+                const int i = gc__##p##pool_window_max(xp, W, KH, KW, h0, ow * KW, &b);            \
                 const T g = gp[oh * OW + ow];                                                      \
                 for (int kh = 0; kh < KH; ++kh)                                                    \
                     for (int kw = 0; kw < KW; ++kw) {                                              \
