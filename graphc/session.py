@@ -132,9 +132,9 @@ class Session:
                 if arr.shape != v.shape:
                     raise ShapeError(f"load: {v.name} has shape {v.shape} in the graph but "
                                      f"{arr.shape} in {path}")
-                new[v] = arr.astype(v.dtype)
+                new[v] = _aligned_copy(arr, v.dtype)
             step = int(data["__step__"]) if "__step__" in data else self.step
-        self._values.update({v: _aligned_copy(a, v.dtype) for v, a in new.items()})
+        self._values.update(new)
         self.step = step
 
     # -- running -----------------------------------------------------------------------
