@@ -98,6 +98,16 @@ typedef struct {
     int C, Hp, Wp, KH, KW, SH, SW, OH, OW;
 } gc_conv_geom;
 
+/* A driver's scratch (gc__?conv_setup): nt threads, thread t's `per` bytes at base + t*per,
+ * the first `gemm` of them its GEMM panels; `own` is what the driver must free (NULL when the
+ * caller's workspace was big enough). */
+typedef struct {
+    char *base;
+    void *own;
+    size_t per, gemm;
+    int nt;
+} gc_conv_scratch;
+
 /* What a fused conv's epilogue hook receives: gemm.h's gc_epi_head (the hook, and
  * owns_store = 0: conv blocks are always stored first), the caller's ectx and the image
  * index. */
@@ -122,30 +132,32 @@ typedef struct {
 #define GC__PACKB_IM2COL(p, bctx, tb, pc, jg, kc, nc, B, ldb, bp)                                  \
     gc__##p##pack_b_im2col((const gc_conv_geom *)(bctx), tb, pc, jg, kc, nc, bp)
 
-/* Run ONE (a driver's per-image function) on each of the N images, in order of n.
- * Scratch per thread: `per` bytes = [gb bytes of GEMM panels][the image's own buffer]
- * (padded image or dcol).  Few images (N < nt): one image at a time with the GEMM
- * parallel inside over every thread's panels, the image buffer at `base`.  Otherwise the
- * threads take whole images (handed out dynamically; each image is computed the same way
- * whichever thread takes it, so results are deterministic).  Uses the driver's N, OH, OW,
- * GC_CONV_ARGS and a thread count variable named nt (the OpenMP clause names it). */
-#define GC__CONV_EACH_IMAGE(ONE, T, in, is, out, os, w, base, per, nt, gb, ectx)                   \
+/* Run ONE (a driver's per-image function) on each of the N images, in order of n, with
+ * the scratch sc (a gc_conv_scratch): per thread [sc.gemm bytes of GEMM panels][the image's
+ * own buffer] (padded image or dcol).  Few images (N < nt): one image at a time with the
+ * GEMM parallel inside over every thread's panels, the image buffer at sc.base.  Otherwise
+ * the threads take whole images (handed out dynamically; each image is computed the same
+ * way whichever thread takes it, so results are deterministic).  Uses the driver's N, OH,
+ * OW and GC_CONV_ARGS. */
+#define GC__CONV_EACH_IMAGE(ONE, T, in, is, out, os, w, sc, ectx)                                  \
     do {                                                                                           \
-        size_t own_bytes_ = (per) - (gb);                                                          \
-        if (N < (nt)) {                                                                            \
+        const int nt = (sc).nt; /* named: the OpenMP clause below uses it */                       \
+        const size_t gb_ = (sc).gemm, own_bytes_ = (sc).per - gb_;                                 \
+        if (N < nt) {                                                                              \
             for (int n = 0; n < N; ++n) {                                                          \
                 const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                     \
                 ONE(GC__CONV_PASS, OH, OW, (in) + n * (is), w, (out) + n * (os),                   \
-                    (base) + own_bytes_, (per) * (size_t)(nt) - own_bytes_, (T *)(base), 1, &e);   \
+                    (sc).base + own_bytes_, (sc).per * (size_t)nt - own_bytes_, (T *)(sc).base, 1, \
+                    &e);                                                                           \
             }                                                                                      \
         } else {                                                                                   \
             GC__OMP("omp parallel num_threads(nt)") {                                              \
-                char *tw = (base) + (per) * (size_t)gc_thread_num();                               \
+                char *tw = (sc).base + (sc).per * (size_t)gc_thread_num();                         \
                 GC__OMP("omp for schedule(dynamic, 1)")                                            \
                 for (int n = 0; n < N; ++n) {                                                      \
                     const gc_conv_ectx e = GC__CONV_ECTX(ectx, n);                                 \
-                    ONE(GC__CONV_PASS, OH, OW, (in) + n * (is), w, (out) + n * (os), tw, gb,       \
-                        (T *)(tw + (gb)), 0, &e);                                                  \
+                    ONE(GC__CONV_PASS, OH, OW, (in) + n * (is), w, (out) + n * (os), tw, gb_,      \
+                        (T *)(tw + gb_), 0, &e);                                                   \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -183,13 +195,9 @@ typedef struct {
         int OH = gc_conv2d_out_size(H, KH, SH, PH), OW = gc_conv2d_out_size(W, KW, SW, PW);        \
         if (N <= 0 || O <= 0 || OH <= 0 || OW <= 0) return;                                        \
         const ptrdiff_t xs = (ptrdiff_t)C * H * W, ys = (ptrdiff_t)O * OH * OW;                    \
-        int nt;                                                                                    \
-        size_t per;                                                                                \
-        void *own;                                                                                 \
-        char *base = gc__##p##conv_setup(GC__CONV_PASS, 0, ws, ws_bytes, &nt, &per, &own);         \
-        size_t gb = per - gc__##p##conv_pad_bytes(GC__CONV_PASS);                                  \
-        GC__CONV_EACH_IMAGE(NAME##_one, T, x, xs, y, ys, w, base, per, nt, gb, ectx);              \
-        free(own);                                                                                 \
+        const gc_conv_scratch sc = gc__##p##conv_setup(GC__CONV_PASS, 0, ws, ws_bytes);            \
+        GC__CONV_EACH_IMAGE(NAME##_one, T, x, xs, y, ys, w, sc, ectx);                             \
+        free(sc.own);                                                                              \
     }
 
 /* Backward-data driver, shared by gc_?conv2d_backward_data and the fused
@@ -229,13 +237,9 @@ typedef struct {
             }                                                                                      \
             return;                                                                                \
         }                                                                                          \
-        int nt;                                                                                    \
-        size_t per;                                                                                \
-        void *own;                                                                                 \
-        char *base = gc__##p##conv_setup(GC__CONV_PASS, 1, ws, ws_bytes, &nt, &per, &own);         \
-        size_t gb = gc_round_up(gc__##p##conv_gemm_bytes(GC__CONV_PASS, 1), 64);                   \
-        GC__CONV_EACH_IMAGE(NAME##_one, T, gy, ys, gx, xs, w, base, per, nt, gb, ectx);            \
-        free(own);                                                                                 \
+        const gc_conv_scratch sc = gc__##p##conv_setup(GC__CONV_PASS, 1, ws, ws_bytes);            \
+        GC__CONV_EACH_IMAGE(NAME##_one, T, gy, ys, gx, xs, w, sc, ectx);                           \
+        free(sc.own);                                                                              \
     }
 
 #define GC__DEFINE_CONV(p, P, T, VU)                                                               \
@@ -422,19 +426,22 @@ typedef struct {
     GC__FN inline size_t gc_##p##conv2d_backward_filter_workspace_size(GC_CONV_ARGS) {             \
         return gc__##p##conv_ws(GC__CONV_PASS, 2);                                                 \
     }                                                                                              \
-    /* Threads and 64-aligned scratch base; *own must be freed by the caller. */                   \
-    GC__FN char *gc__##p##conv_setup(GC_CONV_ARGS, int kind, void *ws, size_t ws_bytes,            \
-                                     int *nt, size_t *per, void **own) {                           \
-        *per = gc__##p##conv_per_thread(GC__CONV_PASS, kind);                                      \
+    /* Threads and 64-aligned scratch of a pass (kind 0 forward, 1 backward-data, 2 filter). */  \
+    GC__FN gc_conv_scratch gc__##p##conv_setup(GC_CONV_ARGS, int kind, void *ws,                   \
+                                               size_t ws_bytes) {                                  \
+        gc_conv_scratch sc;                                                                        \
+        sc.per = gc__##p##conv_per_thread(GC__CONV_PASS, kind);                                    \
+        sc.gemm = gc_round_up(gc__##p##conv_gemm_bytes(GC__CONV_PASS, kind), 64);                  \
         int want = gc__##p##conv_threads(GC__CONV_PASS);                                           \
-        int fit = ws_bytes >= 64 ? gc__threads_fitting(want, *per, ws, ws_bytes - 64) : 0;         \
-        *own = NULL;                                                                               \
+        int fit = ws_bytes >= 64 ? gc__threads_fitting(want, sc.per, ws, ws_bytes - 64) : 0;      \
+        sc.own = NULL;                                                                             \
         if (fit == 0) {                                                                            \
-            ws = *own = malloc(*per * (size_t)want + 64);                                          \
+            ws = sc.own = malloc(sc.per * (size_t)want + 64);                                      \
             fit = want;                                                                            \
         }                                                                                          \
-        *nt = fit;                                                                                 \
-        return (char *)gc_align64(ws);                                                             \
+        sc.nt = fit;                                                                               \
+        sc.base = (char *)gc_align64(ws);                                                          \
+        return sc;                                                                                 \
     }                                                                                              \
     /* forward = the shared driver GC__DEFINE_CONV_FWD on the un-fused GEMMs */                    \
     GC__DEFINE_CONV_FWD(gc__##p##conv_fwd, p, T, gc__##p##gemm_im2col, gc__##p##gemm_plain)        \
@@ -487,11 +494,10 @@ typedef struct {
             memset(gw, 0, sizeof(T) * gwn);                                                        \
             return;                                                                                \
         }                                                                                          \
-        int nt;                                                                                    \
-        size_t per;                                                                                \
-        void *own;                                                                                 \
-        char *base = gc__##p##conv_setup(GC__CONV_PASS, 2, ws, ws_bytes, &nt, &per, &own);         \
-        size_t gb = gc_round_up(gc__##p##conv_gemm_bytes(GC__CONV_PASS, 2), 64);                   \
+        const gc_conv_scratch sc = gc__##p##conv_setup(GC__CONV_PASS, 2, ws, ws_bytes);            \
+        const int nt = sc.nt; /* named: the OpenMP clause below uses it */                         \
+        char *base = sc.base;                                                                      \
+        const size_t per = sc.per, gb = sc.gemm;                                                   \
         size_t padb = gc__##p##conv_pad_bytes(GC__CONV_PASS), pad_at = per - padb;                 \
         if (N < nt) { /* [padded image][gemm scratch for all threads] */                           \
             for (int n = 0; n < N; ++n)                                                            \
@@ -520,7 +526,7 @@ typedef struct {
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        free(own);                                                                                 \
+        free(sc.own);                                                                              \
     }
 
 GC__DEFINE_CONV(s, S, float, gc_vsf_u)
