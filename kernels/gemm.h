@@ -282,7 +282,7 @@ GC__FN inline void gc__gemm_grid(int M, int N, int K, int mr, int nr, int T, int
         cp_[1] = alpha * c##i##_1 + beta * cp_[1];                                                 \
     }
 
-#define GC__DEFINE_UKR(NAME, T, V, VU, REP)                                                             \
+#define GC__DEFINE_UKR(NAME, T, V, VU, REP)                                                        \
     GC__FN inline void NAME(long kc, const T *__restrict ap, const T *__restrict bp,               \
                             T *__restrict c, ptrdiff_t ldc, T alpha, T beta) {                     \
         typedef V gc__v;                                                                           \
@@ -290,22 +290,22 @@ GC__FN inline void gc__gemm_grid(int M, int N, int K, int mr, int nr, int T, int
         typedef T gc__t;                                                                           \
         enum { GC__VL = (int)(sizeof(V) / sizeof(T)) };                                            \
         const gc__v zero_ = {0};                                                                   \
-        REP(GC__UKR_DECL)                                                                   \
-        REP(GC__UKR_PREF)                                                                   \
+        REP(GC__UKR_DECL)                                                                          \
+        REP(GC__UKR_PREF)                                                                          \
         ap = (const T *)__builtin_assume_aligned(ap, 64);                                          \
         bp = (const T *)__builtin_assume_aligned(bp, 64);                                          \
         GC__UNROLL4                                                                                \
         for (long k = 0; k < kc; ++k) {                                                            \
             gc__v b0_ = ((const gc__v *)bp)[0];                                                    \
             gc__v b1_ = ((const gc__v *)bp)[1];                                                    \
-            REP(GC__UKR_FMA)                                                                \
+            REP(GC__UKR_FMA)                                                                       \
             ap += GC_GEMM_MR;                                                                      \
             bp += 2 * GC__VL;                                                                      \
         }                                                                                          \
         if (beta == (T)0) {                                                                        \
-            REP(GC__UKR_ST0)                                                                \
+            REP(GC__UKR_ST0)                                                                       \
         } else {                                                                                   \
-            REP(GC__UKR_ST1)                                                                \
+            REP(GC__UKR_ST1)                                                                       \
         }                                                                                          \
     }
 
@@ -485,7 +485,7 @@ GC__DEFINE_PACK(d, double, GC_DGEMM_NR)
                             int nr = nc - jr < NR ? nc - jr : NR;                                  \
                             const T *bpan = bp + (size_t)jr * kc;                                  \
                             T *c = C + (ptrdiff_t)(ic + ir) * ldc + jc + jr;                       \
-                            if (HAS_EPI == 2 && last && owned) { /* final block to the hook */     \
+                            if (last && owned) { /* final block to the hook (owns_store) */        \
                                 GC__EDGE_UKR(p, mr, kc, apan, bpan, tmp, NR, alpha, T);            \
                                 if (beff != (T)0)                                                  \
                                     for (int i = 0; i < mr; ++i)                                   \

@@ -79,11 +79,11 @@
 #define GC__POOL_FAST (PH == 0 && PW == 0 && OW <= GC_POOL_ROW)
 
 #define GC__DEFINE_POOL(p, T)                                                                      \
-    /* The window of an unpadded pool whose top-left input is (h0, w0): its first maximum   \
-     * (in row-major (kh, kw) order, a strict >) in *best and that element's flat index; a   \
-     * NaN replaces a non-NaN best and is then never replaced (the first NaN).  Branch-free, \
-     * for the vectorized loops below. */                                                     \
-    GC__FN inline __attribute__((always_inline)) int gc__##p##pool_window_max(                    \
+    /* The KH x KW window whose top-left input is (h0, w0) (a padded window: its clipped           \
+     * real part): its first maximum (row-major (kh, kw) order, a strict >) in *best and           \
+     * that element's flat index; a NaN replaces a non-NaN best and is then never replaced         \
+     * (the first NaN).  Branch-free, so the row loops below vectorize. */                         \
+    GC__FN inline __attribute__((always_inline)) int gc__##p##pool_window_max(                     \
         const T *__restrict xp, int W, int KH, int KW, int h0, int w0, T *best) {                  \
         int i = h0 * W + w0;                                                                       \
         T b = xp[i];                                                                               \
@@ -98,10 +98,10 @@
         *best = b;                                                                                 \
         return i;                                                                                  \
     }                                                                                              \
-    /* Rows [0, OH) of an unpadded max pool over one plane: best[oh*OW + ow] = the window's  \
-     * first maximum and, when want_at, at[...] = its flat index in the plane.  Inlined with \
-     * constant sizes (see _any) the window loops unroll and the ow loop vectorizes. */      \
-    GC__FN inline __attribute__((always_inline)) void gc__##p##pool_max_plane(                    \
+    /* Rows [0, OH) of an unpadded max pool over one plane: best[oh*OW + ow] = the window's        \
+     * first maximum and, when want_at, at[...] = its flat index in the plane.  Inlined with       \
+     * constant sizes (see _any) the window loops unroll and the ow loop vectorizes. */            \
+    GC__FN inline __attribute__((always_inline)) void gc__##p##pool_max_plane(                     \
         const T *__restrict xp, int W, int KH, int KW, int SH, int SW, int OH, int OW,             \
         T *__restrict best, int32_t *__restrict at, int want_at) {                                 \
         for (int oh = 0; oh < OH; ++oh) {                                                          \
@@ -117,11 +117,11 @@
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    /* Max-pool backward of one plane whose windows tile it exactly (KH == SH, KW == SW,     \
-     * OH*SH == H, OW*SW == W: the common 2x2/2 on even sizes): every input element lies in  \
-     * one window, so gx is written densely -- gy at the window's first maximum, 0 elsewhere \
-     * -- with no zero-fill and no scatter. */                                                \
-    GC__FN inline __attribute__((always_inline)) void gc__##p##pool_max_tiled_bwd(                \
+    /* Max-pool backward of one plane whose windows tile it exactly (KH == SH, KW == SW,           \
+     * OH*SH == H, OW*SW == W: the common 2x2/2 on even sizes): every input element lies in        \
+     * one window, so gx is written densely -- gy at the window's first maximum, 0 elsewhere       \
+     * -- with no zero-fill and no scatter. */                                                     \
+    GC__FN inline __attribute__((always_inline)) void gc__##p##pool_max_tiled_bwd(                 \
         const T *__restrict xp, const T *__restrict gp, T *__restrict gxp, int W, int KH, int KW,  \
         int OH, int OW) {                                                                          \
         for (int oh = 0; oh < OH; ++oh) {                                                          \
@@ -155,30 +155,6 @@
             gc__##p##pool_max_plane(xp, W, KH, KW, SH, SW, OH, OW, best, at, want);                \
         }                                                                                          \
     }                                                                                              \
-    /* first maximum (first NaN if any) of the window; returns its flat index */                   \
-    GC__FN inline int gc__##p##pool_argmax(const T *__restrict xp, int W, int h0, int h1,          \
-                                           int w0, int w1, T *val) {                               \
-        int best_i = h0 * W + w0;                                                                  \
-        T best = xp[best_i];                                                                       \
-        if (best != best) goto done;                                                               \
-        for (int ih = h0; ih < h1; ++ih) {                                                         \
-            const T *r = xp + (ptrdiff_t)ih * W;                                                   \
-            for (int iw = w0; iw < w1; ++iw) {                                                     \
-                T v = r[iw];                                                                       \
-                if (v > best) {                                                                    \
-                    best = v;                                                                      \
-                    best_i = ih * W + iw;                                                          \
-                } else if (v != v) {                                                               \
-                    best = v;                                                                      \
-                    best_i = ih * W + iw;                                                          \
-                    goto done;                                                                     \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    done:                                                                                          \
-        *val = best;                                                                               \
-        return best_i;                                                                             \
-    }                                                                                              \
     GC__FN void gc_##p##max_pool2d_forward_idx(GC_POOL_ARGS, const T *x, T *y, int32_t *idx) {     \
         const int OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;                \
         const long planes = (long)N * C;                                                           \
@@ -197,7 +173,7 @@
                 for (int ow = 0; ow < OW; ++ow) {                                                  \
                     GC__POOL_WINDOW                                                                \
                     T v;                                                                           \
-                    int i = gc__##p##pool_argmax(xp, W, h0, h1, w0, w1, &v);                       \
+                    int i = gc__##p##pool_window_max(xp, W, h1 - h0, w1 - w0, h0, w0, &v);         \
                     yp[oh * OW + ow] = v;                                                          \
                     if (ip) ip[oh * OW + ow] = i;                                                  \
                 }                                                                                  \
@@ -225,7 +201,7 @@
             }                                                                                      \
             memset(gxp, 0, sizeof(T) * (size_t)H * W);                                             \
             if (GC__POOL_FAST) {                                                                   \
-                for (int oh0 = 0; oh0 < OH; oh0 += GC_POOL_ROWS) { /* a few rows at a time */     \
+                for (int oh0 = 0; oh0 < OH; oh0 += GC_POOL_ROWS) { /* a few rows at a time */      \
                     const int rows = OH - oh0 < GC_POOL_ROWS ? OH - oh0 : GC_POOL_ROWS;            \
                     T best[GC_POOL_ROWS * GC_POOL_ROW];                                            \
                     int32_t at[GC_POOL_ROWS * GC_POOL_ROW];                                        \
@@ -241,7 +217,7 @@
                 for (int ow = 0; ow < OW; ++ow) {                                                  \
                     GC__POOL_WINDOW                                                                \
                     T v;                                                                           \
-                    int i = gc__##p##pool_argmax(xp, W, h0, h1, w0, w1, &v);                       \
+                    int i = gc__##p##pool_window_max(xp, W, h1 - h0, w1 - w0, h0, w0, &v);         \
                     gxp[i] += gp[oh * OW + ow];                                                    \
                 }                                                                                  \
         }                                                                                          \
