@@ -262,8 +262,6 @@ def emit_reduce(kernel: Kernel, ctx: Context) -> str:
     out_size = prod(root.shape)
     calc = _calc_dtype([root], loads)
     value_code = body([("const double v", value_expr)], loads, load_index, ctx, calc, flat, "        ")
-    nk = cls.count("k")
-    trailing = cls == ["k"] * nk + ["r"] * (len(cls) - nk)
     if op == "max":
         combine = "acc = (v > acc || v != v) ? v : acc;"
         init, finish = "-INFINITY", "acc"
@@ -271,18 +269,17 @@ def emit_reduce(kernel: Kernel, ctx: Context) -> str:
         combine = "acc += v;"
         init = "0.0"
         finish = f"acc / (double)({count})" if op == "mean" else "acc"
-    if trailing or cls[-1] == "r":
+    streams = bool(cls) and cls[-1] == "k" and "r" in cls  # innermost dim kept
+    if not streams:
         # kept dims outside, reduced dims inside (in memory order, so the innermost loop
         # reads contiguously): one register accumulator per output. A sum's innermost loop
         # is a SIMD reduction (a fixed, deterministic order); NCHW bias gradients (sum over
         # n, h, w) take this path too.
         kept = [k for k in range(len(cls)) if cls[k] == "k"]
         red = [k for k in range(len(cls)) if cls[k] == "r"]
-        simd = "" if op == "max" else "#pragma omp simd reduction(+:acc)\n"
-        inner = f"{value_code}\n        {combine}"
-        for j, k in enumerate(reversed(red)):
-            inner = (f"{simd if j == 0 else ''}for (int64_t {loop_vars[k]} = 0; {loop_vars[k]} < "
-                     f"{dims[k]}; {loop_vars[k]}++) {{\n{inner}\n}}")
+        inner = loops_serial([dims[k] for k in red], [loop_vars[k] for k in red],
+                             f"{value_code}\n        {combine}",
+                             "" if op == "max" else "#pragma omp simd reduction(+:acc)\n")
         head = "\n".join(f"for (int64_t {loop_vars[k]} = 0; {loop_vars[k]} < {dims[k]}; "
                          f"{loop_vars[k]}++) {{" for k in kept)
         pragma = (f"#pragma omp parallel for if({prod(shape) or 1} >= {PARALLEL_MIN} && "
@@ -303,11 +300,13 @@ def emit_reduce(kernel: Kernel, ctx: Context) -> str:
             f"({'tmp[o] / (double)(' + count + ')' if op == 'mean' else 'tmp[o]'});\n}}")
 
 
-def loops_serial(dims: list[str], loop_vars: list[str], inner: str) -> str:
+def loops_serial(dims: list[str], loop_vars: list[str], inner: str, pragma: str = "") -> str:
+    """Nested for loops around ``inner``; ``pragma`` (a line) goes before the innermost."""
     code = inner
     for k in reversed(range(len(dims))):
         v = loop_vars[k]
-        code = f"for (int64_t {v} = 0; {v} < {dims[k]}; {v}++) {{\n{code}\n}}"
+        head = pragma if k == len(dims) - 1 else ""
+        code = f"{head}for (int64_t {v} = 0; {v} < {dims[k]}; {v}++) {{\n{code}\n}}"
     return code
 
 
