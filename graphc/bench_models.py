@@ -6,6 +6,8 @@ compile probe of ``graphc bench`` builds the MLP graph in a fresh process.
 
 from __future__ import annotations
 
+import time
+
 from .bench_timing import _rel
 
 MLP_SIZES = (784, 256, 128, 10)
@@ -288,8 +290,6 @@ def kernel_profile(sess, fetches: list, feed: dict, runs: int = 50, settle: floa
 
     Sleeps ``settle`` seconds first: BLAS threads of the NumPy reference step that just ran
     keep spinning for a while and would steal a core from the profiled steps."""
-    import time
-
     time.sleep(settle)
     prof = sess.profile(fetches, feed, runs=runs)
     return {"batch": prof.batch, "runs": prof.runs, "step_us": prof.total_seconds * 1e6,

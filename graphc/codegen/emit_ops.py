@@ -315,7 +315,7 @@ def _tile_fn(kernel: Kernel, ctx: Context, fn_name: str, conv: bool) -> str:
     element of the block, in a loop the compiler vectorizes (kernels/gemm.h, conv2d.h)."""
     t = ctx.ctype(kernel.root)
     fields = ", ".join(f"g->{f}" for f in ("N", "step", "arena", "feeds", "vars", "consts"))
-    if conv:  # e is the conv driver's gc_conv_ectx {fn, &hook, image}
+    if conv:  # e is the conv driver's gc_conv_ectx {fn, 0, &hook, image}
         head = ("const gc_conv_ectx *ce = (const gc_conv_ectx *)e;\n"
                 "    const gc_ctx_t *g = ((const gc_hook_t *)ce->ctx)->g;\n"
                 "    const int64_t img = ce->n;\n")
