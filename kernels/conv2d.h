@@ -180,9 +180,7 @@ typedef struct {
                                    NULL);                                                          \
             return;                                                                                \
         }                                                                                          \
-        if (PH || PW) gc__##p##conv_pad(C, H, W, PH, PW, x, xpad);                                 \
-        gc_conv_geom geo = {PH || PW ? (const void *)xpad : (const void *)x,                       \
-                            C, H + 2 * PH, W + 2 * PW, KH, KW, SH, SW, OH, OW};                    \
+        const gc_conv_geom geo = gc__##p##conv_geom(GC__CONV_PASS, OH, OW, x, xpad);               \
         if (par)                                                                                   \
             GIM2COL##_par(0, 0, O, Pn, CKK, (T)1, w, CKK, NULL, 0, (T)0, y, Pn, g, gbytes, e,      \
                           &geo);                                                                   \
@@ -259,6 +257,15 @@ typedef struct {
             }                                                                                      \
             memset(d + (ptrdiff_t)(PH + H) * Wp, 0, sizeof(T) * (size_t)PH * Wp);                  \
         }                                                                                          \
+    }                                                                                              \
+    /* The image the im2col packer reads: x itself, or x padded into xpad when the conv pads */    \
+    GC__FN inline gc_conv_geom gc__##p##conv_geom(GC_CONV_ARGS, int OH, int OW, const T *x,        \
+                                                  T *xpad) {                                       \
+        (void)N; (void)O;                                                                          \
+        if (PH || PW) gc__##p##conv_pad(C, H, W, PH, PW, x, xpad);                                 \
+        gc_conv_geom geo = {PH || PW ? (const void *)xpad : (const void *)x,                       \
+                            C, H + 2 * PH, W + 2 * PW, KH, KW, SH, SW, OH, OW};                    \
+        return geo;                                                                                \
     }                                                                                              \
     /* pack_b (gemm.h panel layout) straight from the padded image, never storing col:             \
      *   tb = 0: op(B) = col   (K = C*KH*KW, N = OH*OW; forward)                                   \
@@ -474,9 +481,7 @@ typedef struct {
                                               C, g, 0, 0, NULL, NULL);                             \
             return;                                                                                \
         }                                                                                          \
-        if (PH || PW) gc__##p##conv_pad(C, H, W, PH, PW, x, xpad);                                 \
-        gc_conv_geom geo = {PH || PW ? (const void *)xpad : (const void *)x,                       \
-                            C, H + 2 * PH, W + 2 * PW, KH, KW, SH, SW, OH, OW};                    \
+        const gc_conv_geom geo = gc__##p##conv_geom(GC__CONV_PASS, OH, OW, x, xpad);               \
         if (par)                                                                                   \
             gc__##p##gemm_im2col_par(0, 1, O, CKK, Pn, (T)1, gy, Pn, NULL, 0, beta, gw, CKK,       \
                                      g, gbytes, NULL, &geo);                                       \
