@@ -282,8 +282,8 @@ GC__FN inline void gc__gemm_grid(int M, int N, int K, int mr, int nr, int T, int
         cp_[1] = alpha * c##i##_1 + beta * cp_[1];                                                 \
     }
 
-#define GC__DEFINE_UKR(NAME, T, V, VU, REP)                                                        \
-    GC__FN inline void NAME(long kc, const T *__restrict ap, const T *__restrict bp,               \
+#define GC__DEFINE_UKR(NAME, QUAL, T, V, VU, REP)                                                  \
+    GC__FN QUAL void NAME(long kc, const T *__restrict ap, const T *__restrict bp,                 \
                             T *__restrict c, ptrdiff_t ldc, T alpha, T beta) {                     \
         typedef V gc__v;                                                                           \
         typedef VU gc__vu;                                                                         \
@@ -309,15 +309,17 @@ GC__FN inline void gc__gemm_grid(int M, int N, int K, int mr, int nr, int T, int
         }                                                                                          \
     }
 
-GC__DEFINE_UKR(gc__sgemm_ukr, float, gc_vsf, gc_vsf_u, GC__REP_MR)
-GC__DEFINE_UKR(gc__dgemm_ukr, double, gc_vdf, gc_vdf_u, GC__REP_MR)
+GC__DEFINE_UKR(gc__sgemm_ukr, inline, float, gc_vsf, gc_vsf_u, GC__REP_MR)
+GC__DEFINE_UKR(gc__dgemm_ukr, inline, double, gc_vdf, gc_vdf_u, GC__REP_MR)
 /* Edge panels (M not a multiple of MR: e.g. the last 4 rows of a batch of 64) run a kernel
  * with only the first MR/3 or 2*MR/3 rows of accumulators: same packed layout (the panel
- * stride stays MR), a third or two thirds of the FMAs. */
-GC__DEFINE_UKR(gc__sgemm_ukr_third, float, gc_vsf, gc_vsf_u, GC__REP_THIRD)
-GC__DEFINE_UKR(gc__dgemm_ukr_third, double, gc_vdf, gc_vdf_u, GC__REP_THIRD)
-GC__DEFINE_UKR(gc__sgemm_ukr_two_thirds, float, gc_vsf, gc_vsf_u, GC__REP_TWO_THIRDS)
-GC__DEFINE_UKR(gc__dgemm_ukr_two_thirds, double, gc_vdf, gc_vdf_u, GC__REP_TWO_THIRDS)
+ * stride stays MR), a third or two thirds of the FMAs.  Not inlined: compiled once instead
+ * of into every GEMM driver (inlined they cost ~0.6 s of -O3 per generated library). */
+#define GC__NOINLINE __attribute__((noinline))
+GC__DEFINE_UKR(gc__sgemm_ukr_third, GC__NOINLINE, float, gc_vsf, gc_vsf_u, GC__REP_THIRD)
+GC__DEFINE_UKR(gc__dgemm_ukr_third, GC__NOINLINE, double, gc_vdf, gc_vdf_u, GC__REP_THIRD)
+GC__DEFINE_UKR(gc__sgemm_ukr_two_thirds, GC__NOINLINE, float, gc_vsf, gc_vsf_u, GC__REP_TWO_THIRDS)
+GC__DEFINE_UKR(gc__dgemm_ukr_two_thirds, GC__NOINLINE, double, gc_vdf, gc_vdf_u, GC__REP_TWO_THIRDS)
 /* tmp[0:mr, 0:NR] = alpha * panel product, with the smallest kernel that covers mr rows */
 #define GC__EDGE_UKR(p, mr, kc, apan, bpan, tmp, NR, alpha, T)                                     \
     do {                                                                                           \
