@@ -156,28 +156,16 @@ def numpy_mlp_step(params, x, y, lr: float) -> None:
 # --------------------------------------------------------------------------- timing
 
 
-def _calls_per_round(fn, target_s: float = 0.02) -> int:
-    t = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t, 1e-7)
-    return max(1, min(1000, int(target_s / once)))
-
-
 def alternate(fn_a, fn_b, rounds: int) -> tuple[float, float]:
-    """Median seconds per call of ``fn_a`` and ``fn_b``, timed in alternating rounds A B A B."""
-    import numpy as np
+    """Median seconds per call of ``fn_a`` and ``fn_b``, timed in alternating rounds A B A B
+    (``graphc bench``'s method: a short sleep before each round lets the other side's
+    thread pool stop spinning)."""
+    import statistics
 
-    fn_a()
-    fn_b()  # warm-up: compile, caches, allocator
-    k_a, k_b = _calls_per_round(fn_a), _calls_per_round(fn_b)
-    ta, tb = [], []
-    for _ in range(max(1, rounds)):
-        for fn, k, acc in ((fn_a, k_a, ta), (fn_b, k_b, tb)):
-            t = time.perf_counter()
-            for _ in range(k):
-                fn()
-            acc.append((time.perf_counter() - t) / k)
-    return float(np.median(ta)), float(np.median(tb))
+    from .bench_timing import alternate as alternate_rounds
+
+    ta, tb = alternate_rounds(fn_a, fn_b, max(1, rounds), settle=0.1, min_s=0.02)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def _ms(seconds: float) -> str:
