@@ -5,7 +5,7 @@
     python benchmarks/bench.py --quick --only mlp       # one group, fewer rounds
     taskset -c 0 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench.py
 
-See graphc/bench.py (``python -m graphc.bench --help``) for the rows and the method, and
+See graphc/bench.py (``python -m graphc.tools.bench --help``) for the rows and the method, and
 benchmarks/README.md for how to read the results.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 if __name__ == "__main__":
     try:
-        import graphc.bench  # noqa: F401 - an installed graphc
+        import graphc.tools.bench  # noqa: F401 - an installed graphc
     except ImportError:  # a plain checkout: use the repository's package
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from graphc.bench import main
+    from graphc.tools.bench import main
 
     sys.exit(main())

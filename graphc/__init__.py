@@ -18,12 +18,11 @@ Example::
 
 __version__ = "0.1.0"
 
-from . import data, init, losses, nn, optim, regularizers, schedules, train
-from .autodiff import grad, zeros_like
-from .dot import to_dot
-from .errors import ArgumentError, DTypeError, FeedError, GraphcError, NumericsError, ShapeError
-from .graph import Graph, Tensor, get_default_graph
-from .ops.conv import avg_pool2d, conv2d, max_pool2d
+from .ir.dot import to_dot
+from .ir.errors import ArgumentError, DTypeError, FeedError, GraphcError, NumericsError, ShapeError
+from .ir.graph import Graph, Tensor, get_default_graph
+from .ops import operators  # noqa: F401 - installs + - * / @ ... on Tensor
+from .ops.conv import conv2d
 from .ops.elemwise import (
     abs,
     add,
@@ -68,19 +67,13 @@ from .ops.nn import (
     softmax,
     softmax_cross_entropy,
 )
-from .ops.reduce import argmax, logsumexp, max, mean, sum
-from .ops.shape_ops import (
-    broadcast_like,
-    concat,
-    expand_dims,
-    flatten,
-    one_hot,
-    reshape,
-    squeeze,
-    transpose,
-)
+from .ops.pool import avg_pool2d, max_pool2d
+from .ops.reduce import argmax, broadcast_like, logsumexp, max, mean, sum
+from .ops.shape import concat, expand_dims, flatten, one_hot, reshape, squeeze, transpose
 from .ops.state import assign, group
-from .session import Session
+from .runtime.session import Session
+from .toolkit import data, init, losses, nn, optim, regularizers, schedules, train
+from .transforms.autodiff import grad, zeros_like
 
 __all__ = [
     "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError", "ArgumentError",

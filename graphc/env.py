@@ -1,4 +1,4 @@
-"""Machine and tool discovery: cache directory, C compiler, Graphviz, kernel templates.
+"""Machine and tool discovery: cache directory, C compiler, Graphviz.
 
 Standard library only, so that it can be imported (and ``graphc info`` can run) before
 anything heavier is loaded.
@@ -15,24 +15,17 @@ Example::
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import os
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
-try:  # Python >= 3.11
-    from importlib.resources.abc import Traversable
-except ImportError:  # Python 3.10
-    from importlib.abc import Traversable
-
 __all__ = [
     "CACHE_DIR_ENV",
     "cache_dir",
     "find_c_compiler",
     "find_dot",
-    "kernels_dir",
 ]
 
 #: Environment variable that overrides the on-disk cache directory.
@@ -157,30 +150,3 @@ def find_dot() -> str | None:
     """
     path = shutil.which("dot")
     return os.path.abspath(path) if path else None
-
-
-def kernels_dir() -> Traversable:
-    """Return the folder of hand-written C/CUDA kernel templates (package ``graphc.kernels``).
-
-    The result is an :mod:`importlib.resources` ``Traversable``; use ``/`` and
-    ``read_text()`` rather than assuming a real directory. For an installed graphc
-    (``pip install .`` or ``pip install -e .``) this is the ``graphc.kernels`` package; in a
-    plain source checkout that was never installed it is the repository's ``kernels/``
-    folder (the same files).
-
-    Example::
-
-        >>> text = (kernels_dir() / "README.md").read_text()
-        >>> "matmul" in text
-        True
-    """
-    try:
-        return importlib.resources.files("graphc.kernels")
-    except ModuleNotFoundError:
-        source_tree = Path(__file__).resolve().parent.parent / "kernels"
-        if (source_tree / "README.md").is_file():
-            return source_tree
-        raise FileNotFoundError(
-            "graphc.kernels (the kernel templates) is missing: graphc is not installed "
-            "correctly; reinstall it with `pip install .` from the source tree"
-        ) from None

@@ -1,4 +1,4 @@
-"""Tests for graphc.env: cache directory, compiler and Graphviz discovery, kernel templates."""
+"""Tests for graphc.env: cache directory, compiler and Graphviz discovery."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import pytest
 
 import graphc
 from graphc import env
-
-REPO_KERNELS = Path(__file__).resolve().parent.parent / "kernels"
-SHIPPED_SUFFIXES = {".c", ".cu", ".h", ".md"}
 
 
 @pytest.fixture
@@ -50,25 +47,6 @@ def test_cache_dir_empty_override_is_ignored(monkeypatch, tmp_path):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", "")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert env.cache_dir() == tmp_path / "graphc"
-
-
-def test_kernels_dir_contains_readme():
-    kdir = env.kernels_dir()
-    assert kdir.is_dir()
-    readme = kdir / "README.md"
-    assert readme.is_file()
-    assert "matmul" in readme.read_text(encoding="utf-8")
-
-
-@pytest.mark.skipif(not REPO_KERNELS.is_dir(), reason="not run from a source checkout")
-def test_kernels_dir_ships_every_template_of_the_source_tree():
-    """Package-data check: every C/CUDA/header/markdown file of kernels/ is installed."""
-    expected = {
-        p.name for p in REPO_KERNELS.iterdir() if p.is_file() and p.suffix in SHIPPED_SUFFIXES
-    }
-    shipped = {p.name for p in env.kernels_dir().iterdir() if p.is_file()}
-    missing = expected - shipped
-    assert not missing, f"kernel files not installed with graphc.kernels: {sorted(missing)}"
 
 
 @pytest.mark.skipif(

@@ -1,23 +1,32 @@
-"""Backends turn an optimized :class:`~graphc.program.Program` into something runnable.
+"""Backends turn an optimized :class:`~graphc.ir.program.Program` into something runnable.
 
-A backend is an object with ``name`` and ``compile(program) -> Executable``;
-an executable has ``run(feeds, state, ctx) -> list`` returning one value per
-program output (``None`` for update ops) and recording variable writes in
-``ctx.pending``. Backends register themselves in :data:`BACKENDS`.
+A backend is a class with ``name`` and ``compile(program) -> Executable``; its
+constructor raises GraphcError when it cannot run here (no compiler ...). An
+executable has ``run(feeds, state, ctx) -> list`` returning one value per
+program output (``None`` for update ops), recording variable writes it leaves
+to the caller in ``ctx.pending``, and ``timed_units`` (what ``Session.profile``
+times).
+
+* ``numpy`` (:mod:`.reference`): interprets the program node by node with each
+  op's NumPy reference; the executable specification.
+* ``c`` (:mod:`.c`): lowers the program, renders C, builds one library per fetch
+  set and runs a whole step in one native call.
 """
 
 from __future__ import annotations
 
-from ..errors import GraphcError
+from ..ir.errors import GraphcError
 
-#: name -> zero-argument factory; a factory raises GraphcError if unavailable.
-BACKENDS: dict[str, object] = {}
 #: the order ``backend="auto"`` tries.
 PREFERENCE = ("cuda", "c", "numpy")
 
 
-def register_backend(name: str, factory) -> None:
-    BACKENDS[name] = factory
+def _factories() -> dict:
+    """name -> backend class (imported on first use: the C backend loads cffi)."""
+    from .c import CBackend
+    from .reference import ReferenceBackend
+
+    return {"numpy": ReferenceBackend, "c": CBackend}
 
 
 def get_backend(name: str):
@@ -25,16 +34,15 @@ def get_backend(name: str):
 
     Returns ``(backend, why)`` where ``why`` explains an automatic choice.
     """
-    from . import c_backend, numpy_backend  # noqa: F401 - register "c" and "numpy"
-
+    factories = _factories()
     if name == "auto":
         reasons = []
         for candidate in PREFERENCE:
-            if candidate not in BACKENDS:
+            if candidate not in factories:
                 reasons.append(f"{candidate}: not built into this version")
                 continue
             try:
-                backend = BACKENDS[candidate]()
+                backend = factories[candidate]()
             except GraphcError as exc:
                 reasons.append(f"{candidate}: {exc}")
                 continue
@@ -42,11 +50,11 @@ def get_backend(name: str):
                 f" ({'; '.join(reasons)})" if reasons else "")
             return backend, why
         raise GraphcError("no backend is available: " + "; ".join(reasons))
-    if name not in BACKENDS:
-        known = ", ".join(sorted(set(BACKENDS) | {"auto"}))
+    if name not in factories:
+        known = ", ".join(sorted(set(factories) | {"auto"}))
         raise GraphcError(f"backend {name!r} is not available in this version of graphc "
                           f"(available: {known})")
-    return BACKENDS[name](), f"backend {name!r}"
+    return factories[name](), f"backend {name!r}"
 
 
 def why_unavailable(name: str) -> str | None:

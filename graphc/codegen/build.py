@@ -24,7 +24,7 @@ from pathlib import Path
 import cffi
 
 from ..env import cache_dir, find_c_compiler
-from ..errors import GraphcError
+from ..ir.errors import GraphcError
 
 #: -fno-trapping-math: graphc never reads floating-point exception flags; without it GCC will
 #: not turn the selects of relu, gc_expf ... into vector blends

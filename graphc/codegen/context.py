@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..graph import Tensor
+from ..ir.graph import Tensor
 from .cprinter import CTYPES, Flavour
 from .fusion import source_of
 from .memplan import Plan

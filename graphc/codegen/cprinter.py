@@ -18,8 +18,8 @@ import sympy
 from sympy.codegen.ast import float32, float64, real
 from sympy.printing.c import C99CodePrinter
 
+from ..ir.rng import INDEX_MUL, SEED_MUL, STEP_MUL
 from ..ops import scalar as S
-from ..rng import INDEX_MUL, SEED_MUL, STEP_MUL
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class _Printer(C99CodePrinter):
             return f"({prod})" if e > 0 else f"(1/({prod}))"
         return super()._print_Pow(expr)
 
-    def _print_gc_dropout(self, expr):
+    def _print_dropout(self, expr):
         x, training, seed, rate = expr.args
         return (f"gc_dropout{self.sfx}({self._print(x)}, {self._print(training)}, {int(seed)}u, step, "
                 f"(uint32_t)({self.flat}), {float(rate)!r})")
@@ -105,12 +105,6 @@ class _Printer(C99CodePrinter):
 
 
 _PRINTERS: dict[str, _Printer] = {}
-
-
-class gc_dropout(sympy.Function):  # noqa: N801 - printed by name
-    """dropout(x, training, seed, rate) of the element at the current flat index."""
-
-    nargs = 4
 
 
 def print_expr(expr: sympy.Expr, names: dict[sympy.Symbol, str], dtype: str,

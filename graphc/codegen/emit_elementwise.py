@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import sympy
 
-from ..graph import Tensor
-from ..ops import scalar as S
+from ..ir.graph import Tensor
 from .context import Context, prod, strides
-from .cprinter import gc_dropout, print_expr
+from .cprinter import print_expr
 from .fusion import Kernel, data_inputs
 
 PARALLEL_MIN = 1 << 15  # elements below which a loop stays on one thread
@@ -38,16 +37,7 @@ def compose(members: list[Tensor], loads: list[Tensor]) -> dict[int, sympy.Expr]
 
     for m in members:
         args = [arg(i) for i in data_inputs(m)]
-        name = m.op.name
-        if name == "elemwise":
-            env[m.id] = m.attrs["expr"].xreplace(dict(zip(S.A, args)))
-        elif name == "broadcast_to":
-            env[m.id] = args[0]
-        elif name == "dropout":
-            env[m.id] = gc_dropout(args[0], args[1], sympy.Integer(m.attrs["seed"]),
-                                   sympy.Float(m.attrs["rate"]))
-        else:
-            raise NotImplementedError(f"{name} is not elementwise")
+        env[m.id] = m.op.scalar(m, args)
     return env
 
 

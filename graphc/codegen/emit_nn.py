@@ -14,7 +14,7 @@ return 1 with a message in ``err``, like the NumPy reference's IndexError.
 
 from __future__ import annotations
 
-from ..graph import Tensor
+from ..ir.graph import Tensor
 from .context import Context, dim, prod
 from .emit_elementwise import PARALLEL_MIN
 from .emit_ops import emitter

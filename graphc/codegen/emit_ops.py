@@ -7,7 +7,7 @@ other ops are short loops written here.
 
 from __future__ import annotations
 
-from ..graph import Tensor
+from ..ir.graph import Tensor
 from .context import Context, dim, prod, strides
 from .emit_elementwise import (
     PARALLEL_MIN,

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..graph import Tensor
-from ..program import Program
+from ..ir.graph import Tensor
+from ..ir.program import Program
 
 ELEMENTWISE = {"elemwise", "broadcast_to", "dropout"}
 LEAVES = {"placeholder", "variable", "constant"}

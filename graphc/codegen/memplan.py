@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph import Tensor
-from ..program import Program
+from ..ir.graph import Tensor
+from ..ir.program import Program
 from .fusion import EPILOGUE_HOSTS, Kernel, host_output, source_of
 
 ALIGN = 64

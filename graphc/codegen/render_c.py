@@ -16,11 +16,11 @@ The library exports three functions:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..env import kernels_dir
-from ..graph import Tensor
-from ..program import Program
-from . import emit_nn  # noqa: F401  (registers the softmax cross-entropy emitters)
+from ..ir.graph import Tensor
+from ..ir.program import Program
+from . import emit_nn  # noqa: F401  (registers the softmax cross-entropy emitters
 from .context import Context
 from .cprinter import C, helpers
 from .emit_ops import EMITTERS, HOOK_TYPEDEF, epilogue_prelude
@@ -51,7 +51,7 @@ class Rendered:
 
 
 def _template(name: str) -> str:
-    text = kernels_dir().joinpath(name).read_text()
+    text = (Path(__file__).parent.parent / "backends" / "c" / "kernels" / name).read_text()
     return f"/* ---- kernels/{name} ---- */\n{text}\n"
 
 

@@ -1,35 +1,41 @@
-"""conv2d and 2-D pooling (NCHW activations, OIHW filters), PyTorch semantics.
+"""conv2d and its two backward passes (NCHW activations, OIHW filters), PyTorch semantics.
 
-Backward passes are ops of their own (``conv2d_backward_data`` ...), each
-with a gradient, so ``grad`` of ``grad`` works through convolutions too. The
-NumPy references live in :mod:`graphc.reference.conv`.
+Each op's NumPy reference is the ``*_reference`` function next to it. Backward
+passes are ops of their own (``conv2d_backward_data`` ...), each with a gradient,
+so ``grad`` of ``grad`` works through convolutions too.
+
+Example::
+
+    y = gc.conv2d(x, w, stride=1, padding=1)           # graph op
+    conv2d_reference(xa, wa, 1, 1)                      # the same on NumPy arrays
 """
 
 from __future__ import annotations
 
-from .. import dtypes as _dt
-from ..errors import ArgumentError, DTypeError
-from ..graph import Tensor, as_tensor, make, shape_error
-from ..reference import conv as ref
-from .base import Op, located, register
+import numpy as np
+
+from ..ir import dtypes as _dt
+from ..ir.errors import ArgumentError, DTypeError, located, shape_error
+from ..ir.graph import Op, Tensor, as_tensor, make
+from . import windows as W
 
 
-def _pair(v) -> tuple[int, int]:
+def pair(v) -> tuple[int, int]:
     try:
-        return ref.pair(v)
+        return W.pair(v)
     except (TypeError, ValueError) as exc:
         raise located(ArgumentError(f"conv/pool: bad size {v!r} ({exc}); use an int or "
                                     "an (h, w) pair")) from None
 
 
-def _out_hw(op, x, kernel, stride, padding):
+def out_hw(op, x, kernel, stride, padding):
     try:
-        return ref.conv2d_output_hw(x.shape[2], x.shape[3], kernel, stride, padding)
+        return W.output_hw(x.shape[2], x.shape[3], kernel, stride, padding)
     except (ValueError, TypeError) as exc:
         raise shape_error(op, str(exc), x.shape) from None
 
 
-def _check_image(op: str, *ts: Tensor) -> str:
+def check_image(op: str, *ts: Tensor) -> str:
     for t in ts:
         if t.ndim != 4:
             raise shape_error(op, "expects 4-D NCHW tensors", *(t.shape for t in ts))
@@ -41,21 +47,23 @@ def _check_image(op: str, *ts: Tensor) -> str:
     return dtype
 
 
-@register
 class Conv2D(Op):
     name = "conv2d"
 
+    def hosts_epilogue(self, node):
+        return True
+
     def infer(self, inputs, stride, padding):
         x, w = inputs
-        dtype = _check_image("conv2d", x, w)
+        dtype = check_image("conv2d", x, w)
         if x.shape[1] != w.shape[1]:
             raise shape_error("conv2d", f"input has {x.shape[1]} channels but the filter "
                               f"expects {w.shape[1]} (filters are OIHW)", x.shape, w.shape)
-        oh, ow = _out_hw("conv2d", x, w.shape[2:], stride, padding)
+        oh, ow = out_hw("conv2d", x, w.shape[2:], stride, padding)
         return (x.shape[0], w.shape[0], oh, ow), dtype
 
-    def compute(self, ctx, node, x, w):
-        return ref.conv2d(x, w, node.attrs["stride"], node.attrs["padding"])
+    def reference(self, ctx, node, x, w):
+        return conv2d_reference(x, w, node.attrs["stride"], node.attrs["padding"])
 
     def grad(self, node, g):
         x, w = node.inputs
@@ -64,18 +72,20 @@ class Conv2D(Op):
                 conv2d_backward_filter(x, g, w.shape[2:], s, p)]
 
 
-@register
 class Conv2DBackwardData(Op):
     name = "conv2d_backward_data"
 
+    def hosts_epilogue(self, node):
+        return True  # applied per image right after col2im
+
     def infer(self, inputs, input_hw, stride, padding):
         gy, w = inputs
-        dtype = _check_image(self.name, gy, w)
+        dtype = check_image(self.name, gy, w)
         return (gy.shape[0], w.shape[1]) + tuple(input_hw), dtype
 
-    def compute(self, ctx, node, gy, w):
+    def reference(self, ctx, node, gy, w):
         a = node.attrs
-        return ref.conv2d_backward_data(gy, w, a["input_hw"], a["stride"], a["padding"])
+        return conv2d_backward_data_reference(gy, w, a["input_hw"], a["stride"], a["padding"])
 
     def grad(self, node, g):
         gy, w = node.inputs
@@ -83,18 +93,17 @@ class Conv2DBackwardData(Op):
         return [conv2d(g, w, s, p), conv2d_backward_filter(g, gy, w.shape[2:], s, p)]
 
 
-@register
 class Conv2DBackwardFilter(Op):
     name = "conv2d_backward_filter"
 
     def infer(self, inputs, kernel_hw, stride, padding):
         x, gy = inputs
-        dtype = _check_image(self.name, x, gy)
+        dtype = check_image(self.name, x, gy)
         return (gy.shape[1], x.shape[1]) + tuple(kernel_hw), dtype
 
-    def compute(self, ctx, node, x, gy):
+    def reference(self, ctx, node, x, gy):
         a = node.attrs
-        return ref.conv2d_backward_filter(x, gy, a["kernel_hw"], a["stride"], a["padding"])
+        return conv2d_backward_filter_reference(x, gy, a["kernel_hw"], a["stride"], a["padding"])
 
     def grad(self, node, g):
         x, gy = node.inputs
@@ -112,132 +121,117 @@ def conv2d(x, w, stride=1, padding=0) -> Tensor:
         y = gc.conv2d(x, w, stride=1, padding=1)   # "same" size for 3x3 filters
     """
     return make(Conv2D, [as_tensor(x), as_tensor(w)],
-                {"stride": _pair(stride), "padding": _pair(padding)})
+                {"stride": pair(stride), "padding": pair(padding)})
 
 
 def conv2d_backward_data(gy, w, input_hw, stride=1, padding=0) -> Tensor:
     """Gradient of conv2d with respect to its input (a transposed convolution)."""
     return make(Conv2DBackwardData, [gy, w], {"input_hw": tuple(input_hw),
-                                              "stride": _pair(stride), "padding": _pair(padding)})
+                                              "stride": pair(stride), "padding": pair(padding)})
 
 
 def conv2d_backward_filter(x, gy, kernel_hw, stride=1, padding=0) -> Tensor:
     """Gradient of conv2d with respect to its filter."""
     return make(Conv2DBackwardFilter, [x, gy], {"kernel_hw": tuple(kernel_hw),
-                                                "stride": _pair(stride), "padding": _pair(padding)})
+                                                "stride": pair(stride), "padding": pair(padding)})
 
 
-# -- pooling -------------------------------------------------------------------------------
+# -- NumPy references ------------------------------------------------------------
 
-def _pool_attrs(kernel_size, stride, padding):
-    k = _pair(kernel_size)
-    return {"kernel": k, "stride": k if stride is None else _pair(stride), "padding": _pair(padding)}
+def conv2d_reference(x: np.ndarray, w: np.ndarray, stride: W.IntPair = 1,
+                     padding: W.IntPair = 0) -> np.ndarray:
+    """2-D cross-correlation (PyTorch ``conv2d`` without bias, groups=1, dilation=1).
 
+    ``y[n, o, i, j] = sum_{c, a, b} xpad[n, c, i*sh + a, j*sw + b] * w[o, c, a, b]``
 
-def _check_pool(op, x, a):
-    dtype = _check_image(op, x)
-    if any(p > k // 2 for p, k in zip(a["padding"], a["kernel"])):
-        raise shape_error(op, f"padding {a['padding']} must be at most half the kernel "
-                          f"{a['kernel']}", x.shape)
-    return dtype
+    Args:
+        x: input ``(N, C, H, W)``.
+        w: filters ``(O, C, KH, KW)``.
+        stride: int or ``(sh, sw)``.
+        padding: int or ``(ph, pw)``; zero padding.
 
-
-@register
-class MaxPool2D(Op):
-    name = "max_pool2d"
-
-    def infer(self, inputs, kernel, stride, padding):
-        x = inputs[0]
-        dtype = _check_pool(self.name, x, {"kernel": kernel, "padding": padding})
-        return x.shape[:2] + _out_hw(self.name, x, kernel, stride, padding), dtype
-
-    def compute(self, ctx, node, x):
-        a = node.attrs
-        return ref.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        return [make(MaxPool2DBackward, [node.inputs[0], g], node.attrs)]
-
-
-@register
-class MaxPool2DBackward(Op):
-    """Route each window's gradient to its first maximum."""
-
-    name = "max_pool2d_backward"
-
-    def infer(self, inputs, kernel, stride, padding):
-        return inputs[0].shape, inputs[1].dtype
-
-    def compute(self, ctx, node, x, gy):
-        a = node.attrs
-        return ref.max_pool2d_backward(x, gy, a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        # Linear in gy; piecewise constant in x (zero gradient almost everywhere).
-        return [None, make(MaxPool2DSelect, [node.inputs[0], g], node.attrs)]
-
-
-@register
-class MaxPool2DSelect(Op):
-    """For each window, the value of ``g`` at the first maximum of ``x``."""
-
-    name = "max_pool2d_select"
-
-    def infer(self, inputs, kernel, stride, padding):
-        x = inputs[0]
-        return x.shape[:2] + _out_hw(self.name, x, kernel, stride, padding), inputs[1].dtype
-
-    def compute(self, ctx, node, x, gx):
-        a = node.attrs
-        return ref.max_pool2d_select(x, gx, a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        return [None, make(MaxPool2DBackward, [node.inputs[0], g], node.attrs)]
-
-
-@register
-class AvgPool2D(Op):
-    name = "avg_pool2d"
-
-    def infer(self, inputs, kernel, stride, padding):
-        x = inputs[0]
-        dtype = _check_pool(self.name, x, {"kernel": kernel, "padding": padding})
-        return x.shape[:2] + _out_hw(self.name, x, kernel, stride, padding), dtype
-
-    def compute(self, ctx, node, x):
-        a = node.attrs
-        return ref.avg_pool2d(x, a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        x = node.inputs[0]
-        return [make(AvgPool2DBackward, [g], dict(node.attrs, input_hw=x.shape[2:]))]
-
-
-@register
-class AvgPool2DBackward(Op):
-    name = "avg_pool2d_backward"
-
-    def infer(self, inputs, kernel, stride, padding, input_hw):
-        gy = inputs[0]
-        return gy.shape[:2] + tuple(input_hw), gy.dtype
-
-    def compute(self, ctx, node, gy):
-        a = node.attrs
-        return ref.avg_pool2d_backward(gy, a["input_hw"], a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        a = {k: v for k, v in node.attrs.items() if k != "input_hw"}
-        return [make(AvgPool2D, [g], a)]
-
-
-def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
-    """Max pooling; pads with -inf; stride defaults to ``kernel_size``.
-
-    The gradient goes to the first maximum of each window.
+    Returns:
+        ``(N, O, OH, OW)`` array of dtype ``result_type(x, w)``.
     """
-    return make(MaxPool2D, [as_tensor(x)], _pool_attrs(kernel_size, stride, padding))
+    x = np.asarray(x)
+    w = np.asarray(w)
+    W.check_4d("x", x)
+    W.check_4d("w", w)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"channel mismatch: x {x.shape} vs w {w.shape}")
+    k = (w.shape[2], w.shape[3])
+    k, s, p = W.params(k, stride, padding)
+    W.output_hw(x.shape[2], x.shape[3], k, s, p)
+    dtype = np.result_type(x, w)
+    win = W.windows(W.pad(x, p), k, s)  # (N, C, OH, OW, KH, KW)
+    y = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, OH, OW, O)
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2), dtype=dtype)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
-    """Average pooling over the full window (padded zeros counted)."""
-    return make(AvgPool2D, [as_tensor(x)], _pool_attrs(kernel_size, stride, padding))
+def conv2d_backward_data_reference(
+    gy: np.ndarray,
+    w: np.ndarray,
+    input_hw: W.IntPair,
+    stride: W.IntPair = 1,
+    padding: W.IntPair = 0,
+) -> np.ndarray:
+    """Gradient of :func:`conv2d_reference` with respect to its input ``x``.
+
+    Args:
+        gy: output gradient ``(N, O, OH, OW)``.
+        w: filters ``(O, C, KH, KW)``.
+        input_hw: ``(H, W)`` of the forward input (needed because of the floor
+            in the output-size formula; untouched rows/columns get 0).
+        stride, padding: as in the forward call.
+
+    Returns:
+        ``(N, C, H, W)`` array of dtype ``result_type(gy, w)``.
+    """
+    gy = np.asarray(gy)
+    w = np.asarray(w)
+    W.check_4d("gy", gy)
+    W.check_4d("w", w)
+    h, wd = W.pair(input_hw)
+    k = (w.shape[2], w.shape[3])
+    k, s, p = W.params(k, stride, padding)
+    oh, ow = W.output_hw(h, wd, k, s, p)
+    if gy.shape[1] != w.shape[0] or gy.shape[2:] != (oh, ow):
+        raise ValueError(
+            f"gy shape {gy.shape} does not match w {w.shape} and output size {(oh, ow)}"
+        )
+    dtype = np.result_type(gy, w)
+    cols = np.tensordot(gy, w, axes=([1], [0]))  # (N, OH, OW, C, KH, KW)
+    cols = cols.transpose(0, 3, 1, 2, 4, 5).astype(dtype, copy=False)
+    return W.scatter_windows(cols, (h + 2 * p[0], wd + 2 * p[1]), k, s, p, (h, wd))
+
+
+def conv2d_backward_filter_reference(
+    x: np.ndarray,
+    gy: np.ndarray,
+    kernel_hw: W.IntPair,
+    stride: W.IntPair = 1,
+    padding: W.IntPair = 0,
+) -> np.ndarray:
+    """Gradient of :func:`conv2d_reference` with respect to the filters ``w``.
+
+    Args:
+        x: forward input ``(N, C, H, W)``.
+        gy: output gradient ``(N, O, OH, OW)``.
+        kernel_hw: ``(KH, KW)`` (or int) of the filters.
+        stride, padding: as in the forward call.
+
+    Returns:
+        ``(O, C, KH, KW)`` array of dtype ``result_type(x, gy)``.
+    """
+    x = np.asarray(x)
+    gy = np.asarray(gy)
+    W.check_4d("x", x)
+    W.check_4d("gy", gy)
+    k, s, p = W.params(kernel_hw, stride, padding)
+    oh, ow = W.output_hw(x.shape[2], x.shape[3], k, s, p)
+    if gy.shape[0] != x.shape[0] or gy.shape[2:] != (oh, ow):
+        raise ValueError(f"gy shape {gy.shape} does not match x {x.shape} / output {(oh, ow)}")
+    dtype = np.result_type(x, gy)
+    win = W.windows(W.pad(x, p), k, s)  # (N, C, OH, OW, KH, KW)
+    gw = np.tensordot(gy, win, axes=([0, 2, 3], [0, 2, 3]))  # (O, C, KH, KW)
+    return np.ascontiguousarray(gw, dtype=dtype)

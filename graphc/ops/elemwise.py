@@ -17,12 +17,11 @@ import numpy as np
 import sympy
 from sympy.codegen.cfunctions import expm1
 
-from .. import dtypes as _dt
-from .. import shapes as _sh
-from ..errors import DTypeError
-from ..graph import Tensor, as_tensor, make, shape_error
+from ..ir import dtypes as _dt
+from ..ir import shapes as _sh
+from ..ir.errors import DTypeError, shape_error
+from ..ir.graph import Kind, Op, Tensor, as_tensor, make
 from . import scalar as S
-from .base import Op, register
 
 a0, a1, a2 = S.A[:3]
 
@@ -31,9 +30,9 @@ a0, a1, a2 = S.A[:3]
 _KINDS = ("any", "float", "cmp", "where")
 
 
-@register
 class Elemwise(Op):
     name = "elemwise"
+    kind = Kind.ELEMENTWISE
 
     def infer(self, inputs, fn, expr, kind):
         shape = _sh.broadcast(i.shape for i in inputs)
@@ -50,9 +49,17 @@ class Elemwise(Op):
             raise DTypeError(f"{fn}: needs numeric operands, got bool; use gc.cast")
         return shape, dtype
 
-    def compute(self, ctx, node, *values):
+    def reference(self, ctx, node, *values):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             return S.evaluate(node.attrs["expr"], list(values), node.dtype)
+
+    def scalar(self, node, args):
+        return node.attrs["expr"].xreplace(dict(zip(S.A, args)))
+
+    def log_of(self, node):
+        if node.attrs["fn"] == "sigmoid":  # log(sigmoid(x)) = -softplus(-x)
+            return negative(softplus(negative(node.inputs[0])))
+        return None
 
     def grad(self, node, g):
         expr, kind = node.attrs["expr"], node.attrs["kind"]
@@ -205,13 +212,8 @@ def log(x) -> Tensor:
     and ``-softplus(-z)`` right away, so their gradients are stable too (the
     ``stability`` pass does the same for graphs built otherwise).
     """
-    if isinstance(x, Tensor) and x.op.name == "softmax":
-        from .nn import log_softmax
-
-        return log_softmax(x.inputs[0], axis=x.attrs["axis"])
-    if isinstance(x, Tensor) and x.attrs.get("fn") == "sigmoid":
-        return negative(softplus(negative(x.inputs[0])))
-    return elementwise("log", sympy.log(a0), [x])
+    stable = x.op.log_of(x) if isinstance(x, Tensor) else None
+    return stable if stable is not None else elementwise("log", sympy.log(a0), [x])
 
 
 def sqrt(x) -> Tensor:
@@ -261,14 +263,14 @@ def hard_tanh(x) -> Tensor:
 
 # -- dtype conversion ---------------------------------------------------------------------
 
-@register
+
 class Cast(Op):
     name = "cast"
 
     def infer(self, inputs, dtype):
         return inputs[0].shape, _dt.normalize(dtype)
 
-    def compute(self, ctx, node, x):
+    def reference(self, ctx, node, x):
         return x.astype(node.dtype)
 
     def grad(self, node, g):

@@ -1,4 +1,8 @@
-"""Leaves of the graph: placeholders (fed), variables (state), constants."""
+"""Leaves of the graph: placeholders (fed), variables (state), constants.
+
+The leaf ops themselves are part of the IR (:mod:`graphc.ir.op`); these are the
+functions users call to create them.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import dtypes as _dt
-from ..errors import DTypeError, ShapeError
-from ..graph import Tensor, make
-from .base import Op, located, register
-
-
-class _Leaf(Op):
-    differentiable = False
-
-    def infer(self, inputs, **attrs):
-        return attrs["shape"], attrs["dtype"]
-
-    def grad(self, node, g):
-        return []
-
-
-@register
-class Placeholder(_Leaf):
-    name = "placeholder"
-    pure = False
-
-
-@register
-class Variable(_Leaf):
-    name = "variable"
-    pure = False
-
-
-@register
-class Constant(_Leaf):
-    name = "constant"
-
-    def compute(self, ctx, node):
-        raise AssertionError("constants are read from node.value")
+from ..ir import dtypes as _dt
+from ..ir.errors import DTypeError, ShapeError, located
+from ..ir.graph import Placeholder, Tensor, Variable, constant_node, make
 
 
 def placeholder(shape, dtype: str = "float32", name: str | None = None) -> Tensor:
@@ -90,22 +63,7 @@ def constant(value: Any, dtype: str | None = None, name: str | None = None) -> T
 
     Python floats become float32 and ints int64 unless ``dtype`` says otherwise.
     """
-    if dtype is None and isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
-        dtype = "bool" if isinstance(value, bool) else "int64" if isinstance(value, int) else "float32"
-    arr = np.array(value, dtype=dtype)
-    if dtype is not None and arr.dtype.kind in "iu" and isinstance(value, float) and value != int(value):
-        raise located(DTypeError(f"constant: {value!r} does not fit dtype {dtype}"))
-    dt = _dt.normalize(arr.dtype)
-    node = make(Constant, [], {"shape": arr.shape, "dtype": dt, "cid": _const_key(arr)},
-                name=name or "const")
-    arr.setflags(write=False)
-    node.value = arr
-    return node
-
-
-def _const_key(arr: np.ndarray):
-    """A hashable identity for a constant: its bytes when small, else unique."""
-    if arr.size <= 64:
-        return (arr.dtype.str, arr.shape, arr.tobytes())
-    return ("large", id(arr))
-
+    try:
+        return constant_node(value, dtype=dtype, name=name)
+    except DTypeError as exc:
+        raise located(exc) from None

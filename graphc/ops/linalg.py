@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes as _dt
-from .. import shapes as _sh
-from ..errors import DTypeError
-from ..graph import Tensor, make, shape_error
-from .base import Op, register
+from ..ir import dtypes as _dt
+from ..ir import shapes as _sh
+from ..ir.errors import DTypeError, shape_error
+from ..ir.graph import Op, Tensor, make
 
 
 def _mat(shape, transposed):
     return shape[:-2] + (shape[-1], shape[-2]) if transposed else shape
 
 
-@register
 class MatMul(Op):
     """``op(a) @ op(b)`` where op transposes the last two axes when asked."""
 
     name = "matmul"
+
+    def hosts_epilogue(self, node):
+        return node.ndim == 2  # the GEMM applies it to each finished output tile
 
     def infer(self, inputs, transpose_a, transpose_b):
         a, b = inputs
@@ -38,7 +39,7 @@ class MatMul(Op):
             raise DTypeError(f"matmul: needs float operands, got {a.dtype} and {b.dtype}")
         return batch + (sa[-2], sb[-1]), dtype
 
-    def compute(self, ctx, node, a, b):
+    def reference(self, ctx, node, a, b):
         if node.attrs["transpose_a"]:
             a = np.swapaxes(a, -1, -2)
         if node.attrs["transpose_b"]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .. import dtypes as _dt
-from .. import rng
-from ..errors import ArgumentError, DTypeError
-from ..graph import Tensor, as_tensor, get_default_graph, make, shape_error
+from ..ir import dtypes as _dt
+from ..ir import rng
+from ..ir.errors import ArgumentError, DTypeError, located, shape_error
+from ..ir.graph import Kind, Op, Tensor, as_tensor, get_default_graph, make
 from . import scalar as S
-from .base import Op, located, register
 from .elemwise import elementwise, exp
 from .reduce import sum as _sum
-from .shape_ops import expand_dims
+from .shape import expand_dims, one_hot
 
 a0, a1 = S.A[:2]
 
@@ -44,11 +43,13 @@ class _SoftmaxBase(Op):
         return inputs[0].shape, inputs[0].dtype
 
 
-@register
 class Softmax(_SoftmaxBase):
     name = "softmax"
 
-    def compute(self, ctx, node, x):
+    def log_of(self, node):
+        return log_softmax(node.inputs[0], axis=node.attrs["axis"])
+
+    def reference(self, ctx, node, x):
         return np.exp(_np_log_softmax(x, node.attrs["axis"])).astype(node.dtype)
 
     def grad(self, node, g):
@@ -56,11 +57,10 @@ class Softmax(_SoftmaxBase):
         return [y * (g - _sum(g * y, axis, keepdims=True))]
 
 
-@register
 class LogSoftmax(_SoftmaxBase):
     name = "log_softmax"
 
-    def compute(self, ctx, node, x):
+    def reference(self, ctx, node, x):
         return _np_log_softmax(x, node.attrs["axis"]).astype(node.dtype)
 
     def grad(self, node, g):
@@ -103,7 +103,6 @@ def _check_ce_inputs(op: str, logits: Tensor, labels: Tensor) -> None:
                          f"probabilities, got {labels.dtype}")
 
 
-@register
 class SoftmaxCrossEntropy(Op):
     """Per-example -sum(p * log_softmax(logits)) over the last axis.
 
@@ -111,13 +110,14 @@ class SoftmaxCrossEntropy(Op):
     """
 
     name = "softmax_cross_entropy"
+    can_fail = True  # a label out of range
 
     def infer(self, inputs):
         logits, labels = inputs
         _check_ce_inputs(self.name, logits, labels)
         return logits.shape[:-1], logits.dtype
 
-    def compute(self, ctx, node, logits, labels):
+    def reference(self, ctx, node, logits, labels):
         logp = _np_log_softmax(logits, -1)
         if labels.dtype.kind in "iu":
             _np_check_labels(self.name, labels, logits.shape[-1])
@@ -150,14 +150,11 @@ def _np_check_labels(op: str, labels: np.ndarray, k: int) -> None:
 
 def _labels_as_probs(logits: Tensor, labels: Tensor):
     """(p, mass): the label distribution and its row sum (1 for int class ids)."""
-    from .shape_ops import one_hot
-
     if _dt.is_float(labels.dtype):
         return labels, _sum(labels, -1, keepdims=True)
     return one_hot(labels, logits.shape[-1], logits.dtype), 1.0
 
 
-@register
 class SoftmaxCrossEntropyGrad(Op):
     """d softmax_cross_entropy(logits, labels) / d logits, scaled by the per-example ``g``:
     ``g[..., None] * (softmax(logits) * mass - p)`` with ``p`` the one-hot rows of int
@@ -168,6 +165,9 @@ class SoftmaxCrossEntropyGrad(Op):
     """
 
     name = "softmax_cross_entropy_grad"
+    can_fail = True
+    joins = SoftmaxCrossEntropy  # one row pass computes the loss and its gradient
+    shares_inputs = 2  # the same logits and labels
 
     def infer(self, inputs):
         logits, labels, g = inputs
@@ -179,7 +179,7 @@ class SoftmaxCrossEntropyGrad(Op):
             raise DTypeError(f"{self.name}: g must be {logits.dtype}, got {g.dtype}")
         return logits.shape, logits.dtype
 
-    def compute(self, ctx, node, logits, labels, g):
+    def reference(self, ctx, node, logits, labels, g):
         s = np.exp(_np_log_softmax(logits, -1))
         if labels.dtype.kind in "iu":
             _np_check_labels("softmax_cross_entropy", labels, logits.shape[-1])
@@ -230,7 +230,6 @@ def huber(pred, target, delta: float = 1.0) -> Tensor:
     return elementwise("huber", body, [pred, target])
 
 
-@register
 class Dropout(Op):
     """x * mask / (1 - rate), mask = uniform(seed, step, index) >= rate.
 
@@ -239,6 +238,7 @@ class Dropout(Op):
     """
 
     name = "dropout"
+    kind = Kind.ELEMENTWISE
     pure = False
 
     def infer(self, inputs, rate, seed):
@@ -246,13 +246,17 @@ class Dropout(Op):
         _float_input("dropout", x)
         return x.shape, x.dtype
 
-    def compute(self, ctx, node, x, training):
+    def reference(self, ctx, node, x, training):
         if not bool(training):
             return x
         rate = node.attrs["rate"]
         u = rng.uniform(node.attrs["seed"], ctx.step, x.size).reshape(x.shape)
         scale = np.asarray(1.0 / (1.0 - rate), dtype=x.dtype)
         return np.where(u >= np.float32(rate), x * scale, np.zeros((), x.dtype))
+
+    def scalar(self, node, args):
+        return S.dropout(args[0], args[1], sympy.Integer(node.attrs["seed"]),
+                         sympy.Float(node.attrs["rate"]))
 
     def grad(self, node, g):
         return [make(Dropout, [g, node.inputs[1]], node.attrs), None]

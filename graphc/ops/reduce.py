@@ -1,15 +1,16 @@
-"""Reductions: sum, mean, max, argmax, logsumexp (and the element count)."""
+"""Reductions (sum, mean, max, argmax, logsumexp, the element count) and their adjoint,
+broadcasting (``broadcast_to``; ``sum_to`` sums a gradient back to an operand's shape)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes as _dt
-from .. import shapes as _sh
-from ..errors import DTypeError
-from ..graph import Tensor, as_tensor, make, shape_error
-from .base import Op, located, register
-from .shape_ops import broadcast_like, reshape
+from ..ir import dtypes as _dt
+from ..ir import shapes as _sh
+from ..ir.errors import DTypeError, located, shape_error
+from ..ir.graph import Kind, Op, Tensor, as_tensor, make
+from .elemwise import cast, equal, exp
+from .shape import reshape
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -19,9 +20,16 @@ def _reduced_shape(shape, axes, keepdims):
 
 
 class _Reduce(Op):
-    """Shared shape rule: attrs ``axes`` (normalized tuple) and ``keepdims``."""
+    """Shared shape rule: attrs ``axes`` (normalized tuple) and ``keepdims``.
+
+    Reductions of kind REDUCTION say how they combine elements (``combine``:
+    ``"sum"`` or ``"max"``, with ``max`` propagating NaN) and whether the result is
+    divided by the element count (``average``); the lowering needs nothing else.
+    """
 
     float_only = False
+    combine = "sum"
+    average = False
 
     def infer(self, inputs, axes, keepdims):
         x = inputs[0]
@@ -48,23 +56,24 @@ def _keep(g: Tensor, x: Tensor, axes, keepdims: bool) -> Tensor:
     return broadcast_like(g, x)
 
 
-@register
 class Sum(_Reduce):
     name = "sum"
+    kind = Kind.REDUCTION
 
-    def compute(self, ctx, node, x):
+    def reference(self, ctx, node, x):
         return np.sum(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"], dtype=node.dtype)
 
     def grad(self, node, g):
         return [_keep(g, node.inputs[0], node.attrs["axes"], node.attrs["keepdims"])]
 
 
-@register
 class Mean(_Reduce):
     name = "mean"
+    kind = Kind.REDUCTION
     float_only = True
+    average = True
 
-    def compute(self, ctx, node, x):
+    def reference(self, ctx, node, x):
         return np.mean(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"], dtype=node.dtype)
 
     def grad(self, node, g):
@@ -72,29 +81,27 @@ class Mean(_Reduce):
         return [_keep(g, x, axes, node.attrs["keepdims"]) / count(x, axes)]
 
 
-@register
 class Max(_Reduce):
     name = "max"
+    kind = Kind.REDUCTION
+    combine = "max"
 
-    def compute(self, ctx, node, x):
+    def reference(self, ctx, node, x):
         return np.max(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"])
 
     def grad(self, node, g):
         # Ties share the gradient equally (as TensorFlow's reduce_max does).
-        from .elemwise import cast, equal
-
         x, axes, keep = node.inputs[0], node.attrs["axes"], node.attrs["keepdims"]
         hit = cast(equal(x, _keep(node, x, axes, keep)), x.dtype)
         share = hit / sum(hit, axes, keepdims=True)
         return [_keep(g, x, axes, keep) * share]
 
 
-@register
 class LogSumExp(_Reduce):
     name = "logsumexp"
     float_only = True
 
-    def compute(self, ctx, node, x):
+    def reference(self, ctx, node, x):
         axes, keep = node.attrs["axes"], node.attrs["keepdims"]
         if x.size == 0:
             return np.log(np.sum(np.exp(x), axis=axes, keepdims=keep))
@@ -104,8 +111,6 @@ class LogSumExp(_Reduce):
         return out if keep else np.squeeze(out, axis=axes)
 
     def grad(self, node, g):
-        from .elemwise import exp
-
         x, axes, keep = node.inputs[0], node.attrs["axes"], node.attrs["keepdims"]
         return [_keep(g, x, axes, keep) * exp(x - _keep(node, x, axes, keep))]
 
@@ -135,7 +140,6 @@ def logsumexp(x, axis=None, keepdims: bool = False) -> Tensor:
     return _reduce(LogSumExp, x, axis, keepdims)
 
 
-@register
 class ArgMax(Op):
     name = "argmax"
     differentiable = False
@@ -146,7 +150,7 @@ class ArgMax(Op):
             return ((1,) * x.ndim if keepdims else ()), "int64"
         return _reduced_shape(x.shape, (axis,), keepdims), "int64"
 
-    def compute(self, ctx, node, x):
+    def reference(self, ctx, node, x):
         return np.argmax(x, axis=node.attrs["axis"], keepdims=node.attrs["keepdims"]).astype(np.int64)
 
     def grad(self, node, g):
@@ -161,7 +165,6 @@ def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
     return make(ArgMax, [x], {"axis": axis, "keepdims": bool(keepdims)})
 
 
-@register
 class Count(Op):
     """The number of elements of a static shape over ``axes`` (``None``: batch size).
 
@@ -175,7 +178,7 @@ class Count(Op):
     def infer(self, inputs, shape, axes, dtype):
         return (), dtype
 
-    def compute(self, ctx, node, *values):
+    def reference(self, ctx, node, *values):
         dims = [ctx.batch if node.attrs["shape"][a] is None else node.attrs["shape"][a]
                 for a in node.attrs["axes"]]
         return np.array(np.prod(dims), dtype=node.dtype)
@@ -190,3 +193,57 @@ def count(x: Tensor, axes) -> Tensor | float:
     if n is not None:
         return float(n)
     return make(Count, [], {"shape": x.shape, "axes": tuple(axes), "dtype": x.dtype}, graph=x.graph)
+
+
+# -- broadcasting, the adjoint of summation --------------------------------------------------
+
+class BroadcastTo(Op):
+    """``x`` broadcast to a static shape whose ``None`` is the run-time batch size.
+
+    Only the shape is needed, so no tensor is kept alive just for its shape.
+    """
+
+    name = "broadcast_to"
+    kind = Kind.ELEMENTWISE
+
+    def infer(self, inputs, shape):
+        x = inputs[0]
+        if _sh.broadcast([x.shape, shape]) != tuple(shape):
+            raise shape_error("broadcast_to", "cannot broadcast", x.shape, shape)
+        return tuple(shape), x.dtype
+
+    def reference(self, ctx, node, x):
+        return np.broadcast_to(x, _sh.bind(node.shape, ctx.batch))
+
+    def scalar(self, node, args):
+        return args[0]
+
+    def grad(self, node, g):
+        return [sum_to(g, node.inputs[0].shape)]
+
+
+def broadcast_to(x, shape) -> Tensor:
+    """``x`` broadcast to ``shape`` (``None``: the batch size)."""
+    x = as_tensor(x)
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    return make(BroadcastTo, [x], {"shape": shape})
+
+
+def broadcast_like(x, like: Tensor) -> Tensor:
+    """``x`` broadcast to the shape of ``like`` (which may hold the batch size)."""
+    return broadcast_to(x, like.shape)
+
+
+def sum_to(g: Tensor, shape: tuple) -> Tensor:
+    """Sum ``g`` down to ``shape`` (the gradient of broadcasting): the one place it happens."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = sum(g, axis=tuple(range(lead)))
+    ones = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
+    if ones:
+        g = sum(g, axis=ones, keepdims=True)
+    return g

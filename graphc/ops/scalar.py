@@ -44,6 +44,14 @@ class softplus(sympy.Function):  # noqa: N801
         return sigmoid(self.args[0])
 
 
+class dropout(sympy.Function):  # noqa: N801
+    """dropout(x, training, seed, rate) of the element at the kernel's current flat
+    index and step: the same counter-based hash as the reference (graphc.ir.rng).
+    Only code printers know it (the reference evaluates the Dropout op itself)."""
+
+    nargs = 4
+
+
 def _np_sigmoid(x):
     x = np.asarray(x)
     e = np.exp(-np.abs(x))

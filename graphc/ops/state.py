@@ -6,20 +6,19 @@ before the step; all assigns of the step commit together at its end.
 
 from __future__ import annotations
 
-from ..errors import DTypeError, GraphcError
-from ..graph import Tensor, as_tensor, make, shape_error
-from .base import Op, register
+from ..ir.errors import DTypeError, GraphcError, shape_error
+from ..ir.graph import Kind, Op, Tensor, as_tensor, make
 
 
-@register
 class Assign(Op):
     name = "assign"
+    kind = Kind.UPDATE
     differentiable = False
     pure = False
 
     def infer(self, inputs):
         var, value = inputs
-        if var.op.name != "variable":
+        if var.op.kind is not Kind.VARIABLE:
             raise GraphcError(f"assign: target {var.name} is not a variable")
         if value.shape != var.shape:
             raise shape_error("assign", f"value does not match variable {var.name}",
@@ -28,7 +27,7 @@ class Assign(Op):
             raise DTypeError(f"assign: variable {var.name} is {var.dtype}, value is {value.dtype}")
         return (), None
 
-    def compute(self, ctx, node, var, value):
+    def reference(self, ctx, node, var, value):
         ctx.pending[node.inputs[0]] = value
 
     def grad(self, node, g):
@@ -38,9 +37,9 @@ class Assign(Op):
         return "assign"
 
 
-@register
 class Group(Op):
     name = "group"
+    kind = Kind.UPDATE
     differentiable = False
     pure = False
 
@@ -51,7 +50,7 @@ class Group(Op):
         check_single_writer(inputs)
         return (), None
 
-    def compute(self, ctx, node, *values):
+    def reference(self, ctx, node, *values):
         return None
 
     def grad(self, node, g):
@@ -66,9 +65,9 @@ def assign_targets(updates) -> list[Tensor]:
         if t.id in seen:
             continue
         seen.add(t.id)
-        if t.op.name == "assign":
+        if isinstance(t.op, Assign):
             out.append(t)
-        elif t.op.name == "group":
+        elif isinstance(t.op, Group):
             stack.extend(t.inputs)
     return out
 

@@ -1,1 +1,0 @@
-"""Pure NumPy reference implementations (the executable specification)."""

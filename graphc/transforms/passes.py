@@ -1,0 +1,136 @@
+"""Graph optimization passes: plain functions Program -> Program.
+
+They run in the order of :data:`PASSES`; each keeps every output's value.
+
+Example::
+
+    prog = optimize(Program([loss]))
+    [name for name, _ in PASSES]
+    # ['stability', 'algebraic', 'constant_folding', 'cse', 'dce']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..ir.graph import Kind, RunContext, Tensor, constant_node
+from ..ir.program import Program, rewrite, toposort
+from ..ops import elemwise as E
+
+
+def _fn(node: Tensor) -> str | None:
+    return node.attrs.get("fn") if isinstance(node.op, E.Elemwise) else None
+
+
+def _const_value(node: Tensor):
+    return node.value if node.op.kind is Kind.CONSTANT else None
+
+
+def _is_fill(node: Tensor, value: float) -> bool:
+    v = _const_value(node)
+    return v is not None and v.size > 0 and bool(np.all(v == value))
+
+
+# -- stability ------------------------------------------------------------------------------
+
+def stability(program: Program) -> Program:
+    """log(y) -> the stable form its producer gives (``Op.log_of``): log(softmax(x)) ->
+    log_softmax(x), log(sigmoid(x)) -> -softplus(-x)."""
+
+    def fix(node: Tensor) -> Tensor:
+        if _fn(node) != "log":
+            return node
+        (x,) = node.inputs
+        stable = x.op.log_of(x)
+        return node if stable is None else stable
+
+    return rewrite(program, fix)
+
+
+# -- algebraic identities -------------------------------------------------------------------
+
+def _keeps(node: Tensor, x: Tensor) -> bool:
+    """Replacing ``node`` by ``x`` keeps shape and dtype (no hidden broadcast)."""
+    return x.shape == node.shape and x.dtype == node.dtype
+
+
+def algebraic(program: Program) -> Program:
+    """x*1, 1*x, x/1, x+0, 0+x, x-0 -> x and -(-x) -> x."""
+
+    def simplify(node: Tensor) -> Tensor:
+        fn = _fn(node)
+        if fn == "neg" and _fn(node.inputs[0]) == "neg":
+            return node.inputs[0].inputs[0]
+        if fn in ("mul", "add", "sub", "div"):
+            a, b = node.inputs
+            unit = 1.0 if fn in ("mul", "div") else 0.0
+            if _is_fill(b, unit) and _keeps(node, a):
+                return a
+            if fn in ("mul", "add") and _is_fill(a, unit) and _keeps(node, b):
+                return b
+        return node
+
+    return rewrite(program, simplify)
+
+
+# -- constant folding -----------------------------------------------------------------------
+
+def constant_folding(program: Program) -> Program:
+    """Evaluate pure nodes whose inputs are all constants (NumPy reference)."""
+
+    def fold(node: Tensor) -> Tensor:
+        if not node.inputs or not node.op.pure or node.dtype is None or None in node.shape:
+            return node  # (a batch-sized result is only known at run time)
+        values = [_const_value(i) for i in node.inputs]
+        if any(v is None for v in values):
+            return node
+        value = np.asarray(node.op.reference(RunContext(), node, *values), dtype=node.dtype)
+        # (rewrite runs fn with the node's role and site: the constant keeps them)
+        return constant_node(value, dtype=node.dtype, name=node.name, graph=node.graph, add=False)
+
+    return rewrite(program, fold)
+
+
+# -- common subexpressions ------------------------------------------------------------------
+
+def cse(program: Program) -> Program:
+    """Merge pure nodes with the same op, attrs and inputs."""
+    seen: dict[tuple, Tensor] = {}
+
+    def merge(node: Tensor) -> Tensor:
+        if not node.op.pure:
+            return node
+        try:
+            key = node.key()
+            hash(key)
+        except TypeError:
+            return node
+        return seen.setdefault(key, node)
+
+    return rewrite(program, merge)
+
+
+# -- dead code ------------------------------------------------------------------------------
+
+def dce(program: Program) -> Program:
+    """Keep only the nodes the outputs need."""
+    return Program(program.outputs, toposort(program.outputs))
+
+
+PASSES: list[tuple[str, Callable[[Program], Program]]] = [
+    ("stability", stability),
+    ("algebraic", algebraic),
+    ("constant_folding", constant_folding),
+    ("algebraic_after_folding", algebraic),
+    ("cse", cse),
+    ("dce", dce),
+]
+
+
+def optimize(program: Program, passes=None) -> Program:
+    """Run ``passes`` (default: all of :data:`PASSES`, in order)."""
+    for _, fn in passes or PASSES:
+        program = fn(program)
+    return program
