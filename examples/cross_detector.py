@@ -81,7 +81,7 @@ def cross_match(kernel: np.ndarray) -> float:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="auto", help="numpy | c | cuda | auto")
+    parser.add_argument("--backend", default="auto", help="numpy | c | auto")
     parser.add_argument("--out", default=os.path.join("graphc-examples", "cross_detector"),
                         help="folder for the kernel images")
     parser.add_argument("--epochs", type=int, default=20)

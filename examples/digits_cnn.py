@@ -56,7 +56,7 @@ def build_model(seed: int):
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="auto", help="numpy | c | cuda | auto")
+    parser.add_argument("--backend", default="auto", help="numpy | c | auto")
     parser.add_argument("--out", default=os.path.join("graphc-examples", "digits_cnn"),
                         help="folder for history.png")
     parser.add_argument("--epochs", type=int, default=20)

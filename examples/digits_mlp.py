@@ -51,7 +51,7 @@ def build_model(seed: int, hidden: int, dropout: float, lr: float):
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="auto", help="numpy | c | cuda | auto")
+    parser.add_argument("--backend", default="auto", help="numpy | c | auto")
     parser.add_argument("--out", default=os.path.join("graphc-examples", "digits_mlp"),
                         help="folder for history.png")
     parser.add_argument("--epochs", type=int, default=30)

@@ -104,7 +104,7 @@ def plot_curves(results: dict[str, dict], steps_per_epoch: int, path: str) -> st
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="auto", help="numpy | c | cuda | auto")
+    parser.add_argument("--backend", default="auto", help="numpy | c | auto")
     parser.add_argument("--out", default=os.path.join("graphc-examples", "optimizers"),
                         help="folder for optimizers.png")
     parser.add_argument("--epochs", type=int, default=8)

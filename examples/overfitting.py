@@ -99,7 +99,7 @@ def plot_curves(results: dict[str, dict], path: str) -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="auto", help="numpy | c | cuda | auto")
+    parser.add_argument("--backend", default="auto", help="numpy | c | auto")
     parser.add_argument("--out", default=os.path.join("graphc-examples", "overfitting"),
                         help="folder for overfitting.png")
     parser.add_argument("--epochs", type=int, default=60)

@@ -84,7 +84,7 @@ def plot_weights(results: dict[str, dict], threshold: float, path: str) -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="auto", help="numpy | c | cuda | auto")
+    parser.add_argument("--backend", default="auto", help="numpy | c | auto")
     parser.add_argument("--out", default=os.path.join("graphc-examples", "regularization"),
                         help="folder for weights.png")
     parser.add_argument("--epochs", type=int, default=30)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from ..ir.errors import GraphcError
 
 #: the order ``backend="auto"`` tries.
-PREFERENCE = ("cuda", "c", "numpy")
+PREFERENCE = ("c", "numpy")
 
 
 def _factories() -> dict:

@@ -119,6 +119,10 @@ class Op:
         stores its output (bias, activation, optimizer arithmetic)."""
         return False
 
+    #: when it hosts an epilogue, its template can hand the finished output to the epilogue
+    #: in scratch instead of storing it (the product of an optimizer's gradient matmul)
+    epilogue_owns_store: ClassVar[bool] = False
+
     def scalar(self, node: Tensor, args: list[sympy.Expr]) -> sympy.Expr:
         """Elementwise ops: the output element as a formula of the input elements."""
         raise NotImplementedError(f"{self.name} is not elementwise")

@@ -1,7 +1,7 @@
 """A counter-based random number generator: uniform(seed, step, index).
 
 Each value is a hash of (seed, step, element index) in uint32 arithmetic, so
-the C and CUDA backends reproduce the NumPy reference bit for bit, in any
+the compiled backends reproduce the NumPy reference bit for bit, in any
 order and on any number of threads. The mixing function is the finalizer of
 MurmurHash3 (fmix32).
 
@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Constants shared with the generated C/CUDA code.
+#: Constants shared with the compiled backends (defined for their code from these values).
 SEED_MUL, STEP_MUL, INDEX_MUL = 0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D
+FMIX1, FMIX2 = 0x85EBCA6B, 0xC2B2AE35
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
     h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
+    h = h * np.uint32(FMIX1)
     h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
+    h = h * np.uint32(FMIX2)
     return h ^ (h >> np.uint32(16))
 
 

@@ -18,6 +18,7 @@ class MatMul(Op):
     """``op(a) @ op(b)`` where op transposes the last two axes when asked."""
 
     name = "matmul"
+    epilogue_owns_store = True
 
     def hosts_epilogue(self, node):
         return node.ndim == 2  # the GEMM applies it to each finished output tile

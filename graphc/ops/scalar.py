@@ -2,7 +2,7 @@
 
 An elementwise node carries a sympy expression over the symbols ``a0, a1, ...``
 (its inputs). Derivatives come from ``sympy.diff``; the NumPy reference
-evaluates the expression through ``sympy.lambdify``; the C/CUDA printers print
+evaluates the expression through ``sympy.lambdify``; the compiled backends print
 the same expression. Two numerically delicate functions are sympy functions
 of their own, so they are evaluated stably and differentiate to each other:
 ``sigmoid' = sigmoid (1 - sigmoid)`` and ``softplus' = sigmoid``.

@@ -83,13 +83,6 @@ def transpose(x, axes=None) -> Tensor:
     return make(Transpose, [x], {"axes": axes})
 
 
-def swap_last(x: Tensor) -> Tensor:
-    """Swap the last two axes."""
-    axes = list(range(x.ndim))
-    axes[-2:] = axes[-1], axes[-2]
-    return transpose(x, axes)
-
-
 def flatten(x) -> Tensor:
     """Keep axis 0, flatten the rest: (N, C, H, W) -> (N, C*H*W)."""
     x = as_tensor(x)

@@ -69,7 +69,7 @@ class Compiled:
 class Session:
     """Runs a graph's fetch sets on a backend; owns the variables' values.
 
-    ``backend`` is ``"numpy"`` (reference), ``"c"``, ``"cuda"`` or ``"auto"``
+    ``backend`` is ``"numpy"`` (reference), ``"c"`` or ``"auto"``
     (the fastest available; ``session.backend_choice`` says what it picked).
     ``check_numerics=True`` raises on the first NaN/Inf, naming the node and
     the line that defined it.

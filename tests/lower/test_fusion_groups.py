@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.codegen.fusion import fuse
+from graphc.lower.fusion import fuse
 from graphc.ir.program import Program
 from graphc.transforms.passes import optimize
 

@@ -1,6 +1,5 @@
-"""The C backend's code generation and build cache.
+"""The C backend's build cache and run-time behaviour.
 
-* golden text of one small fused kernel, and float32 kernels use float math only;
 * the on-disk cache: concurrent compiles, corrupt entries, an unwritable cache
   directory, warm starts without a compiler, compile errors;
 * run time: a new batch size never recompiles, re-runs are bit-identical,
@@ -63,93 +62,6 @@ def _child_env(cache: Path, **extra) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.update(extra)
     return env
-
-
-def _kernel_function(source: str, name: str) -> str:
-    """The text of kernel function ``name`` (from its signature to its closing brace)."""
-    start = source.index(f"static int {name}(")
-    return source[start:source.index("\n}\n", start) + 2]
-
-
-def _normalize(code: str) -> str:
-    """Lines stripped, blank lines dropped."""
-    return "\n".join(ln.strip() for ln in code.strip().splitlines() if ln.strip())
-
-
-# -- generated code ---------------------------------------------------------------------------
-
-# (in this string a backslash at the end of a line continues the line; the fetched relu is
-# written straight into output array 0, whose pointer gc_run keeps at the head of the arena)
-GOLDEN_RELU_AFFINE = """
-static int k0_elementwise(int64_t N, uint64_t step, char *arena, void *const *feeds, \
-void *const *vars, const void *const *consts, char *err) {
-(void)N; (void)step; (void)arena; (void)feeds; (void)vars; (void)consts; (void)err;
-#pragma omp parallel for if(4*(int64_t)N >= 32768)
-for (int64_t i0 = 0; i0 < (int64_t)N; i0++) {
-#pragma omp simd
-for (int64_t i1 = 0; i1 < 4; i1++) {
-const float l0 = ((const float *)feeds[0])[i0*4 + i1];
-const float l1 = ((const float *)vars[0])[i1];
-const float l2 = ((const float *)vars[1])[i1];
-const float t0 = l0*l1 + l2;
-((float *)((void *const *)arena)[0])[i0*4 + i1] = (((t0 > 0)) ? (t0) : (0));
-}
-}
-return 0;
-}
-"""
-
-
-def test_golden_fused_relu_affine_kernel():
-    """relu(x * w + b) on (N, 4) float32 is ONE kernel: one loop nest (rows in parallel,
-    the 4 columns as a simd loop; w and b broadcast with stride 0) whose body is the
-    fused expression, stored once."""
-    with gc.Graph() as g:
-        x = gc.placeholder((None, 4), name="x")
-        w = gc.variable(np.array([1.0, -2.0, 0.5, 3.0], np.float32), name="w")
-        b = gc.variable(np.array([0.1, 0.2, -0.3, 0.0], np.float32), name="b")
-        y = gc.relu(x * w + b)
-    sess = gc.Session(g, backend="c")
-    compiled = sess.compile([y])
-    exe = compiled.executable
-    assert [k["nodes"] for k in exe.kernel_list] == [["mul", "add", "relu"]]
-    assert exe.kernel_list[0]["stores"] == ["relu"]
-    source = exe.source
-    assert source.count("static int k") == 1
-    fn = _kernel_function(source, "k0_elementwise")
-    assert _normalize(fn) == _normalize(GOLDEN_RELU_AFFINE), fn
-    # the kernel's comment names the fused nodes and the line that defined them
-    assert re.search(r"/\* k0_elementwise: mul, add, relu \(.*test_build\.py:\d+\) \*/", source)
-    assert "gc_run" in source and "if (k0_elementwise(N, step, arena" in source
-    # y goes straight to the output array: the arena holds only its pointer
-    assert exe.arena_bytes(64) == exe.arena_bytes(1) == 64
-    xv = np.random.default_rng(0).uniform(-2, 2, (5, 4)).astype(np.float32)
-    out = sess.run(y, {x: xv})
-    np.testing.assert_array_equal(out, np.maximum(xv * sess.get_value(w) + sess.get_value(b), 0))
-
-
-def test_float32_kernel_uses_float_math_only():
-    """A fused float32 chain prints F literals and the f math functions (expf, not exp)."""
-    with gc.Graph() as g:
-        x = gc.placeholder((None, 7), name="x")
-        y = gc.log(1.5 + gc.exp(gc.tanh(gc.sqrt(gc.abs(x * 0.25) + 0.5)))) * 3.0
-        z = gc.sigmoid(y) - gc.softplus(y * 0.125)
-    sess = gc.Session(g, backend="c")
-    exe = sess.compile([z]).executable
-    kernels = [k for k in exe.kernel_list if k["kind"] == "elementwise"]
-    assert len(kernels) == 1, exe.kernel_list  # the whole chain is one loop
-    fn = _kernel_function(exe.source, kernels[0]["name"])
-    body = fn.split("\n", 2)[2]  # after the signature and the (void) line
-    for f in ("expf(", "tanhf(", "sqrtf(", "fabsf(", "logf(", "gc_sigmoidf(", "gc_softplusf("):
-        assert f in body, (f, fn)
-    assert not re.search(r"\b(exp|tanh|sqrt|fabs|log|pow|gc_sigmoid|gc_softplus)\(", body), fn
-    assert "double" not in body, fn
-    literals = re.findall(r"(?<![\w.])\d+\.\d*(?:e[-+]?\d+)?F?", body)
-    assert literals and all(lit.endswith("F") for lit in literals), literals
-    assert body.count("for (") == 1, fn
-    xv = np.random.default_rng(1).uniform(-3, 3, (33, 7)).astype(np.float32)
-    expected = gc.Session(g).run(z, {x: xv})
-    np.testing.assert_allclose(sess.run(z, {x: xv}), expected, rtol=1e-5, atol=1e-6)
 
 
 # -- the build cache --------------------------------------------------------------------------

@@ -1,0 +1,174 @@
+"""The C backend: each fetch set becomes one shared library and one native call.
+
+``compile`` lowers the optimized program (fusion, memory plan, kernels), renders
+it as C and builds (or loads from the cache) a library whose ``gc_run`` executes
+the whole step. The batch size is an argument of ``gc_run``, so a new batch size
+never recompiles.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ...env import cache_dir, find_c_compiler
+from ...ir.errors import GraphcError, NumericsError, at
+from ...ir.graph import Tensor
+from ...ir.program import Program
+from ...lower import lower
+from .abi import ERR_BYTES
+from .build import ffi, load_or_build
+from .library import render
+
+
+class CExecutable:
+    """A compiled fetch set: call :meth:`run` once per step."""
+
+    def __init__(self, program: Program, check_numerics: bool = False) -> None:
+        t0 = time.perf_counter()
+        self.program = program
+        self.lowered = lower(program, check_numerics)
+        self.kernels = self.lowered.kernels
+        self.library = render(self.lowered)
+        self.lib, self.build_info = load_or_build(self.library.source, self.library.key_source)
+        self.compile_seconds = time.perf_counter() - t0
+        self.check_numerics = check_numerics
+        self._consts = [np.ascontiguousarray(c.value) for c in self.lowered.constants]
+        self._const_ptrs = ffi.new("void *[]", [ffi.cast("void *", a.ctypes.data)
+                                                for a in self._consts] or [ffi.NULL])
+        self._arena = np.empty(0, np.uint8)
+        self._arena_ptr = ffi.NULL
+        self._err = ffi.new("char[]", ERR_BYTES)
+        r = self.lowered
+        self._feed_ptrs = ffi.new("void *[]", max(len(r.feeds), 1))
+        self._var_ptrs = ffi.new("void *[]", max(len(r.variables), 1))
+        self._var_arrays: list = [None] * len(r.variables)
+        self._out_ptrs = ffi.new("void *[]", max(len(program.outputs), 1))
+        self._out_shapes: dict[int, list] = {}  # batch -> shape of each output (None: update)
+
+    fresh_outputs = True  # run() returns arrays nobody else references: no copy needed
+
+    # -- introspection --------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The generated C source."""
+        return self.library.source
+
+    @property
+    def kernel_list(self) -> list[dict]:
+        """Each kernel: its name and the graph nodes it fused."""
+        return [{"name": k.name, "kind": k.kind, "nodes": [n.name for n in k.nodes],
+                 "stores": [n.name for n in k.stores]} for k in self.kernels]
+
+    def arena_bytes(self, batch: int | None = 1) -> int:
+        """Scratch bytes for a batch size."""
+        return int(self.lib.gc_arena_bytes(batch or 0))
+
+    # -- running ----------------------------------------------------------------------------
+    # The pointer tables handed to gc_run live as long as the executable; a run only rewrites
+    # the slots whose array changed (variables usually never do), so a step costs a few
+    # microseconds of Python around the native call.
+    def _arena_for(self, batch: int):
+        # asked every run: the GEMM workspace grows with omp_get_max_threads(), which the
+        # caller may raise between runs (threadpoolctl, omp_set_num_threads)
+        need = int(self.lib.gc_arena_bytes(batch)) + 64
+        if self._arena.size < need:
+            self._arena = np.empty(need, np.uint8)
+            addr = self._arena.ctypes.data
+            self._arena_ptr = ffi.cast("char *", addr + (-addr % 64))
+        return self._arena_ptr
+
+    @property
+    def timed_units(self) -> list[dict]:
+        """What ``run(..., seconds=)`` times: each kernel, then the final copies/commits."""
+        return self.kernel_list + [{"name": "(outputs, commit)", "kind": "step",
+                                    "nodes": [], "stores": []}]
+
+    def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx,
+            seconds: np.ndarray | None = None) -> list:
+        """One step. Every returned array is newly allocated (``fresh_outputs``).
+
+        ``seconds`` (float64, one slot per :attr:`timed_units`): each unit's wall time is
+        added to its slot.
+        """
+        batch = ctx.batch or 0
+        lowered = self.lowered
+        keep = []  # contiguous copies of feeds, alive until gc_run returns
+        for i, p in enumerate(lowered.feeds):
+            a = feeds[p]
+            if not a.flags.c_contiguous:
+                a = np.ascontiguousarray(a)
+                keep.append(a)
+            self._feed_ptrs[i] = ffi.from_buffer(a)
+        for i, v in enumerate(lowered.variables):
+            a = state[v]
+            if a is not self._var_arrays[i]:
+                if not (a.flags.c_contiguous and a.flags.writeable):
+                    raise GraphcError(f"variable {v.name}: state array is not writable and "
+                                      f"contiguous")
+                self._var_ptrs[i] = ffi.from_buffer(a)
+                self._var_arrays[i] = a
+        shapes = self._out_shapes.get(batch)
+        if shapes is None:
+            shapes = self._out_shapes[batch] = [
+                None if o.dtype is None else tuple(batch if d is None else d for d in o.shape)
+                for o in self.program.outputs]
+        outs = []
+        for i, (o, shape) in enumerate(zip(self.program.outputs, shapes)):
+            if shape is None:
+                outs.append(None)
+                continue
+            a = np.empty(shape, o.dtype)
+            self._out_ptrs[i] = ffi.from_buffer(a)
+            outs.append(a)
+        args = (batch, ctx.step, self._feed_ptrs, self._var_ptrs, self._const_ptrs,
+                self._out_ptrs, self._arena_for(batch), self._err)
+        if seconds is None:
+            code = self.lib.gc_run(*args)
+        else:
+            code = self.lib.gc_run_timed(*args, ffi.from_buffer("double[]", seconds))
+        del keep
+        if code:
+            self._raise(code - 1)
+        return outs
+
+    def _raise(self, index: int) -> None:
+        message = ffi.string(self._err).decode(errors="replace")
+        kernel = self.kernels[index] if 0 <= index < len(self.kernels) else None
+        if kernel is None:
+            raise GraphcError(f"compiled step failed: {message}")
+        node = kernel.nodes[0] if kernel.kind != "elementwise" else kernel.nodes[-1]
+        for n in kernel.nodes:
+            if n.name in message:
+                node = n
+        cls = NumericsError if ("NaN" in message or "Inf" in message) and self.check_numerics \
+            else GraphcError
+        raise cls(f"{node.op.label(node.attrs)} ({node.name}) failed at run time in kernel "
+                  f"{kernel.name}: {message}{at(node.site)}")
+
+
+class CBackend:
+    """``backend="c"``: compiled C (needs a C compiler, or the graph in the cache)."""
+
+    name = "c"
+
+    def __init__(self, check_numerics: bool = False) -> None:
+        # Without a compiler the backend can still load libraries from the cache (a warm
+        # start never compiles); an uncached graph then fails in load_or_build with a
+        # clear message. With neither, the backend is unavailable.
+        if find_c_compiler() is None and not _cache_has_libraries():
+            raise GraphcError("no C compiler found (set CC or install gcc)")
+        self.check_numerics = check_numerics
+
+    def compile(self, program: Program) -> CExecutable:
+        return CExecutable(program, self.check_numerics)
+
+
+def _cache_has_libraries() -> bool:
+    base = cache_dir() / "c"
+    try:
+        return any(True for _ in base.glob("*/*/*.so"))
+    except OSError:
+        return False
+

@@ -1,0 +1,103 @@
+"""The C target: the table the C-style renderer reads for the CPU.
+
+Loops spread over threads with OpenMP (``parallel for``, only when the work is large
+enough: decided at generation time when it is a known number) and over SIMD lanes
+with ``omp simd``; math functions are libm's, with graphc's own ``gc_expf`` for
+float32 (it vectorizes); a kernel fails by writing its message into the context's
+error buffer and returning 1; templates are the headers of ``kernels/``, called by
+``gc_s<fn>`` / ``gc_d<fn>`` with the step's workspace.
+"""
+
+from __future__ import annotations
+
+from ...lower import ir
+from ...render.cstyle import CStyle
+from .abi import ERR_BYTES
+
+#: template function -> (shape struct it takes or None, it takes an epilogue,
+#: arguments of its workspace-size function: "shape" or indices into the call's args)
+TEMPLATE_FUNCTIONS = {
+    "gemm": (None, True, (2, 3, 4)),
+    "conv2d_forward": ("gc_conv_shape", True, "shape"),
+    "conv2d_backward_data": ("gc_conv_shape", True, "shape"),
+    "conv2d_backward_filter": ("gc_conv_shape", False, "shape"),
+    "max_pool2d_forward": ("gc_pool_shape", False, None),
+    "max_pool2d_backward": ("gc_pool_shape", False, None),
+    "max_pool2d_select": ("gc_pool_shape", False, None),
+    "avg_pool2d_forward": ("gc_pool_shape", False, None),
+    "avg_pool2d_backward": ("gc_pool_shape", False, None),
+}
+
+
+class CTarget(CStyle):
+    name = "c"
+    functions = {
+        "exp": ("gc_expf", "exp"),
+        "log": ("logf", "log"),
+        "isfinite": ("isfinite", "isfinite"),
+        "isnan": ("isnan", "isnan"),
+        "isinf": ("isinf", "isinf"),
+        "sigmoid": ("gc_sigmoidf", "gc_sigmoid"),
+        "softplus": ("gc_softplusf", "gc_softplus"),
+        "dropout": ("gc_dropoutf", "gc_dropout"),
+        "first_max_takes": ("GC_FIRST_MAX_TAKES", "GC_FIRST_MAX_TAKES"),
+    }
+
+    def loop_pragmas(self, loop: ir.Loop) -> list[str]:
+        threaded, cond = self.threaded(loop)
+        reduce = "".join(f" reduction({op}:{name})" for op, name in loop.reduce)
+        if threaded:
+            return ["#pragma omp parallel for" + (" simd" if loop.vector else "")
+                    + (f" collapse({loop.collapse})" if loop.collapse > 1 else "") + reduce
+                    + (f" if({cond})" if cond else "")]
+        if loop.vector:
+            return ["#pragma omp simd" + reduce]
+        return []
+
+    def scratch(self, s: ir.Scratch) -> list[str]:
+        t = self.ctype(s.dtype)
+        at = "" if s.offset == ir.ZERO else f" + {self.expr(s.offset)}"
+        return [f"{t} *{s.name} = ({t} *)g->ws{at};"]
+
+    def fail(self, s: ir.Fail) -> list[str]:
+        fmt, args = "", []
+        for part in s.parts:
+            if isinstance(part, str):
+                fmt += part.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+            else:
+                fmt += "%lld"
+                args.append(f", (long long)({self.expr(part)})")
+        return [f'snprintf(g->err, {ERR_BYTES}, "{fmt}"{"".join(args)});', "return 1;"]
+
+    def template_name(self, call: ir.TemplateCall, suffix: str = "") -> str:
+        return f"gc_{'s' if call.dtype == 'float32' else 'd'}{call.fn}{suffix}"
+
+    def _shape(self, call: ir.TemplateCall) -> list[str]:
+        struct = TEMPLATE_FUNCTIONS[call.fn][0]
+        if struct is None:
+            return []
+        return [f"const {struct} shape = {{{', '.join(self.expr(v) for _, v in call.shape)}}};"]
+
+    def template_call(self, call: ir.TemplateCall) -> list[str]:
+        struct, takes_epilogue, _ = TEMPLATE_FUNCTIONS[call.fn]
+        lines = self._shape(call)
+        args = (["&shape"] if struct else []) + [self.expr(a) for a in call.args]
+        if call.workspace:
+            args += ["g->ws", "g->ws_bytes"]
+        if takes_epilogue:
+            epi = call.epilogue
+            if epi is not None:
+                owns = int(epi.result is None)
+                lines.append(f"const gc_epilogue epi = {{{epi.name}_tile, {owns}, g}};")
+            args.append("&epi" if epi is not None else "NULL")
+        text = f"{self.template_name(call)}({', '.join(args)});"
+        return ["{"] + ["    " + ln for ln in lines] + ["    " + text, "}"] if lines else [text]
+
+    def workspace_size(self, call: ir.TemplateCall) -> list[str]:
+        """Lines that set ``w`` to the workspace bytes ``call`` needs."""
+        how = TEMPLATE_FUNCTIONS[call.fn][2]
+        if how == "shape":
+            args = "&shape"
+        else:
+            args = ", ".join(self.expr(call.args[i]) for i in how)
+        return self._shape(call) + [f"w = {self.template_name(call, '_workspace_size')}({args});"]

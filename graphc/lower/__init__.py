@@ -1,0 +1,126 @@
+"""Lowering: an optimized program becomes a :class:`~graphc.lower.ir.LoweredProgram`,
+the same for every target.
+
+Pipeline (each stage a plain function of the previous one's output)::
+
+    Program --fuse--> [Group] --plan_memory--> Plan --lower kernels--> LoweredProgram
+
+Kernels are lowered by op family, mirroring ``graphc/ops``: :mod:`.elementwise`
+(fused loops, epilogues, casts), :mod:`.reduce`, :mod:`.linalg`, :mod:`.conv`,
+:mod:`.pool`, :mod:`.nn`, :mod:`.shape`. An op that becomes a kernel registers its
+lowering with ``@lowers(OpClass)`` (:mod:`.registry`).
+
+Example::
+
+    lowered = lower(optimize(Program([loss, train])))
+    [k.name for k in lowered.kernels]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import FLOATS
+from ..ir.graph import Kind, Tensor
+from ..ir.program import Program
+from . import conv, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
+from .elementwise import lower_group
+from .fusion import Group, assigned_values, fuse
+from .ir import (
+    Buffer,
+    Call,
+    Copy,
+    Fail,
+    If,
+    Kernel,
+    Lit,
+    Load,
+    Loop,
+    LoweredProgram,
+    Place,
+    Scratch,
+    Sym,
+    TemplateCall,
+    prod,
+    walk,
+)
+from .memplan import Plan, plan_memory
+from .reduce import lower_reduction
+from .registry import lowering_of
+
+__all__ = ["lower", "LoweredProgram", "Kernel"]
+
+
+def lower(program: Program, check_numerics: bool = False) -> LoweredProgram:
+    """Fuse, plan and lower ``program``.
+
+    ``check_numerics`` makes every kernel check the float values it stores and fail on
+    the first NaN/Inf; nothing is then written to a variable before the step ends (an
+    update computed in place could not be taken back).
+    """
+    groups = fuse(program)
+    plan = plan_memory(groups, program, in_place=not check_numerics)
+    kernels = [_kernel(g, plan, check_numerics) for g in groups]
+    finish = _fetch_copies(program, plan) + _commits(program, plan)
+    return LoweredProgram(plan.feeds, plan.variables, plan.constants, list(program.outputs),
+                          plan.arena_bytes, kernels, finish)
+
+
+def _kernel(group: Group, plan: Plan, check_numerics: bool) -> Kernel:
+    root = group.root
+    if root is None or root.op.kind is Kind.ELEMENTWISE:
+        body = lower_group(group, plan)
+    elif root.op.kind is Kind.REDUCTION:
+        body = lower_reduction(group, plan)
+    else:
+        fn = lowering_of(root.op)
+        if fn is None:
+            raise NotImplementedError(f"no lowering for op {root.op.name}")
+        body = fn(group, plan)
+    if check_numerics:
+        body += [s for n in group.stores if n.dtype in FLOATS for s in _check_finite(n, plan)]
+    epilogue = next((s.epilogue for s in walk(body) if isinstance(s, TemplateCall)), None)
+    can_fail = check_numerics or any(isinstance(s, Fail) for s in walk(body))
+    return Kernel(group.name, group.kind, group.nodes, group.stores, body, can_fail, epilogue)
+
+
+def _check_finite(node: Tensor, plan: Plan) -> list:
+    """Fail on the first NaN or Inf of a stored value (``check_numerics``)."""
+    v = Load(plan.buffer(node), Sym("q"))
+    return [Loop("q", prod(node.shape), [
+        If(Call("isnan", (v,), node.dtype), [Fail((f"NaN produced by {node.name}",))]),
+        If(Call("isinf", (v,), node.dtype), [Fail((f"Inf produced by {node.name}",))])])]
+
+
+def _fetch_copies(program: Program, plan: Plan) -> list:
+    """Copy fetched values no kernel wrote in place (leaves, a value fetched twice ...)."""
+    out = []
+    for j, o in enumerate(program.outputs):
+        if o.dtype is None or plan.output_index(o) == j:
+            continue
+        out.append(Copy(Buffer(f"fetch{j}", o.dtype, Place("out", j)), plan.buffer(o), prod(o.shape)))
+    return out
+
+
+def _commits(program: Program, plan: Plan) -> list:
+    """Write assigned values into their variables (those not written in place), every
+    value read before any variable changes: a value that is itself an assigned variable
+    (a swap) is first copied aside into scratch."""
+    assigns = [(var, value) for var, value in assigned_values(program)
+               if plan.variable_for(value) is None]
+    targets = {var.id for var, _ in assigns}
+    snapshots, out, offset = {}, [], 0
+    for k, (var, value) in enumerate(assigns):
+        src = plan.buffer(value)
+        if src.place.kind == "var" and plan.variables[src.place.index].id in targets:
+            itemsize = np.dtype(var.dtype).itemsize
+            n = int(np.prod(var.shape, dtype=np.int64))  # (variables have static shapes)
+            snap = Buffer(f"snapshot{k}", var.dtype, Place("scratch"))
+            out += [Scratch(snap.name, var.dtype, Lit(n), offset=Lit(offset // itemsize)),
+                    Copy(snap, src, prod(var.shape))]
+            snapshots[k] = snap
+            offset += (n * itemsize + 63) // 64 * 64
+    for k, (var, value) in enumerate(assigns):
+        out.append(Copy(plan.buffer(var), snapshots.get(k) or plan.buffer(value), prod(var.shape)))
+    return out
+

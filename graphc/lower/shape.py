@@ -1,0 +1,95 @@
+"""Lowering of the shape ops that move data: transpose, slicing (and its adjoint),
+concat and one_hot. (reshape is a view: no kernel.)"""
+
+from __future__ import annotations
+
+from ..ir.graph import Tensor
+from ..ops.shape import Concat, OneHot, Slice, SliceGrad, Transpose
+from .elementwise import index, serial_nest
+from .fusion import Group
+from .ir import Bin, Cast, Copy, Expr, Lit, Load, Loop, Store, Sym, Zero, add, mul, prod, size, strides
+from .memplan import Plan
+from .registry import lowers
+
+
+@lowers(Transpose)
+def lower_transpose(group: Group, plan: Plan) -> list:
+    node = group.root
+    x = node.inputs[0]
+    xs = strides(x.shape)
+    lv = [f"i{k}" for k in range(node.ndim)]
+    src = add(*(mul(Sym(v), xs[a]) for v, a in zip(lv, node.attrs["axes"])))
+    store = Store(plan.buffer(node), index(lv, strides(node.shape)), Load(plan.buffer(x), src))
+    return serial_nest([size(d) for d in node.shape], lv, [store])
+
+
+def _slice_map(node: Tensor, x: Tensor) -> tuple[list[Expr], list[str], Expr]:
+    """(the slice's dims, their loop variables, the index of the element in x)."""
+    idx = tuple(node.attrs["index"]) + ((None, None, None),) * (x.ndim - len(node.attrs["index"]))
+    xs = strides(x.shape)
+    dims, lv, terms = [], [], []
+    for k, (d, i) in enumerate(zip(x.shape, idx)):
+        if isinstance(i, int):
+            terms.append(mul(Lit(i), xs[k]))
+            continue
+        v = f"i{len(lv)}"
+        lv.append(v)
+        if d is None:  # the batch axis, taken whole
+            dims.append(size(None))
+            terms.append(mul(Sym(v), xs[k]))
+            continue
+        start, _, step = slice(*i).indices(d)
+        dims.append(Lit(len(range(*slice(*i).indices(d)))))
+        terms.append(mul(add(Lit(start), mul(Sym(v), Lit(step))), xs[k]))
+    return dims, lv, add(*terms)
+
+
+def _dense(dims: list[Expr], lv: list[str]) -> Expr:
+    return index(lv, [mul(*dims[k + 1:]) for k in range(len(dims))])
+
+
+@lowers(Slice)
+def lower_slice(group: Group, plan: Plan) -> list:
+    node = group.root
+    x = node.inputs[0]
+    dims, lv, src = _slice_map(node, x)
+    store = Store(plan.buffer(node), _dense(dims, lv), Load(plan.buffer(x), src))
+    return serial_nest(dims, lv, [store])
+
+
+@lowers(SliceGrad)
+def lower_slice_grad(group: Group, plan: Plan) -> list:
+    """Zeros, with the gradient of the slice scattered into its place."""
+    node = group.root
+    (g,) = node.inputs
+    dims, lv, dst = _slice_map(node, node)
+    out = plan.buffer(node)
+    return [Zero(out, prod(node.shape))] + serial_nest(
+        dims, lv, [Store(out, dst, Load(plan.buffer(g), _dense(dims, lv)))])
+
+
+@lowers(Concat)
+def lower_concat(group: Group, plan: Plan) -> list:
+    node = group.root
+    axis = node.attrs["axis"]
+    outer, inner = prod(node.shape[:axis]), prod(node.shape[axis + 1:])
+    row = mul(size(node.shape[axis]), inner)
+    out, o = plan.buffer(node), Sym("o")
+    code, start = [], 0
+    for x in node.inputs:
+        chunk = mul(Lit(x.shape[axis]), inner)
+        code.append(Loop("o", outer, [Copy(out, plan.buffer(x), chunk, dst_offset=add(
+            mul(o, row), mul(Lit(start), inner)), src_offset=mul(o, chunk))]))
+        start += x.shape[axis]
+    return code
+
+
+@lowers(OneHot)
+def lower_one_hot(group: Group, plan: Plan) -> list:
+    node = group.root
+    labels = node.inputs[0]
+    depth = Lit(node.attrs["depth"])
+    r, c = Sym("r"), Sym("c")
+    hit = Cast(node.dtype, Bin("==", Load(plan.buffer(labels), r), c))
+    return [Loop("r", prod(labels.shape), [Loop("c", depth, [Store(plan.buffer(node), add(mul(r, depth), c),
+                                                                       hit)])])]
