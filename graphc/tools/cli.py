@@ -1,21 +1,29 @@
-"""The ``graphc`` command line (also ``python -m graphc``).
+"""The ``graphc`` command line (also ``python -m graphc``): ``info``, ``demo``, ``bench``.
 
 Subcommands live in :data:`COMMANDS`, a dict ``name -> Command(help, add_arguments, run)``.
 A new subcommand is one registration, no edit of :func:`main`::
 
     from graphc.tools.cli import command
 
-    def _add_bench_arguments(parser):
+    def _add_arguments(parser):
         parser.add_argument("--repeat", type=int, default=5)
 
-    @command("bench", "benchmark graphc against NumPy", _add_bench_arguments)
-    def _run_bench(args) -> int:
-        ...
+    @command("hello", "say hello", _add_arguments)
+    def _run_hello(args) -> int:
+        print("hello" * args.repeat)
         return 0
 
 ``add_arguments(parser)`` fills the subcommand's :class:`argparse.ArgumentParser`;
-``run(args)`` does the work and returns the exit status. Heavy imports belong inside
-``run`` so that ``graphc --help`` and ``graphc info`` stay fast.
+``run(args)`` does the work and returns the exit status. Every subcommand's
+``add_arguments`` runs whenever the parser is built, so a tool module keeps its top
+level light (graphc and NumPy, which importing this package loads anyway) and imports
+anything heavier (matplotlib, a compiler run) inside ``run``.
+
+Example::
+
+    $ graphc info
+    $ graphc demo --epochs 5 --out /tmp/demo
+    $ graphc bench --quick
 """
 
 from __future__ import annotations
@@ -30,11 +38,22 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["COMMANDS", "Command", "collect_info", "command", "main"]
+import graphc as gc
+from graphc.env import cache_dir, find_c_compiler, find_dot
+
+from . import bench, demo
+
+__all__ = ["COMMANDS", "Command", "build_parser", "collect_info", "command", "main"]
 
 
 class Command(NamedTuple):
-    """One subcommand: its one-line help, its argument setup and its action."""
+    """One subcommand: its one-line help, its argument setup and its action.
+
+    Example::
+
+        >>> COMMANDS["info"].help
+        "show graphc's version and the tools it found"
+    """
 
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None] | None
@@ -50,7 +69,17 @@ def command(
     help_text: str,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
-    """Decorator registering ``run(args) -> int`` as the subcommand ``name``."""
+    """Decorator registering ``run(args) -> int`` as the subcommand ``name``.
+
+    Example::
+
+        >>> @command("hello", "say hello")
+        ... def _hello(args: argparse.Namespace) -> int:
+        ...     return 0
+        >>> main(["hello"])
+        0
+        >>> del COMMANDS["hello"]
+    """
 
     def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         COMMANDS[name] = Command(help_text, add_arguments, run)
@@ -59,14 +88,14 @@ def command(
     return register
 
 
-def _graphc_version() -> str:
-    import graphc  # lazy: the package may be heavy to import
-
-    return str(getattr(graphc, "__version__", "unknown"))
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with one subparser per registered command."""
+    """Return the top-level parser with one subparser per registered command.
+
+    Example::
+
+        >>> build_parser().parse_args(["info", "--json"]).json
+        True
+    """
     parser = argparse.ArgumentParser(
         prog="graphc",
         description="graphc: a define-then-run deep-learning graph compiler.",
@@ -93,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        print(f"graphc {_graphc_version()}")
+        print(f"graphc {gc.__version__}")
         return 0
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -124,8 +153,6 @@ def _module_version(module: str, dist: str) -> str:
 
 
 def _dot_description() -> str:
-    from graphc.env import find_dot
-
     path = find_dot()
     if path is None:
         return "not found"
@@ -144,35 +171,42 @@ def _dot_description() -> str:
     return f"{path} ({line})"
 
 
-def _cupy_description() -> str:
-    try:
-        import cupy  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001 - ImportError, or a broken CUDA install
-        return "not installed"
-    version = getattr(cupy, "__version__", "unknown version")
-    try:
-        n = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # noqa: BLE001 - no driver / no device
-        return f"{version} (no usable CUDA device: {type(exc).__name__}: {exc})"
-    return f"{version} ({n} CUDA device{'s' if n != 1 else ''})"
+def _backends_description() -> str:
+    """The backends that can run here and what ``backend="auto"`` picks.
+
+    A CUDA backend is planned; this version has none, and says so.
+    """
+    parts = []
+    for name in ("numpy", "c", "auto"):
+        try:
+            picked = gc.Session(gc.Graph(), backend=name).backend
+        except Exception as exc:  # noqa: BLE001 - GraphcError, or a broken install
+            parts.append(f"{name}: unavailable ({exc})")
+        else:
+            parts.append(f"auto picks {picked}" if name == "auto" else name)
+    return "; ".join(parts) + "; cuda: planned, not available in this version"
 
 
 def collect_info() -> dict[str, str]:
-    """Return what ``graphc info`` reports, as an ordered ``{label: value}`` dict."""
-    from graphc.env import cache_dir, find_c_compiler
+    """Return what ``graphc info`` reports, as an ordered ``{label: value}`` dict.
 
+    Example::
+
+        >>> info = collect_info()
+        >>> info["graphc"] == gc.__version__, "backends" in info
+        (True, True)
+    """
     compiler = find_c_compiler()
     return {
-        "graphc": _graphc_version(),
+        "graphc": gc.__version__,
         "Python": f"{platform.python_version()} ({sys.executable})",
         "platform": platform.platform(),
         "NumPy": _module_version("numpy", "numpy"),
         "sympy": _module_version("sympy", "sympy"),
         "cffi": _module_version("cffi", "cffi"),
-        "networkx": _module_version("networkx", "networkx"),
         "C compiler": f"{compiler[0]} ({compiler[1]})" if compiler else "not found",
+        "backends": _backends_description(),
         "graphviz dot": _dot_description(),
-        "CuPy": _cupy_description(),
         "cache directory": str(cache_dir()),
     }
 
@@ -193,35 +227,8 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- demo
-
-
-def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from graphc.tools.demo import add_arguments  # light module; NumPy etc. load when it runs
-
-    add_arguments(parser)
-
-
-@command("demo", "train a digits CNN, export its graph and benchmark it against NumPy",
-         _add_demo_arguments)
-def _run_demo(args: argparse.Namespace) -> int:
-    from graphc.tools.demo import run
-
-    return run(args)
-
-
-# --------------------------------------------------------------------------- bench
-
-
-def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from graphc.tools.bench import add_arguments  # light module; NumPy etc. load when it runs
-
-    add_arguments(parser)
-
-
-@command("bench", "benchmark graphc (C backend) against NumPy: tables, ratios, floors",
-         _add_bench_arguments)
-def _run_bench(args: argparse.Namespace) -> int:
-    from graphc.tools.bench import run
-
-    return run(args)
+# --------------------------------------------------------------------------- tools
+COMMANDS["demo"] = Command("train a digits CNN, export its graph and benchmark it against NumPy",
+                           demo.add_arguments, demo.run)
+COMMANDS["bench"] = Command("benchmark graphc (C backend) against NumPy: tables, ratios, floors",
+                            bench.add_arguments, bench.run)

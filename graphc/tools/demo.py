@@ -8,14 +8,14 @@ The demo shows the whole pipeline in about a minute on a laptop:
 2. writes into ``--out`` (default ``./graphc-demo``) the training graph as
    Graphviz DOT (``train_graph.dot``, plus ``train_graph.svg`` when Graphviz's
    ``dot`` is on PATH) and the loss/accuracy curves (``loss_curves.png``);
-3. benchmarks graphc against NumPy in the same process, alternating the two
-   round by round (A B A B ...) and reporting medians and their ratio, for
-   (a) the CNN's forward pass over the test set and (b) one training step of a
-   64-unit MLP (softmax cross-entropy, SGD) on a batch of 64 digits; the
-   markdown table is printed and written to ``benchmark.md``.
+3. benchmarks graphc against NumPy with ``graphc bench``'s method (same process,
+   alternating rounds A B A B ..., medians and their ratio) for (a) the CNN's
+   forward pass over the test set and (b) one training step of a 64-unit MLP
+   (softmax cross-entropy, SGD) on a batch of 64 digits; the markdown table is
+   printed and written to ``benchmark.md``, and everything the demo measured to
+   ``summary.json``.
 
-Only light modules are imported at the top, so registering the command costs
-nothing; NumPy, graphc's ops and matplotlib are imported when it runs.
+The CNN, the MLP and their NumPy twins are :mod:`graphc.tools.bench`'s models.
 
 Example::
 
@@ -28,19 +28,46 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
 import sys
 import time
 
-__all__ = ["add_arguments", "demo", "parse_args", "run"]
+import numpy as np
+
+import graphc as gc
+from graphc.env import find_dot
+
+from .bench import (
+    NumpyCNN,
+    NumpyMLP,
+    alternate_medians,
+    build_cnn,
+    build_mlp,
+    compare_step,
+    format_seconds,
+    init_mlp,
+    max_rel_diff,
+)
+
+__all__ = ["add_arguments", "benchmark", "build_digits_cnn", "demo", "parse_args", "run",
+           "write_svg"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``graphc demo``."""
+    """Add the options of ``graphc demo`` to ``parser``.
+
+    Example::
+
+        >>> p = argparse.ArgumentParser()
+        >>> add_arguments(p)
+        >>> p.parse_args(["--epochs", "3"]).epochs
+        3
+    """
     parser.add_argument("--backend", default="auto",
-                        help="numpy | c | cuda | auto (default: the fastest available)")
+                        help="numpy | c | auto (default: the fastest available)")
     parser.add_argument("--out", default="graphc-demo",
                         help="output folder (default: ./graphc-demo)")
     parser.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
@@ -54,24 +81,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``graphc demo`` options (for calling :func:`demo` from Python)."""
+    """Parse ``graphc demo`` options (for calling :func:`demo` from Python).
+
+    Example::
+
+        >>> parse_args(["--backend", "numpy"]).backend
+        'numpy'
+    """
     parser = argparse.ArgumentParser(prog="graphc demo", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of the ``demo`` subcommand: run the demo, return the exit status 0."""
+    """Entry point of ``graphc demo``: run the demo, return the exit status 0.
+
+    Example::
+
+        >>> run(parse_args(["--epochs", "2", "--quiet"]))        # doctest: +SKIP
+        0
+    """
     demo(args)
     return 0
 
 
-# --------------------------------------------------------------------------- model
-
-
-def _load_digits(seed: int):
-    import graphc as gc
-
+# =============================================================================== model
+def _load_digits(seed: int) -> tuple:
     x, y = gc.data.load_digits()
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = gc.data.train_val_test_split(
         x, y, val=0.1, test=0.2, seed=seed, stratify=y)
@@ -79,155 +114,99 @@ def _load_digits(seed: int):
     return (x_tr, y_tr), (x_va, y_va), (x_te, y_te)
 
 
-def build_cnn(seed: int = 0) -> dict:
-    """The digits CNN: conv(16)-ReLU-pool-conv(32)-ReLU-pool-dense(10), Adam with an lr feed."""
-    import graphc as gc
+def build_digits_cnn(seed: int = 0) -> dict:
+    """The digits CNN: 1x8x8 -> conv 16 -> pool -> conv 32 -> pool -> dense 10, Adam.
 
-    with gc.Graph(seed=seed) as g:
-        x = gc.placeholder((None, 1, 8, 8), name="x")
-        y = gc.placeholder((None,), dtype="int64", name="y")
-        conv1 = gc.nn.Conv2D(16, 3, padding=1, activation="relu")
-        conv2 = gc.nn.Conv2D(32, 3, padding=1, activation="relu")
-        dense = gc.nn.Dense(10)
-        net = gc.nn.Sequential([conv1, gc.nn.MaxPool2D(2), conv2, gc.nn.MaxPool2D(2),
-                                gc.nn.Flatten(), dense])
-        logits = net(x)
-        loss = gc.losses.softmax_cross_entropy(logits, y)
-        lr = gc.schedules.lr_placeholder()
-        train = gc.optim.Adam(lr).minimize(loss)
-    params = [conv1.W, conv1.b, conv2.W, conv2.b, dense.W, dense.b]
-    return dict(graph=g, x=x, y=y, net=net, logits=logits, loss=loss, lr=lr, train=train,
-                params=params)
+    :func:`graphc.tools.bench.build_cnn` from gc.nn's default initial weights, with Adam
+    on an lr placeholder (``"lr"``, fed by the schedule); the dict has its keys plus ``lr``.
+
+    Example::
+
+        >>> cnn = build_digits_cnn(seed=0)
+        >>> cnn["x"].shape, cnn["lr"].name
+        ((None, 1, 8, 8), 'lr')
+    """
+    cnn = build_cnn(_layer_default_weights(seed),
+                    lambda: gc.optim.Adam(gc.schedules.lr_placeholder()))
+    cnn["lr"] = cnn["optimizer"].lr
+    return cnn
 
 
-def numpy_cnn_forward(params, x):
-    """The same CNN's forward pass in NumPy (the conv and pooling ops' NumPy references)."""
-    import numpy as np
-
-    from ..ops.conv import conv2d_reference
-    from ..ops.pool import max_pool2d_reference
-
-    w1, b1, w2, b2, wd, bd = params
-    h = np.maximum(conv2d_reference(x, w1, padding=1) + b1[None, :, None, None], 0)
-    h = max_pool2d_reference(h, 2)
-    h = np.maximum(conv2d_reference(h, w2, padding=1) + b2[None, :, None, None], 0)
-    h = max_pool2d_reference(h, 2)
-    return h.reshape(len(h), -1) @ wd + bd
+def _layer_default_weights(seed: int) -> list[np.ndarray]:
+    """The initial weights gc.nn's layers draw in a graph of this seed (Glorot filters and
+    dense weights, zero biases): what a user writing this CNN with gc.nn gets."""
+    with gc.Graph(seed=seed):
+        x = gc.placeholder((None, 1, 8, 8))
+        layers = [gc.nn.Conv2D(16, 3, padding=1), gc.nn.Conv2D(32, 3, padding=1), gc.nn.Dense(10)]
+        gc.nn.Sequential([layers[0], gc.nn.MaxPool2D(2), layers[1], gc.nn.MaxPool2D(2),
+                          gc.nn.Flatten(), layers[2]])(x)
+    return [np.array(v.value) for layer in layers for v in (layer.W, layer.b)]
 
 
-# --------------------------------------------------------------------------- MLP step
-
-
-def build_mlp(seed: int = 0, lr: float = 0.1) -> dict:
-    """64 -> dense(64, ReLU) -> dense(10), mean softmax cross-entropy, one SGD step op."""
-    import graphc as gc
-
-    with gc.Graph(seed=seed) as g:
-        x = gc.placeholder((None, 64), name="x")
-        y = gc.placeholder((None,), dtype="int64", name="y")
-        hidden, out = gc.nn.Dense(64, activation="relu"), gc.nn.Dense(10)
-        loss = gc.losses.softmax_cross_entropy(out(hidden(x)), y)
-        train = gc.optim.SGD(lr).minimize(loss)
-    return dict(graph=g, x=x, y=y, train=train, lr=lr,
-                params=[hidden.W, hidden.b, out.W, out.b])
-
-
-def numpy_mlp_step(params, x, y, lr: float) -> None:
-    """One SGD step of the same MLP, written by hand in NumPy; updates ``params`` in place."""
-    import numpy as np
-
-    w1, b1, w2, b2 = params
-    n = len(x)
-    pre = x @ w1 + b1
-    h = np.maximum(pre, 0)
-    z = h @ w2 + b2
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(n), y] -= 1.0                  # d(mean CE)/dz = (softmax - onehot) / n
-    p /= n
-    gh = p @ w2.T
-    gh *= pre > 0
-    w2 -= lr * (h.T @ p)
-    b2 -= lr * p.sum(axis=0)
-    w1 -= lr * (x.T @ gh)
-    b1 -= lr * gh.sum(axis=0)
-
-
-# --------------------------------------------------------------------------- timing
-
-
-def alternate(fn_a, fn_b, rounds: int) -> tuple[float, float]:
-    """Median seconds per call of ``fn_a`` and ``fn_b``, timed in alternating rounds A B A B
-    (``graphc bench``'s method: a short sleep before each round lets the other side's
-    thread pool stop spinning)."""
-    import statistics
-
-    from .bench.timing import alternate as alternate_rounds
-
-    ta, tb = alternate_rounds(fn_a, fn_b, max(1, rounds), settle=0.1, min_s=0.02)
-    return statistics.median(ta), statistics.median(tb)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3f} ms" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
-
-
-def benchmark(sess, cnn: dict, x_test, x_mlp, y_mlp, rounds: int, backend: str,
-              seed: int = 0) -> dict:
-    """Run both comparisons; return rows and the markdown table."""
-    import numpy as np
-
-    import graphc as gc
-
-    rows = []
-    # (a) CNN forward pass over the test set, with the trained weights.
-    params = [sess.get_value(p) for p in cnn["params"]]
-    feed = {cnn["x"]: x_test}
-    ours = sess.run(cnn["logits"], feed)
-    ref = numpy_cnn_forward(params, x_test)
-    diff_a = float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-12))
-    t_g, t_n = alternate(lambda: sess.run(cnn["logits"], feed),
-                         lambda: numpy_cnn_forward(params, x_test), rounds)
-    rows.append({"name": f"digits-CNN forward pass, {len(x_test)} test images",
-                 "graphc_s": t_g, "numpy_s": t_n, "max_rel_diff": diff_a})
-
-    # (b) one MLP training step on a batch of 64, from the same initial weights.
-    mlp = build_mlp(seed)
-    msess = gc.Session(mlp["graph"], backend=backend)
-    feed_b = {mlp["x"]: x_mlp, mlp["y"]: y_mlp}
-    np_params = [msess.get_value(p) for p in mlp["params"]]
-    msess.run(mlp["train"], feed_b)
-    numpy_mlp_step(np_params, x_mlp, y_mlp, mlp["lr"])
-    diff_b = max(float(np.max(np.abs(msess.get_value(p) - q)) / max(np.max(np.abs(q)), 1e-12))
-                 for p, q in zip(mlp["params"], np_params))
-    t_g, t_n = alternate(lambda: msess.run(mlp["train"], feed_b),
-                         lambda: numpy_mlp_step(np_params, x_mlp, y_mlp, mlp["lr"]), rounds)
-    rows.append({"name": f"MLP training step (64-64-10, softmax CE, SGD), batch {len(x_mlp)}",
-                 "graphc_s": t_g, "numpy_s": t_n, "max_rel_diff": diff_b})
-
-    lines = [f"| benchmark | graphc ({sess.backend}) | NumPy | NumPy / graphc | max rel. diff |",
+# =============================================================================== benchmark
+def _table(rows: list[dict], backend: str, rounds: int) -> str:
+    lines = [f"| benchmark | graphc ({backend}) | NumPy | NumPy / graphc | max rel. diff |",
              "|---|---:|---:|---:|---:|"]
     for r in rows:
-        r["ratio"] = r["numpy_s"] / r["graphc_s"]
-        lines.append(f"| {r['name']} | {_ms(r['graphc_s'])} | {_ms(r['numpy_s'])} | "
-                     f"{r['ratio']:.2f}x | {r['max_rel_diff']:.1e} |")
+        lines.append(f"| {r['name']} | {format_seconds(r['graphc_s'])} | "
+                     f"{format_seconds(r['numpy_s'])} | {r['ratio']:.2f}x | "
+                     f"{r['max_rel_diff']:.1e} |")
     threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") \
         or "default"
     lines += ["", f"Medians of {rounds} alternating rounds (graphc, NumPy, graphc, ...), "
               f"in one process; NumPy / graphc > 1 means graphc is faster. "
               f"{platform.machine()}, {os.cpu_count()} CPUs, BLAS threads: {threads}, "
               f"Python {platform.python_version()}, NumPy {np.__version__}."]
-    return {"rows": rows, "markdown": "\n".join(lines) + "\n"}
+    return "\n".join(lines) + "\n"
 
 
-# --------------------------------------------------------------------------- outputs
+def benchmark(sess: gc.Session, cnn: dict, x_test: np.ndarray, batch: tuple, rounds: int,
+              seed: int = 0) -> dict:
+    """Compare graphc with NumPy: the CNN's forward pass, one MLP training step.
+
+    (a) ``cnn``'s logits over ``x_test`` with the weights ``sess`` holds; (b) one SGD
+    step of a 64-64-10 MLP on ``batch = (x, y)``, on a new session of ``sess``'s
+    backend. Returns ``rows`` (``name``, ``graphc_s``, ``numpy_s``, ``ratio``,
+    ``max_rel_diff``) and ``markdown``.
+
+    Example::
+
+        >>> result = benchmark(sess, cnn, x_test, (x64, y64), rounds=3)   # doctest: +SKIP
+        >>> print(result["markdown"])                                      # doctest: +SKIP
+    """
+    twin = NumpyCNN([sess.get_value(p) for p in cnn["params"]])
+    feed = {cnn["x"]: x_test}
+    diff = max_rel_diff(sess.run(cnn["logits"], feed), twin.forward(x_test))
+    t_g, t_n = alternate_medians(lambda: sess.run(cnn["logits"], feed),
+                                 lambda: twin.forward(x_test), rounds)
+    rows = [{"name": f"digits-CNN forward pass, {len(x_test)} test images",
+             "graphc_s": t_g, "numpy_s": t_n, "max_rel_diff": diff}]
+
+    x, y = batch
+    init = init_mlp((x.shape[1], 64, 10), seed=seed)
+    mlp = build_mlp(init, lr=0.1, momentum=0.0)
+    msess = gc.Session(mlp["graph"], backend=sess.backend)
+    step = NumpyMLP(init, len(x), lr=0.1, momentum=0.0)
+    diff = compare_step(msess, mlp, step, x, y)
+    feed_b = {mlp["x"]: x, mlp["y"]: y}
+    t_g, t_n = alternate_medians(lambda: msess.run(mlp["train"], feed_b),
+                                 lambda: step.step(x, y), rounds)
+    rows.append({"name": f"MLP training step (64-64-10, softmax CE, SGD), batch {len(x)}",
+                 "graphc_s": t_g, "numpy_s": t_n, "max_rel_diff": diff})
+    for r in rows:
+        r["ratio"] = r["numpy_s"] / r["graphc_s"]
+    return {"rows": rows, "markdown": _table(rows, sess.backend, rounds)}
 
 
+# =============================================================================== outputs
 def write_svg(dot_path: str, svg_path: str) -> str | None:
-    """Render DOT to SVG with Graphviz's ``dot``; None (and a message) when it is missing."""
-    from ..env import find_dot
+    """Render DOT to SVG with Graphviz's ``dot``; None (and a message) when it is missing.
 
+    Example::
+
+        >>> write_svg("train_graph.dot", "train_graph.svg")     # doctest: +SKIP
+        'train_graph.svg'
+    """
     exe = find_dot()
     if exe is None:
         print("Graphviz 'dot' is not on PATH: skipped the SVG (the .dot file opens in any "
@@ -241,7 +220,7 @@ def write_svg(dot_path: str, svg_path: str) -> str | None:
     return svg_path
 
 
-def _progress(args) -> bool | str:
+def _progress(args: argparse.Namespace) -> bool | str:
     if args.quiet or args.no_progress:
         return False
     isatty = getattr(sys.stderr, "isatty", None)
@@ -251,20 +230,23 @@ def _progress(args) -> bool | str:
 def demo(args: argparse.Namespace) -> dict:
     """Run the demo with parsed options; print as it goes and return a summary dict.
 
-    The summary holds ``backend``, ``backend_choice``, ``test_accuracy``,
-    ``epochs``, ``train_seconds``, ``benchmark`` (rows with ``graphc_s``,
-    ``numpy_s``, ``ratio``), ``files`` (paths written) and ``seconds``.
+    The summary (also written to ``summary.json``) holds ``backend``,
+    ``backend_choice``, ``test_accuracy``, ``epochs``, ``train_seconds``, ``history``,
+    ``benchmark`` (the rows of :func:`benchmark`), ``files`` (paths written) and
+    ``seconds``.
+
+    Example::
+
+        >>> summary = demo(parse_args(["--epochs", "5", "--out", "/tmp/demo"]))   # doctest: +SKIP
+        >>> summary["test_accuracy"] > 0.95                                        # doctest: +SKIP
+        True
     """
-    import numpy as np
-
-    import graphc as gc
-
     t0 = time.perf_counter()
     say = (lambda *a, **k: None) if args.quiet else print
     os.makedirs(args.out, exist_ok=True)
     train, val, test = _load_digits(args.seed)
 
-    cnn = build_cnn(args.seed)
+    cnn = build_digits_cnn(args.seed)
     sess = gc.Session(cnn["graph"], backend=args.backend)
     print(f"backend: {sess.backend} ({sess.backend_choice})")
     say(f"digits: {len(train[1])} training, {len(val[1])} validation, {len(test[1])} test "
@@ -292,17 +274,19 @@ def demo(args: argparse.Namespace) -> dict:
                                          title=f"digits CNN ({sess.backend} backend)")
 
     say(f"benchmarking graphc ({sess.backend}) against NumPy, {args.rounds} rounds ...")
-    flat = test[0].reshape(len(test[0]), -1)[:64]
-    bench = benchmark(sess, cnn, test[0], np.ascontiguousarray(flat), test[1][:64],
-                      args.rounds, args.backend, args.seed)
+    batch = (np.ascontiguousarray(test[0].reshape(len(test[0]), -1)[:64]), test[1][:64])
+    bench = benchmark(sess, cnn, test[0], batch, args.rounds, args.seed)
     files["benchmark"] = os.path.join(args.out, "benchmark.md")
     with open(files["benchmark"], "w") as f:
         f.write(f"# graphc demo benchmark\n\n{bench['markdown']}")
     print()
     print(bench["markdown"])
-    seconds = time.perf_counter() - t0
-    print("wrote " + ", ".join(files.values()) + f" in {seconds:.1f}s")
-    return {"backend": sess.backend, "backend_choice": sess.backend_choice,
-            "test_accuracy": accuracy, "epochs": hist.epochs, "train_seconds": train_seconds,
-            "history": hist.history, "benchmark": bench["rows"], "files": files,
-            "seconds": seconds}
+    files["summary"] = os.path.join(args.out, "summary.json")
+    summary = {"backend": sess.backend, "backend_choice": sess.backend_choice,
+               "test_accuracy": accuracy, "epochs": hist.epochs, "train_seconds": train_seconds,
+               "history": hist.history, "benchmark": bench["rows"], "files": files,
+               "seconds": time.perf_counter() - t0}
+    with open(files["summary"], "w") as f:
+        json.dump(summary, f, indent=1, default=float)
+    print("wrote " + ", ".join(files.values()) + f" in {summary['seconds']:.1f}s")
+    return summary

@@ -1,4 +1,4 @@
-"""Tests for the ``graphc`` command line (graphc.tools.cli, python -m graphc)."""
+"""The ``graphc`` command line: entry points, dispatch, and what ``graphc info`` reports."""
 
 from __future__ import annotations
 
@@ -16,80 +16,64 @@ import graphc
 from graphc.tools import cli
 
 HAS_GCC_OR_CLANG = shutil.which("gcc") is not None or shutil.which("clang") is not None
+LABELS = ("graphc", "Python", "platform", "NumPy", "sympy", "cffi", "C compiler", "backends",
+          "graphviz dot", "cache directory")
 
 
-def _subprocess_env(tmp_path: Path) -> dict[str, str]:
-    """Environment in which a child Python imports the same graphc as this process."""
-    env = dict(os.environ)
-    env["GRAPHC_CACHE_DIR"] = str(tmp_path / "cache")
-    root = str(Path(graphc.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _check_info_text(out: str) -> None:
-    version = re.escape(graphc.__version__)
-    assert re.search(rf"^graphc:\s+{version}$", out, re.MULTILINE), out
-    compiler = re.search(r"^C compiler:\s+(.+)$", out, re.MULTILINE)
-    assert compiler, out
-    if HAS_GCC_OR_CLANG and not os.environ.get("CC"):
-        line = compiler.group(1).lower()
-        assert "gcc" in line or "clang" in line, line
-    for label in ("Python", "NumPy", "sympy", "cffi", "graphviz dot", "CuPy", "cache directory"):
+def _check_info_text(out: str, cache: Path) -> None:
+    assert re.search(rf"^graphc:\s+{re.escape(graphc.__version__)}$", out, re.MULTILINE), out
+    for label in LABELS:
         assert re.search(rf"^{label}:\s+\S", out, re.MULTILINE), f"no {label!r} line in:\n{out}"
+    compiler = re.search(r"^C compiler:\s+(.+)$", out, re.MULTILINE).group(1).lower()
+    if HAS_GCC_OR_CLANG and not os.environ.get("CC"):
+        assert "gcc" in compiler or "clang" in compiler, compiler
+    assert re.search(rf"^cache directory:\s+{re.escape(str(cache))}$", out, re.MULTILINE), out
 
 
-def test_python_m_graphc_info(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "graphc", "info"],
-        capture_output=True,
-        check=False,
-        text=True,
-        env=_subprocess_env(tmp_path),
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
+def test_python_m_graphc_info(tmp_path, run_graphc, child_env):
+    proc = run_graphc(["info"], tmp_path, child_env(cache=tmp_path / "cache"))
     assert proc.returncode == 0, proc.stderr
-    _check_info_text(proc.stdout)
-    assert re.search(
-        rf"^cache directory:\s+{re.escape(str(tmp_path / 'cache'))}$", proc.stdout, re.MULTILINE
-    )
+    _check_info_text(proc.stdout, tmp_path / "cache")
 
 
-def test_console_script_if_installed(tmp_path):
+def test_console_script_if_installed(tmp_path, child_env):
     script = Path(sys.executable).parent / ("graphc.exe" if os.name == "nt" else "graphc")
     if not script.exists():
         pytest.skip("graphc console script not installed next to this Python")
-    proc = subprocess.run(
-        [str(script), "info"],
-        capture_output=True,
-        check=False,
-        text=True,
-        env=_subprocess_env(tmp_path),
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
+    proc = subprocess.run([str(script), "info"], capture_output=True, check=False, text=True,
+                          env=child_env(cache=tmp_path / "cache"), cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    _check_info_text(proc.stdout)
+    _check_info_text(proc.stdout, tmp_path / "cache")
 
 
-def test_main_info_in_process(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "c"))
-    assert cli.main(["info"]) == 0
-    out = capsys.readouterr().out
-    _check_info_text(out)
-    assert str(tmp_path / "c") in out
-
-
-def test_main_info_json(capsys, monkeypatch, tmp_path):
+def test_info_json_in_process(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "c"))
     assert cli.main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
+    assert list(info) == list(LABELS)
     assert info["graphc"] == graphc.__version__
     assert info["cache directory"] == str(tmp_path / "c")
-    assert set(info) >= {"Python", "NumPy", "sympy", "cffi", "C compiler", "graphviz dot", "CuPy"}
+
+
+def test_info_promises_no_cuda_backend():
+    """There is no CUDA backend: info says it is planned and lists only the real ones."""
+    info = cli.collect_info()
+    assert not any("cupy" in label.lower() for label in info)
+    backends = info["backends"]
+    assert re.search(r"\bnumpy\b", backends) and "auto picks" in backends
+    assert "cuda: planned, not available" in backends
+    usable = {"numpy", "c"} & {graphc.Session(graphc.Graph(), backend="auto").backend}
+    assert usable, backends
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_help_offers_no_cuda_backend(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([name, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: graphc") and "cuda" not in out.lower()
 
 
 def test_main_version(capsys):
@@ -99,10 +83,11 @@ def test_main_version(capsys):
 
 def test_main_without_command_prints_usage(capsys):
     assert cli.main([]) == 2
-    assert "info" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert all(name in err for name in ("info", "demo", "bench"))
 
 
-def test_unknown_command_is_a_usage_error(capsys):
+def test_unknown_command_is_a_usage_error():
     with pytest.raises(SystemExit) as exc:
         cli.main(["no-such-command"])
     assert exc.value.code == 2
@@ -120,3 +105,17 @@ def test_registered_command_is_dispatched(monkeypatch, capsys):
     assert cli.main(["dummy", "--n", "3"]) == 3
     assert "dummy ran with n=3" in capsys.readouterr().out
     assert cli.main(["dummy"]) == 1
+
+
+@pytest.mark.parametrize("name", ["demo", "bench"])
+def test_tool_commands_parse_their_options(name, monkeypatch):
+    """``graphc demo`` / ``graphc bench`` reach their module's ``run`` with its options."""
+    seen = []
+
+    def run(args):
+        seen.append(args)
+        return 7
+
+    monkeypatch.setitem(cli.COMMANDS, name, cli.COMMANDS[name]._replace(run=run))
+    assert cli.main([name, "--out", "somewhere"]) == 7
+    assert seen[0].out == "somewhere"

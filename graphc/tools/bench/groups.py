@@ -1,7 +1,31 @@
-"""``graphc bench`` groups: each times graphc against NumPy and returns report rows."""
+"""The benchmark groups of ``graphc bench``: each times graphc against NumPy and makes rows.
+
+A group is a function ``group(cfg, extras) -> list of rows`` registered in :data:`GROUPS`
+(in the order they run); ``cfg`` is a :class:`Config`, ``extras`` a dict whose
+``"fusions"`` and ``"profiles"`` entries the training-step groups fill with the fused
+kernels (``Session.compile(...).kernels``) and the per-kernel times (``Session.profile``)
+of their step. A row is a dict:
+
+* ``group``, ``name`` (the table's label), ``short`` (the plot's label);
+* ``graphc_s``, ``numpy_s``: median seconds per call (``numpy_s`` None: graphc only);
+  ``ratio`` = numpy_s / graphc_s (None when there is no NumPy side);
+* ``graphc_samples``, ``numpy_samples``: the seconds of every round;
+* ``unit`` (``"GFLOP/s"`` or ``"GB/s"``), ``graphc_rate``, ``numpy_rate``, ``spread``
+  (the pair of :func:`~graphc.tools.bench.timing.spread`), ``max_rel_diff``;
+* ``note`` and optionally ``note_extra``: text for the table's last column.
+
+Example::
+
+    >>> from graphc.tools.bench.groups import GROUPS, Config
+    >>> cfg = Config(rounds=3, settle=0.0, min_round=0.01, sgemm_sizes=(64,))
+    >>> rows = GROUPS["sgemm"](cfg, {"fusions": {}, "profiles": {}})   # doctest: +SKIP
+    >>> rows[0]["name"], rows[0]["ratio"]                               # doctest: +SKIP
+    ('sgemm n=64 (x @ W)', 0.93)
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -9,64 +33,147 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import graphc as gc
+from graphc.env import cache_dir
 
 from .models import (
-    _POOL,
-    EW_SHAPE,
     INPUT_SCALE,
     MLP_SIZES,
     NumpyCNN,
     NumpyMLP,
-    _cnn_flops,
-    _cycle,
-    _finite_note,
-    _init_cnn,
-    _init_mlp,
-    _mlp_flops,
-    _session_reset,
-    _step_diff,
+    NumpyModel,
     build_cnn,
     build_mlp,
-    fused_kernels,
-    kernel_profile,
+    cnn_flops,
+    compare_step,
+    finite_note,
+    init_cnn,
+    init_mlp,
+    max_rel_diff,
+    mlp_flops,
 )
-from .timing import _rel, _spread, alternate
+from .timing import alternate, cycle, spread
+
+__all__ = ["EW_SHAPE", "GROUPS", "POOL", "Config", "bench_cnn", "bench_compile", "bench_elementwise",
+           "bench_mlp", "bench_sgemm", "select_groups"]
+
+#: Shape of the elementwise group's input (4M float32 elements).
+EW_SHAPE = (4096, 1024)
+#: Distinct batches cycled through by the training-step groups.
+POOL = 8
+
+
+@dataclasses.dataclass
+class Config:
+    """What the groups need to know: rounds, sizes and the machine's peaks.
+
+    ``peak_gflops`` (nominal float32 peak of the cores used) and ``copy_gbs`` (one-thread
+    copy bandwidth) turn rates into "% of peak"; None leaves that out. The other fields
+    describe the peak for the report. :func:`graphc.tools.bench.runner.make_config`
+    makes one from the command line's options.
+
+    Example::
+
+        >>> Config(rounds=3, sgemm_sizes=(64,)).mlp_batches
+        (1, 16, 64, 256)
+    """
+
+    rounds: int = 11
+    settle: float = 0.01
+    min_round: float = 0.05
+    quick: bool = False
+    sgemm_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
+    mlp_batches: tuple[int, ...] = (1, 16, 64, 256)
+    compile_runs: tuple[int, int] = (3, 5)   # cold, warm
+    n_cores: int = 1
+    ghz: float = 0.0
+    fpc: int = 16
+    fpc_note: str = ""
+    peak_gflops: float | None = None
+    copy_gbs: float | None = None
+
+
+def _row(group: str, name: str, times: tuple[list[float], list[float]], unit: str, work: float,
+         peak: float | None, diff: float | None, short: str) -> dict:
+    """A table row from both sides' round times and the work (FLOPs or bytes) of one call."""
+    tg, tn = times
+    mg, mn = statistics.median(tg), statistics.median(tn)
+    rate_g, rate_n = work / mg / 1e9, work / mn / 1e9
+    of = "copy bandwidth" if unit == "GB/s" else "base-clock peak"
+    return {"group": group, "name": name, "short": short, "graphc_s": mg, "numpy_s": mn,
+            "ratio": mn / mg, "graphc_samples": tg, "numpy_samples": tn, "unit": unit,
+            "graphc_rate": rate_g, "numpy_rate": rate_n, "spread": (spread(tg), spread(tn)),
+            "max_rel_diff": diff,
+            "note": f"{rate_g / peak:.0%} / {rate_n / peak:.0%} of {of}" if peak else ""}
+
+
+def _session_reset(sess: gc.Session) -> Callable[[], None]:
+    """A callable restoring every variable (weights, optimizer slots) of ``sess``."""
+    snap = {v: sess.get_value(v) for v in sess.graph.variables()}
+
+    def reset() -> None:
+        for v, a in snap.items():
+            sess.set_value(v, a)
+
+    return reset
+
+
+def _kernel_profile(sess: gc.Session, fetches: list, feed: dict, runs: int) -> dict:
+    """``Session.profile`` of one step, as plain numbers for the report and the JSON.
+
+    Sleeps first: BLAS threads of the NumPy step that just ran keep spinning for a
+    while and would steal a core from the profiled steps."""
+    time.sleep(0.3)
+    prof = sess.profile(fetches, feed, runs=runs)
+    return {"batch": prof.batch, "runs": prof.runs, "step_us": prof.total_seconds * 1e6,
+            "kernels_us": prof.kernel_seconds * 1e6,
+            "rows": [{"name": r["name"], "nodes": r["nodes"], "us": r["seconds"] * 1e6,
+                      "share": r["share"]} for r in prof.rows]}
 
 
 # =============================================================================== groups
-def _bench_sgemm(cfg: dict) -> list[dict]:
-    import numpy as np
+def bench_sgemm(cfg: Config, extras: dict) -> list[dict]:
+    """``x @ W`` in float32 against ``np.matmul(a, b, out=c)`` for each of ``cfg.sgemm_sizes``.
 
-    import graphc as gc
+    Example::
 
+        >>> extras = {"fusions": {}, "profiles": {}}
+        >>> rows = bench_sgemm(Config(rounds=3, sgemm_sizes=(64,)), extras)   # doctest: +SKIP
+    """
     rows = []
     rng = np.random.default_rng(1)
-    for n in cfg["sgemm_sizes"]:
+    for n in cfg.sgemm_sizes:
         a = rng.standard_normal((n, n)).astype(np.float32)
         b = rng.standard_normal((n, n)).astype(np.float32)
         c = np.empty((n, n), np.float32)
         with gc.Graph() as g:
             x = gc.placeholder((None, n), name="x")
-            w = gc.variable(b, name="W")
-            y = x @ w
+            y = x @ gc.variable(b, name="W")
         sess = gc.Session(g, backend="c")
         feed = {x: a}
         ours = sess.run(y, feed)
         np.matmul(a, b, out=c)
-        tg, tn = alternate(lambda s=sess, y=y, f=feed: s.run(y, f),
-                           lambda a=a, b=b, c=c: np.matmul(a, b, out=c),
-                           cfg["rounds"], cfg["settle"], cfg["min_round"])
-        flop = 2.0 * n**3
-        rows.append(_row("sgemm", f"sgemm n={n} (x @ W)", tg, tn, unit="GFLOP/s", work=flop,
-                         peak=cfg["peak_gflops"], diff=_rel(ours, c), short=f"sgemm n={n}"))
+        times = alternate(lambda s=sess, y=y, f=feed: s.run(y, f),
+                          lambda a=a, b=b, c=c: np.matmul(a, b, out=c),
+                          cfg.rounds, cfg.settle, cfg.min_round)
+        rows.append(_row("sgemm", f"sgemm n={n} (x @ W)", times, "GFLOP/s", 2.0 * n**3,
+                         cfg.peak_gflops, max_rel_diff(ours, c), f"sgemm n={n}"))
     return rows
 
 
-def _bench_elementwise(cfg: dict) -> list[dict]:
-    import numpy as np
+def bench_elementwise(cfg: Config, extras: dict) -> list[dict]:
+    """The fused chain ``relu(x*w + b)*0.5 + sigmoid(x)`` against in-place NumPy ufuncs.
 
-    import graphc as gc
+    Example::
 
+        >>> extras = {"fusions": {}, "profiles": {}}
+        >>> rows = bench_elementwise(Config(rounds=3, min_round=0.01), extras)   # doctest: +SKIP
+    """
     rows_n, cols_n = EW_SHAPE
     rng = np.random.default_rng(2)
     xv = rng.standard_normal(EW_SHAPE).astype(np.float32)
@@ -74,17 +181,13 @@ def _bench_elementwise(cfg: dict) -> list[dict]:
     bv = rng.standard_normal(cols_n).astype(np.float32)
     with gc.Graph() as g:
         x = gc.placeholder((None, cols_n), name="x")
-        w = gc.variable(wv, name="w")
-        b = gc.variable(bv, name="b")
-        y = gc.relu(x * w + b) * 0.5 + gc.sigmoid(x)
+        y = gc.relu(x * gc.variable(wv, name="w") + gc.variable(bv, name="b")) * 0.5 + gc.sigmoid(x)
     sess = gc.Session(g, backend="c")
     feed = {x: xv}
-    t = np.empty(EW_SHAPE, np.float32)
-    s = np.empty(EW_SHAPE, np.float32)
-    out = np.empty(EW_SHAPE, np.float32)
+    t, s, out = (np.empty(EW_SHAPE, np.float32) for _ in range(3))
     half = np.float32(0.5)
 
-    def numpy_chain():
+    def numpy_chain() -> None:
         np.multiply(xv, wv, out=t)
         np.add(t, bv, out=t)
         np.maximum(t, 0, out=t)
@@ -97,129 +200,128 @@ def _bench_elementwise(cfg: dict) -> list[dict]:
 
     ours = sess.run(y, feed)
     numpy_chain()
-    tg, tn = alternate(lambda: sess.run(y, feed), numpy_chain, cfg["rounds"], cfg["settle"],
-                       cfg["min_round"])
+    times = alternate(lambda: sess.run(y, feed), numpy_chain, cfg.rounds, cfg.settle,
+                      cfg.min_round)
     nbytes = 2.0 * xv.nbytes + wv.nbytes + bv.nbytes  # read x (+ w, b), write the result
-    kernels = getattr(sess.compile([y]).executable, "kernel_list", [])
+    kernels = sess.compile([y]).kernels
     row = _row("elementwise", f"relu(x*w+b)*0.5+sigmoid(x), x {rows_n}x{cols_n} f32, w,b "
-               f"({cols_n},) broadcast", tg, tn, unit="GB/s", work=nbytes,
-               peak=cfg["copy_gbs"], diff=_rel(ours, out),
-               short="relu(x*w+b)*0.5+sigmoid(x), 4M")
+               f"({cols_n},) broadcast", times, "GB/s", nbytes, cfg.copy_gbs,
+               max_rel_diff(ours, out), "relu(x*w+b)*0.5+sigmoid(x), 4M")
     row["note_extra"] = f"{len(kernels)} kernel(s): " + " / ".join(
         "+".join(k["nodes"]) for k in kernels)
     return [row]
 
 
-def _bench_mlp(cfg: dict, fusions: dict, profiles: dict) -> list[dict]:
-    import numpy as np
+def _bench_step(cfg: Config, extras: dict, label: str, model: dict, twin: NumpyModel, pool: list,
+                profile: bool, profile_runs: int) -> tuple[tuple[list[float], list[float]], float, str]:
+    """Check one training step against the NumPy twin, then time both over ``pool``.
 
-    import graphc as gc
+    The batches are cycled and both sides' training state is restored before every
+    round (untimed): repeating one batch for thousands of steps lets the momentum of
+    ReLU units that stay dead decay into float32 denormals, whose arithmetic is ~100x
+    slower on x86 and would dominate both implementations' times.
+    Returns the round times, the step's max relative difference and :func:`finite_note`."""
+    sess = gc.Session(model["graph"], backend="c")
+    fetches = [model["loss"], model["train"]]
+    diff = compare_step(sess, model, twin, *pool[0])
+    if label not in extras["fusions"]:
+        extras["fusions"][label] = [k for k in sess.compile(fetches).kernels if len(k["nodes"]) > 1]
+    if profile:
+        feed = {model["x"]: pool[0][0], model["y"]: pool[0][1]}
+        extras["profiles"][label] = _kernel_profile(sess, fetches, feed, profile_runs)
+    snap = twin.snapshot()
+    times = alternate(cycle(lambda f: sess.run(fetches, f),
+                            [{model["x"]: x, model["y"]: y} for x, y in pool]),
+                      cycle(lambda xy: twin.step(*xy), pool),
+                      cfg.rounds, cfg.settle, cfg.min_round,
+                      resets=(_session_reset(sess), lambda: twin.restore(snap)))
+    note = finite_note(sess, model, twin)
+    return times, diff, note
 
+
+def _pool(rng: np.random.Generator, shape: tuple[int, ...], classes: int) -> list:
+    """:data:`POOL` batches of N(0, INPUT_SCALE^2) inputs and random labels."""
+    return [((INPUT_SCALE * rng.standard_normal(shape)).astype(np.float32),
+             rng.integers(0, classes, shape[0]).astype(np.int64)) for _ in range(POOL)]
+
+
+def bench_mlp(cfg: Config, extras: dict) -> list[dict]:
+    """One 784-256-128-10 MLP training step at each of ``cfg.mlp_batches``.
+
+    Example::
+
+        >>> extras = {"fusions": {}, "profiles": {}}
+        >>> rows = bench_mlp(Config(rounds=3, mlp_batches=(64,)), extras)   # doctest: +SKIP
+    """
     rows = []
-    init = _init_mlp()
+    init = init_mlp()
     rng = np.random.default_rng(3)
-    for batch in cfg["mlp_batches"]:
-        # A pool of batches, cycled, and the training state restored before every round
-        # (untimed): repeating one batch for thousands of steps lets the momentum of ReLU
-        # units that stay dead decay into float32 denormals, whose arithmetic is ~100x
-        # slower on x86 and would dominate both implementations' times.
-        pool = [((INPUT_SCALE * rng.standard_normal((batch, MLP_SIZES[0]))).astype(np.float32),
-                 rng.integers(0, MLP_SIZES[-1], batch).astype(np.int64))
-                for _ in range(_POOL)]
-        xb, yb = pool[0]
-        # correctness: one step from the same weights must give the same update
-        m = build_mlp(init)
-        sess = gc.Session(m["graph"], backend="c")
-        feed = {m["x"]: xb, m["y"]: yb}
-        loss_g, _ = sess.run([m["loss"], m["train"]], feed)
-        ref = NumpyMLP(init, batch)
-        loss_n = ref.step(xb, yb)
-        diff = _step_diff(sess, m, init, ref, loss_g, loss_n)
-        if batch == cfg["mlp_batches"][0]:
-            fusions["MLP 784-256-128-10 training step"] = fused_kernels(
-                sess.compile([m["loss"], m["train"]]))
-        feeds = [{m["x"]: x, m["y"]: y} for x, y in pool]
-        fetches = [m["loss"], m["train"]]
-        if batch == min(cfg["mlp_batches"], key=lambda b: abs(b - 64)):
-            profiles["MLP 784-256-128-10 training step"] = kernel_profile(sess, fetches, feed)
-        snap = ref.snapshot()
-        tg, tn = alternate(_cycle(lambda f, s=sess, t=fetches: s.run(t, f), feeds),
-                           _cycle(lambda xy, r=ref: r.step(*xy), pool),
-                           cfg["rounds"], cfg["settle"], cfg["min_round"],
-                           resets=(_session_reset(sess, m["graph"]),
-                                   lambda r=ref, s=snap: r.restore(s)))
-        rows.append(_row("mlp", f"MLP 784-256-128-10 train step, batch {batch}", tg, tn,
-                         unit="GFLOP/s", work=_mlp_flops(batch), peak=cfg["peak_gflops"],
-                         diff=diff, short=f"MLP step, batch {batch}"))
-        rows[-1]["note_extra"] = _finite_note(sess, m["params"], ref.p)
+    label = "MLP 784-256-128-10 training step"
+    profiled = min(cfg.mlp_batches, key=lambda b: abs(b - 64))
+    for batch in cfg.mlp_batches:
+        pool = _pool(rng, (batch, MLP_SIZES[0]), MLP_SIZES[-1])
+        times, diff, note = _bench_step(cfg, extras, label, build_mlp(init),
+                                        NumpyMLP(init, batch), pool, batch == profiled, 50)
+        rows.append(_row("mlp", f"MLP 784-256-128-10 train step, batch {batch}", times,
+                         "GFLOP/s", mlp_flops(batch), cfg.peak_gflops, diff,
+                         f"MLP step, batch {batch}"))
+        rows[-1]["note_extra"] = note
     return rows
 
 
-def _bench_cnn(cfg: dict, fusions: dict, profiles: dict) -> list[dict]:
-    import numpy as np
+def bench_cnn(cfg: Config, extras: dict) -> list[dict]:
+    """One training step of the 1x28x28 CNN (:func:`~.models.init_cnn`) at batch 64.
 
-    import graphc as gc
+    Example::
 
+        >>> extras = {"fusions": {}, "profiles": {}}
+        >>> rows = bench_cnn(Config(rounds=3, min_round=0.01), extras)   # doctest: +SKIP
+    """
     batch = 64
-    init = _init_cnn()
-    rng = np.random.default_rng(4)
-    pool = [((INPUT_SCALE * rng.standard_normal((batch, 1, 28, 28))).astype(np.float32),
-             rng.integers(0, 10, batch).astype(np.int64)) for _ in range(_POOL)]
-    xb, yb = pool[0]
-    c = build_cnn(init)
-    sess = gc.Session(c["graph"], backend="c")
-    feed = {c["x"]: xb, c["y"]: yb}
-    loss_g, _ = sess.run([c["loss"], c["train"]], feed)
-    ref = NumpyCNN(init)
-    loss_n = ref.step(xb, yb)
-    diff = _step_diff(sess, c, init, ref, loss_g, loss_n)
-    fusions["CNN training step"] = fused_kernels(sess.compile([c["loss"], c["train"]]))
-    fetches = [c["loss"], c["train"]]
-    profiles["CNN training step"] = kernel_profile(sess, fetches, feed, runs=10)
-    snap = ref.snapshot()
-    tg, tn = alternate(_cycle(lambda f: sess.run(fetches, f),
-                              [{c["x"]: x, c["y"]: y} for x, y in pool]),
-                       _cycle(lambda xy: ref.step(*xy), pool),
-                       cfg["rounds"], cfg["settle"], cfg["min_round"],
-                       resets=(_session_reset(sess, c["graph"]),
-                               lambda: ref.restore(snap)))
-    row = _row("cnn", f"CNN 1x28x28 c8-p-c16-p-d10 train step (SGD), batch {batch}", tg, tn,
-               unit="GFLOP/s", work=_cnn_flops(batch), peak=cfg["peak_gflops"], diff=diff,
-               short=f"CNN step, batch {batch}")
-    row["note_extra"] = _finite_note(sess, c["params"], ref.p)
+    init = init_cnn()
+    pool = _pool(np.random.default_rng(4), (batch, 1, 28, 28), 10)
+    times, diff, note = _bench_step(cfg, extras, "CNN training step", build_cnn(init),
+                                    NumpyCNN(init), pool, True, 10)
+    row = _row("cnn", f"CNN 1x28x28 c8-p-c16-p-d10 train step (SGD), batch {batch}", times,
+               "GFLOP/s", cnn_flops(batch, init), cfg.peak_gflops, diff, f"CNN step, batch {batch}")
+    row["note_extra"] = note
     return [row]
 
 
-_PROBE = ("import time; t0 = time.perf_counter(); import json, sys; "
-          "from graphc.tools.bench.groups import _compile_probe; print(json.dumps(_compile_probe(t0)))")
+# =============================================================================== compile
+_PROBE = ("import time; t0 = time.perf_counter(); import json; "
+          "from graphc.tools.bench.groups import _compile_probe; "
+          "print(json.dumps(_compile_probe(t0)))")
+
+
+def _cache_files() -> int:
+    """Files in graphc's on-disk cache: a compile that adds none was a cache hit."""
+    root = Path(cache_dir())
+    return sum(1 for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
 
 
 def _compile_probe(t0: float) -> dict:
-    """Run in a fresh process: build the MLP training graph and compile it (C backend)."""
-    import numpy as np
-
-    import graphc as gc
-
+    """In a fresh process: build the MLP training graph, compile it (C backend), run it."""
     t_import = time.perf_counter() - t0
     t = time.perf_counter()
     m = build_mlp()
     t_graph = time.perf_counter() - t
+    files = _cache_files()
     t = time.perf_counter()
     sess = gc.Session(m["graph"], backend="c")
     compiled = sess.compile([m["loss"], m["train"]])
     t_compile = time.perf_counter() - t
+    cached = _cache_files() == files
     feed = {m["x"]: np.zeros((64, MLP_SIZES[0]), np.float32), m["y"]: np.zeros(64, np.int64)}
     t = time.perf_counter()
     sess.run([m["loss"], m["train"]], feed)
-    t_first = time.perf_counter() - t
-    exe = compiled.executable
     return {"import_s": t_import, "graph_s": t_graph, "compile_s": t_compile,
-            "executable_compile_s": getattr(exe, "compile_seconds", None),
-            "first_step_s": t_first, "cached": getattr(exe, "build_info", {}).get("cached"),
-            "kernels": len(getattr(exe, "kernel_list", []))}
+            "first_step_s": time.perf_counter() - t, "cached": cached,
+            "kernels": len(compiled.kernels)}
 
 
 def _probe(cache: str) -> dict:
+    """:func:`_compile_probe` in a new process with ``GRAPHC_CACHE_DIR=cache``."""
     env = {**os.environ, "GRAPHC_CACHE_DIR": cache}
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
@@ -232,24 +334,27 @@ def _probe(cache: str) -> dict:
     return out
 
 
-def _bench_compile(cfg: dict) -> list[dict]:
-    cold_runs, warm_runs = cfg["compile_runs"]
-    cold, warm = [], []
+def bench_compile(cfg: Config, extras: dict) -> list[dict]:
+    """Compile time of the MLP training step in new processes, cold and warm cache.
+
+    Example::
+
+        >>> extras = {"fusions": {}, "profiles": {}}
+        >>> rows = bench_compile(Config(rounds=3, compile_runs=(1, 1)), extras)   # doctest: +SKIP
+    """
+    cold_runs, warm_runs = cfg.compile_runs
     with tempfile.TemporaryDirectory(prefix="graphc-bench-cache-") as tmp:
-        for k in range(cold_runs):
-            cold.append(_probe(os.path.join(tmp, f"cold{k}")))
-        for _ in range(warm_runs):
-            warm.append(_probe(os.path.join(tmp, "cold0")))
+        cold = [_probe(os.path.join(tmp, f"cold{k}")) for k in range(cold_runs)]
+        warm = [_probe(os.path.join(tmp, "cold0")) for _ in range(warm_runs)]
     rows = []
     for label, runs, want in (("cold (fresh GRAPHC_CACHE_DIR, gcc runs)", cold, False),
                               ("warm (new process, same cache)", warm, True)):
         med = {k: statistics.median(r[k] for r in runs)
                for k in ("import_s", "graph_s", "compile_s", "process_s", "first_step_s")}
-        start = med["graph_s"] + med["compile_s"]
         hits = sum(1 for r in runs if r["cached"] is want)
         rows.append({
             "group": "compile", "name": f"MLP train-step compile, {label}",
-            "graphc_s": start, "numpy_s": None, "ratio": None,
+            "graphc_s": med["graph_s"] + med["compile_s"], "numpy_s": None, "ratio": None,
             "graphc_samples": [r["graph_s"] + r["compile_s"] for r in runs],
             "detail": med, "runs": len(runs),
             "note": (f"graph {med['graph_s'] * 1e3:.0f} ms + Session.compile "
@@ -261,15 +366,34 @@ def _bench_compile(cfg: dict) -> list[dict]:
     return rows
 
 
-def _row(group: str, name: str, tg: list[float], tn: list[float], unit: str, work: float,
-         peak: float | None, diff: float | None, short: str | None = None) -> dict:
-    mg, mn = statistics.median(tg), statistics.median(tn)
-    rate_g, rate_n = work / mg / 1e9, work / mn / 1e9
-    if unit == "GB/s":
-        of = f"{rate_g / peak:.0%} / {rate_n / peak:.0%} of copy bandwidth" if peak else ""
-    else:
-        of = f"{rate_g / peak:.0%} / {rate_n / peak:.0%} of base-clock peak" if peak else ""
-    return {"group": group, "name": name, "short": short or name, "graphc_s": mg,
-            "numpy_s": mn, "ratio": mn / mg, "graphc_samples": tg, "numpy_samples": tn, "unit": unit,
-            "graphc_rate": rate_g, "numpy_rate": rate_n, "spread": (_spread(tg), _spread(tn)),
-            "max_rel_diff": diff, "note": of}
+#: Benchmark groups by name, in the order they run.
+GROUPS: dict[str, Callable[[Config, dict], list[dict]]] = {
+    "sgemm": bench_sgemm,
+    "elementwise": bench_elementwise,
+    "mlp": bench_mlp,
+    "cnn": bench_cnn,
+    "compile": bench_compile,
+}
+
+_ALIASES = {"ew": "elementwise", "gemm": "sgemm", "matmul": "sgemm", "compile-time": "compile"}
+
+
+def select_groups(only: list[str] | None) -> list[str]:
+    """Group names for ``--only`` values (repeated or comma-separated, aliases allowed),
+    in :data:`GROUPS` order; all of them for None or []. ValueError for an unknown name.
+
+    Example::
+
+        >>> select_groups(["compile,ew", "GEMM"])
+        ['sgemm', 'elementwise', 'compile']
+    """
+    if not only:
+        return list(GROUPS)
+    wanted = set()
+    for item in only:
+        for name in item.split(","):
+            name = _ALIASES.get(name.strip().lower(), name.strip().lower())
+            if name not in GROUPS:
+                raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(GROUPS)}")
+            wanted.add(name)
+    return [g for g in GROUPS if g in wanted]

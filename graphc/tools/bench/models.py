@@ -1,104 +1,312 @@
-"""``graphc bench`` workloads: the MLP and CNN training graphs and their hand-written NumPy steps.
+"""The models that ``graphc bench`` and ``graphc demo`` time, each with a NumPy twin.
 
-Importable on its own (``python -c "from graphc.tools.bench.models import build_mlp"``): the
-compile probe of ``graphc bench`` builds the MLP graph in a fresh process.
+Two families, each a graphc graph built from given initial weights (so that both sides
+start equal) and a hand-written NumPy implementation of the same computation:
+
+* an MLP, ``sizes[0] -> ... -> sizes[-1]``, ReLU between the layers, mean softmax
+  cross-entropy, SGD (with or without momentum): :func:`init_mlp`, :func:`build_mlp`,
+  :class:`NumpyMLP` (preallocated buffers, ``np.matmul(out=)``, in-place updates);
+* a CNN, ``1 x image x image -> conv c1 3x3 pad 1 + ReLU + max-pool 2 -> conv c2 3x3 pad 1
+  + ReLU + max-pool 2 -> dense classes``: :func:`init_cnn`, :func:`build_cnn`,
+  :class:`NumpyCNN` (the conv and pooling ops' NumPy references, forward and backward).
+
+:func:`compare_step` runs one training step on both sides and returns their largest
+relative difference: the "max rel diff" column of the reports.
+
+Example::
+
+    >>> import numpy as np, graphc as gc
+    >>> from graphc.tools.bench.models import NumpyMLP, build_mlp, compare_step, init_mlp
+    >>> init = init_mlp((64, 32, 10))
+    >>> model = build_mlp(init)
+    >>> sess = gc.Session(model["graph"], backend="numpy")
+    >>> x = np.zeros((4, 64), np.float32); y = np.arange(4)
+    >>> compare_step(sess, model, NumpyMLP(init, batch=4), x, y) < 1e-5
+    True
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable, Sequence
+from math import isqrt
 
-from .timing import _rel
+import numpy as np
+from numpy.typing import ArrayLike
 
+import graphc as gc
+from graphc.ops.conv import (
+    conv2d_backward_data_reference,
+    conv2d_backward_filter_reference,
+    conv2d_reference,
+)
+from graphc.ops.pool import max_pool2d_backward_reference, max_pool2d_reference
+
+__all__ = [
+    "CNN_LR", "CNN_MOMENTUM", "INPUT_SCALE", "MLP_LR", "MLP_MOMENTUM", "MLP_SIZES", "NumpyCNN",
+    "NumpyMLP", "NumpyModel", "build_cnn", "build_mlp", "cnn_flops", "compare_step",
+    "finite_note", "init_cnn", "init_mlp", "max_rel_diff", "mlp_flops",
+]
+
+#: The bench's MLP: layer widths, SGD learning rate and momentum.
 MLP_SIZES = (784, 256, 128, 10)
 MLP_LR, MLP_MOMENTUM = 0.01, 0.9
+#: The bench's CNN: SGD learning rate and momentum (sizes: :func:`init_cnn`'s defaults).
 CNN_LR, CNN_MOMENTUM = 0.01, 0.9
-EW_SHAPE = (4096, 1024)
 #: Training inputs are N(0, INPUT_SCALE**2): with unit-variance 784-feature inputs the
 #: first layer's curvature (~|x|^2 = 784) times lr 0.01 exceeds 2 and the benchmark
 #: loops (thousands of steps over a few batches) diverge to NaN.
 INPUT_SCALE = 0.1
 
-
-# =============================================================================== graphs
-def _init_mlp(seed: int = 0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    params = []
-    for a, b in zip(MLP_SIZES[:-1], MLP_SIZES[1:]):
-        params.append((rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32))
-        params.append((0.01 * rng.standard_normal(b)).astype(np.float32))
-    return params
+Model = dict  # graph, x, y, logits, loss, train, params, slots, optimizer, net
 
 
-def build_mlp(params=None) -> dict:
-    """The 784-256-128-10 ReLU MLP, mean softmax cross-entropy, SGD momentum 0.9."""
-    import graphc as gc
+def max_rel_diff(a: ArrayLike, b: ArrayLike) -> float:
+    """``max |a - b| / max |b|`` in float64 (0 where both are 0).
 
-    params = _init_mlp() if params is None else params
-    with gc.Graph(seed=0) as g:
-        x = gc.placeholder((None, MLP_SIZES[0]), name="x")
-        y = gc.placeholder((None,), dtype="int64", name="y")
-        variables, h = [], x
-        for i in range(len(MLP_SIZES) - 1):
-            w = gc.variable(params[2 * i], name=f"W{i}")
-            b = gc.variable(params[2 * i + 1], name=f"b{i}")
-            variables += [w, b]
-            h = h @ w + b
-            if i < len(MLP_SIZES) - 2:
-                h = gc.relu(h)
-        loss = gc.mean(gc.softmax_cross_entropy(h, y))
-        opt = gc.optim.SGD(MLP_LR, momentum=MLP_MOMENTUM)
-        train = opt.minimize(loss)
-    return dict(graph=g, x=x, y=y, loss=loss, train=train, params=variables,
-                slots=_momentum_slots(opt, variables))
+    Example::
+
+        >>> max_rel_diff([1.0, 2.0], [1.0, 2.5])
+        0.2
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30))
 
 
-def _momentum_slots(opt, variables) -> list:
-    """The optimizer's momentum buffer of each variable (None where it cannot be found)."""
+def _he(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def _given(value: np.ndarray) -> Callable[..., np.ndarray]:
+    """A gc.nn initializer that returns ``value`` (the layers check its shape)."""
+    return lambda shape, seed=0, dtype="float32": value
+
+
+def _momentum_slots(opt, variables: list) -> list:
+    """The optimizer's momentum buffer of each variable (None where it has none)."""
     state = getattr(opt, "state", {})
     return [next((s for name, s in state.items() if name.endswith(f"/{v.name}/momentum")), None)
             for v in variables]
 
 
-class _NumpyModel:
-    """Weights ``p`` and momentum buffers ``v`` of a hand-written NumPy model."""
+def _finish(g, x, y, net, optimizer, extra: dict | None = None) -> Model:
+    """Loss, training op and parameters of ``net`` applied to ``x`` (inside graph ``g``)."""
+    with g:
+        logits = net(x)
+        loss = gc.mean(gc.softmax_cross_entropy(logits, y))
+        train = optimizer.minimize(loss)
+    params = net.parameters
+    return dict(graph=g, x=x, y=y, net=net, logits=logits, loss=loss, train=train,
+                params=params, optimizer=optimizer, slots=_momentum_slots(optimizer, params),
+                **(extra or {}))
 
-    p: list
-    v: list
 
-    def snapshot(self) -> list:
+# =============================================================================== MLP
+def init_mlp(sizes: Sequence[int] = MLP_SIZES, seed: int = 0) -> list[np.ndarray]:
+    """He-normal weights and small random biases ``[W0, b0, W1, b1, ...]`` (float32).
+
+    Example::
+
+        >>> [a.shape for a in init_mlp((4, 3, 2))]
+        [(4, 3), (3,), (3, 2), (2,)]
+    """
+    rng = np.random.default_rng(seed)
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        params.append(_he(rng, (a, b), a))
+        params.append((0.01 * rng.standard_normal(b)).astype(np.float32))
+    return params
+
+
+def build_mlp(params: list[np.ndarray] | None = None, lr: float = MLP_LR,
+              momentum: float = MLP_MOMENTUM) -> Model:
+    """The MLP with these initial weights (default :func:`init_mlp`), one SGD step op.
+
+    Returns a dict: ``graph``, placeholders ``x`` (float32 (None, sizes[0])) and ``y``
+    (int64 labels), ``net``, ``logits``, ``loss``, ``train``, ``params`` (the variables,
+    in the order of ``params``), ``optimizer``, ``slots`` (momentum buffers or None), ``lr``.
+
+    Example::
+
+        >>> m = build_mlp(init_mlp((64, 64, 10), seed=1), lr=0.1, momentum=0.0)
+        >>> sess = gc.Session(m["graph"])       # doctest: +SKIP
+        >>> sess.run([m["loss"], m["train"]], {m["x"]: xb, m["y"]: yb})   # doctest: +SKIP
+    """
+    params = init_mlp() if params is None else params
+    n_layers = len(params) // 2
+    with gc.Graph(seed=0) as g:
+        x = gc.placeholder((None, params[0].shape[0]), name="x")
+        y = gc.placeholder((None,), dtype="int64", name="y")
+        net = gc.nn.Sequential([
+            gc.nn.Dense(params[2 * i].shape[1], activation="relu" if i < n_layers - 1 else None,
+                        kernel_init=_given(params[2 * i]), bias_init=_given(params[2 * i + 1]))
+            for i in range(n_layers)])
+        optimizer = gc.optim.SGD(lr, momentum=momentum)
+    return _finish(g, x, y, net, optimizer, {"lr": lr})
+
+
+def mlp_flops(batch: int, sizes: Sequence[int] = MLP_SIZES) -> float:
+    """FLOPs of the matmuls of one MLP training step (no gradient for the input).
+
+    Example::
+
+        >>> mlp_flops(1, (2, 3))
+        24.0
+    """
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    forward = sum(2.0 * batch * a * b for a, b in layers)
+    data_grads = sum(2.0 * batch * a * b for a, b in layers[1:])
+    return 2 * forward + data_grads
+
+
+# =============================================================================== CNN
+def init_cnn(image: int = 28, channels: tuple[int, int] = (8, 16), classes: int = 10,
+             seed: int = 0) -> list[np.ndarray]:
+    """He-normal filters and dense weights, zero biases: ``[W1, b1, W2, b2, Wd, bd]``.
+
+    ``image`` (the side of the square 1-channel input) must be divisible by 4.
+
+    Example::
+
+        >>> [a.shape for a in init_cnn(8, (16, 32))][::2]
+        [(16, 1, 3, 3), (32, 16, 3, 3), (128, 10)]
+    """
+    if image % 4:
+        raise ValueError(f"init_cnn: image must be divisible by 4, got {image}")
+    rng = np.random.default_rng(seed)
+    c1, c2 = channels
+    features = c2 * (image // 4) ** 2
+    return [_he(rng, (c1, 1, 3, 3), 9), np.zeros(c1, np.float32),
+            _he(rng, (c2, c1, 3, 3), 9 * c1), np.zeros(c2, np.float32),
+            _he(rng, (features, classes), features), np.zeros(classes, np.float32)]
+
+
+def _cnn_image(params: Sequence[np.ndarray]) -> int:
+    """The input side that :func:`init_cnn` made ``params`` for."""
+    return 4 * isqrt(params[4].shape[0] // params[2].shape[0])
+
+
+def build_cnn(params: list[np.ndarray] | None = None,
+              optimizer: Callable[[], gc.optim.Optimizer] | None = None) -> Model:
+    """The CNN with these initial weights (default :func:`init_cnn`) and its training step.
+
+    ``optimizer`` makes the optimizer inside the graph (default SGD with lr
+    :data:`CNN_LR`, momentum :data:`CNN_MOMENTUM`), e.g. Adam with an lr placeholder.
+    Returns the same keys as :func:`build_mlp` but ``lr``.
+
+    Example::
+
+        >>> c = build_cnn(init_cnn(8, (16, 32)),
+        ...               lambda: gc.optim.Adam(gc.schedules.lr_placeholder()))
+        >>> c["optimizer"].lr.name
+        'lr'
+    """
+    params = init_cnn() if params is None else params
+    w1, b1, w2, b2, wd, bd = params
+    image = _cnn_image(params)
+    with gc.Graph(seed=0) as g:
+        x = gc.placeholder((None, 1, image, image), name="x")
+        y = gc.placeholder((None,), dtype="int64", name="y")
+        net = gc.nn.Sequential([
+            gc.nn.Conv2D(len(b1), 3, padding=1, activation="relu", kernel_init=_given(w1),
+                         bias_init=_given(b1)),
+            gc.nn.MaxPool2D(2),
+            gc.nn.Conv2D(len(b2), 3, padding=1, activation="relu", kernel_init=_given(w2),
+                         bias_init=_given(b2)),
+            gc.nn.MaxPool2D(2),
+            gc.nn.Flatten(),
+            gc.nn.Dense(len(bd), kernel_init=_given(wd), bias_init=_given(bd))])
+        opt = optimizer() if optimizer else gc.optim.SGD(CNN_LR, momentum=CNN_MOMENTUM)
+    return _finish(g, x, y, net, opt)
+
+
+def cnn_flops(batch: int, params: Sequence[np.ndarray] | None = None) -> float:
+    """FLOPs of the convolutions and the dense layer in one CNN training step.
+
+    Forward, data gradient (none for the input image) and filter gradient.
+
+    Example::
+
+        >>> round(cnn_flops(64) / 1e6, 1)       # MFLOP at batch 64
+        104.2
+    """
+    params = init_cnn() if params is None else params
+    (c1, _, kh, kw), (c2, *_), (features, classes) = (params[0].shape, params[2].shape,
+                                                      params[4].shape)
+    side = _cnn_image(params)
+    conv1 = 2.0 * batch * c1 * side * side * kh * kw
+    conv2 = 2.0 * batch * c2 * (side // 2) ** 2 * c1 * kh * kw
+    dense = 2.0 * batch * features * classes
+    return 2 * conv1 + 3 * conv2 + 3 * dense
+
+
+# =============================================================================== NumPy twins
+class NumpyModel:
+    """Weights ``p`` and momentum buffers ``v`` of a NumPy twin; ``step(x, y) -> loss``.
+
+    Example::
+
+        >>> twin = NumpyMLP(init_mlp((4, 3)), batch=2)
+        >>> snap = twin.snapshot()
+        >>> loss = twin.step(np.ones((2, 4), np.float32), np.array([0, 2]))
+        >>> twin.restore(snap)                  # back to the weights before the step
+    """
+
+    def __init__(self, params: Sequence[np.ndarray], lr: float, momentum: float) -> None:
+        self.p = [np.array(a, np.float32) for a in params]
+        self.v = [np.zeros_like(a) for a in self.p]
+        self.lr, self.momentum = np.float32(lr), np.float32(momentum)
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def snapshot(self) -> list[np.ndarray]:
+        """Copies of the weights and momentum buffers (for :meth:`restore`)."""
         return [a.copy() for a in self.p + self.v]
 
-    def restore(self, snap: list) -> None:
+    def restore(self, snap: list[np.ndarray]) -> None:
+        """Put back what :meth:`snapshot` saved, in place."""
         for dst, src in zip(self.p + self.v, snap):
             dst[...] = src
 
+    def _update(self, grads: Sequence[np.ndarray]) -> None:
+        """SGD, in place: ``v = momentum v + g; p -= lr v`` (``p -= lr g`` without momentum).
 
-class NumpyMLP(_NumpyModel):
-    """The same MLP step by hand: preallocated buffers, matmul(out=), in-place updates."""
+        Overwrites ``grads``."""
+        for pk, vk, gk in zip(self.p, self.v, grads):
+            if self.momentum:
+                vk *= self.momentum
+                vk += gk
+                np.multiply(vk, self.lr, out=gk)
+            else:
+                gk *= self.lr
+            pk -= gk
 
-    def __init__(self, params, batch: int) -> None:
-        import numpy as np
 
-        self.np = np
-        self.p = [a.copy() for a in params]
-        self.v = [np.zeros_like(a) for a in params]  # momentum buffers
-        self.g = [np.empty_like(a) for a in params]
-        sizes, f32 = MLP_SIZES, np.float32
-        self.h = [np.empty((batch, s), f32) for s in sizes[1:]]      # layer outputs
-        self.d = [np.empty((batch, s), f32) for s in sizes[1:]]      # their gradients
-        self.mask = [np.empty((batch, s), bool) for s in sizes[1:-1]]
-        self.rowmax = np.empty(batch, f32)
-        self.rowsum = np.empty(batch, f32)
+class NumpyMLP(NumpyModel):
+    """:func:`build_mlp`'s step by hand for one batch size: buffers preallocated.
+
+    Example::
+
+        >>> twin = NumpyMLP(init_mlp((64, 32, 10)), batch=8, lr=0.1, momentum=0.0)
+        >>> loss = twin.step(np.zeros((8, 64), np.float32), np.arange(8))
+    """
+
+    def __init__(self, params: Sequence[np.ndarray], batch: int, lr: float = MLP_LR,
+                 momentum: float = MLP_MOMENTUM) -> None:
+        super().__init__(params, lr, momentum)
+        self.g = [np.empty_like(a) for a in self.p]
+        widths = [w.shape[1] for w in self.p[::2]]
+        self.h = [np.empty((batch, s), np.float32) for s in widths]      # layer outputs
+        self.d = [np.empty((batch, s), np.float32) for s in widths]      # their gradients
+        self.mask = [np.empty((batch, s), bool) for s in widths[:-1]]
+        self.rowmax = np.empty(batch, np.float32)
+        self.rowsum = np.empty(batch, np.float32)
         self.rows = np.arange(batch)
-        self.lr = f32(MLP_LR)
-        self.mom = f32(MLP_MOMENTUM)
 
-    def step(self, x, y) -> float:
-        np, p, g, v, h, d = self.np, self.p, self.g, self.v, self.h, self.d
-        n, nl = len(x), len(MLP_SIZES) - 1
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One SGD step on ``(x, y)`` (exactly ``batch`` rows); returns the mean loss."""
+        p, g, h, d = self.p, self.g, self.h, self.d
+        n, nl = len(x), len(h)
         a = x
         for i in range(nl):                                   # forward
             np.matmul(a, p[2 * i], out=h[i])
@@ -117,141 +325,54 @@ class NumpyMLP(_NumpyModel):
         dz[self.rows, y] -= 1.0
         dz *= np.float32(1.0 / n)
         for i in reversed(range(nl)):                         # backward
-            inp = x if i == 0 else h[i - 1]
-            np.matmul(inp.T, d[i], out=g[2 * i])
+            np.matmul((x if i == 0 else h[i - 1]).T, d[i], out=g[2 * i])
             np.sum(d[i], axis=0, out=g[2 * i + 1])
             if i > 0:
                 np.matmul(d[i], p[2 * i].T, out=d[i - 1])
                 np.greater(h[i - 1], 0, out=self.mask[i - 1])
                 d[i - 1] *= self.mask[i - 1]
-        for pk, vk, gk in zip(p, v, g):                       # SGD momentum, in place
-            vk *= self.mom
-            vk += gk
-            np.multiply(vk, self.lr, out=gk)
-            pk -= gk
+        self._update(g)
         return loss
 
 
-_POOL = 8  # distinct batches cycled through by the training-step benchmarks
+class NumpyCNN(NumpyModel):
+    """:func:`build_cnn`'s forward pass and training step with the ops' NumPy references.
 
+    Example::
 
-def _cycle(fn, items):
-    """A no-argument callable applying ``fn`` to ``items`` in turn."""
-    state = {"k": 0}
+        >>> twin = NumpyCNN(init_cnn(8, (4, 8)))
+        >>> twin.forward(np.zeros((2, 1, 8, 8), np.float32)).shape
+        (2, 10)
+    """
 
-    def call():
-        k = state["k"]
-        state["k"] = (k + 1) % len(items)
-        return fn(items[k])
+    def __init__(self, params: Sequence[np.ndarray], lr: float = CNN_LR,
+                 momentum: float = CNN_MOMENTUM) -> None:
+        super().__init__(params, lr, momentum)
+        self._acts: tuple = ()
 
-    return call
-
-
-def _session_reset(sess, graph):
-    """A callable restoring every variable (weights, optimizer slots) of ``sess``."""
-    snap = {v: sess.get_value(v) for v in graph.variables()}
-
-    def reset():
-        for v, a in snap.items():
-            sess.set_value(v, a)
-
-    return reset
-
-
-def _step_diff(sess, model: dict, init: list, ref: _NumpyModel, loss_g, loss_n: float) -> float:
-    """Largest relative difference after one step from the same weights: the loss, the
-    momentum buffers (= the gradients after one step) and the new weights."""
-    diffs = [abs(float(loss_g) - loss_n) / max(abs(loss_n), 1e-30)]
-    for v, slot, p0, p, g in zip(model["params"], model["slots"], init, ref.p, ref.v):
-        diffs.append(_rel(sess.get_value(v), p))
-        if slot is not None:
-            diffs.append(_rel(sess.get_value(slot), g))
-        else:  # no slot found: the update itself (float32 cancellation makes this coarser)
-            diffs.append(_rel(sess.get_value(v) - p0, p - p0))
-    return max(diffs)
-
-
-def _finite_note(sess, variables, arrays) -> str:
-    """Empty, or a warning when training diverged while being timed."""
-    import numpy as np
-
-    bad = [name for name, ok in (
-        ("graphc", all(np.isfinite(sess.get_value(v)).all() for v in variables)),
-        ("NumPy", all(np.isfinite(a).all() for a in arrays))) if not ok]
-    return f"WARNING: non-finite weights after timing ({', '.join(bad)})" if bad else ""
-
-
-def _mlp_flops(batch: int) -> float:
-    layers = list(zip(MLP_SIZES[:-1], MLP_SIZES[1:]))
-    fwd = sum(2.0 * batch * a * b for a, b in layers)
-    data_grads = sum(2.0 * batch * a * b for a, b in layers[1:])  # no gradient for the input
-    return 2 * fwd + data_grads
-
-
-def _init_cnn(seed: int = 0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-
-    def he(shape, fan_in):
-        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-
-    return [he((8, 1, 3, 3), 9), np.zeros(8, np.float32),
-            he((16, 8, 3, 3), 72), np.zeros(16, np.float32),
-            he((16 * 7 * 7, 10), 784), np.zeros(10, np.float32)]
-
-
-def build_cnn(params=None) -> dict:
-    """1x28x28 -> conv8 3x3 p1 + ReLU + pool2 -> conv16 3x3 p1 + ReLU + pool2 -> dense 10."""
-    import graphc as gc
-
-    params = _init_cnn() if params is None else params
-    with gc.Graph(seed=0) as g:
-        x = gc.placeholder((None, 1, 28, 28), name="x")
-        y = gc.placeholder((None,), dtype="int64", name="y")
-        w1, b1, w2, b2, wd, bd = (gc.variable(a, name=n) for a, n in
-                                  zip(params, ("c1/W", "c1/b", "c2/W", "c2/b", "d/W", "d/b")))
-        h = gc.relu(gc.conv2d(x, w1, padding=1) + gc.reshape(b1, (1, 8, 1, 1)))
-        h = gc.max_pool2d(h, 2)
-        h = gc.relu(gc.conv2d(h, w2, padding=1) + gc.reshape(b2, (1, 16, 1, 1)))
-        h = gc.max_pool2d(h, 2)
-        logits = gc.flatten(h) @ wd + bd
-        loss = gc.mean(gc.softmax_cross_entropy(logits, y))
-        opt = gc.optim.SGD(CNN_LR, momentum=CNN_MOMENTUM)
-        train = opt.minimize(loss)
-    params = [w1, b1, w2, b2, wd, bd]
-    return dict(graph=g, x=x, y=y, loss=loss, train=train, params=params,
-                slots=_momentum_slots(opt, params))
-
-
-class NumpyCNN(_NumpyModel):
-    """The same CNN step in NumPy: the conv and pooling ops' NumPy references (im2col via
-    sliding windows + tensordot), in-place SGD."""
-
-    def __init__(self, params) -> None:
-        import numpy as np
-
-        from ...ops import conv, pool
-
-        self.np, self.conv, self.pool = np, conv, pool
-        self.p = [a.copy() for a in params]
-        self.v = [np.zeros_like(a) for a in params]
-
-    def step(self, x, y) -> float:
-        np, conv, pool = self.np, self.conv, self.pool
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """The logits for images ``x`` (N, 1, H, W); keeps the activations for :meth:`step`."""
         w1, b1, w2, b2, wd, bd = self.p
-        n = len(x)
-        r1 = conv.conv2d_reference(x, w1, padding=1)
+        r1 = conv2d_reference(x, w1, padding=1)
         r1 += b1[:, None, None]
         np.maximum(r1, 0, out=r1)
-        p1 = pool.max_pool2d_reference(r1, 2)
-        r2 = conv.conv2d_reference(p1, w2, padding=1)
+        p1 = max_pool2d_reference(r1, 2)
+        r2 = conv2d_reference(p1, w2, padding=1)
         r2 += b2[:, None, None]
         np.maximum(r2, 0, out=r2)
-        p2 = pool.max_pool2d_reference(r2, 2)
-        f = p2.reshape(n, -1)
+        p2 = max_pool2d_reference(r2, 2)
+        f = p2.reshape(len(x), -1)
         z = f @ wd
         z += bd
+        self._acts = (x, r1, p1, r2, p2, f)
+        return z
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One SGD step on ``(x, y)``; returns the mean loss."""
+        z = self.forward(x)
+        x, r1, p1, r2, p2, f = self._acts
+        w2, wd = self.p[2], self.p[4]
+        n = len(x)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         s = e.sum(axis=1)
@@ -260,45 +381,54 @@ class NumpyCNN(_NumpyModel):
         e[np.arange(n), y] -= 1.0
         e *= np.float32(1.0 / n)
         g_wd, g_bd = f.T @ e, e.sum(axis=0)
-        g_p2 = (e @ wd.T).reshape(p2.shape)
-        g_r2 = pool.max_pool2d_backward_reference(r2, g_p2, 2)
+        g_r2 = max_pool2d_backward_reference(r2, (e @ wd.T).reshape(p2.shape), 2)
         g_r2 *= r2 > 0
-        g_b2 = g_r2.sum(axis=(0, 2, 3))
-        g_w2 = conv.conv2d_backward_filter_reference(p1, g_r2, (3, 3), padding=1)
-        g_p1 = conv.conv2d_backward_data_reference(g_r2, w2, (14, 14), padding=1)
-        g_r1 = pool.max_pool2d_backward_reference(r1, g_p1, 2)
+        g_w2 = conv2d_backward_filter_reference(p1, g_r2, w2.shape[2:], padding=1)
+        g_p1 = conv2d_backward_data_reference(g_r2, w2, p1.shape[2:], padding=1)
+        g_r1 = max_pool2d_backward_reference(r1, g_p1, 2)
         g_r1 *= r1 > 0
-        g_b1 = g_r1.sum(axis=(0, 2, 3))
-        g_w1 = conv.conv2d_backward_filter_reference(x, g_r1, (3, 3), padding=1)
-        lr, mom = np.float32(CNN_LR), np.float32(CNN_MOMENTUM)
-        for pk, vk, gk in zip(self.p, self.v, (g_w1, g_b1, g_w2, g_b2, g_wd, g_bd)):
-            vk *= mom
-            vk += gk
-            pk -= lr * vk
+        g_w1 = conv2d_backward_filter_reference(x, g_r1, self.p[0].shape[2:], padding=1)
+        self._update([g_w1, g_r1.sum(axis=(0, 2, 3)), g_w2, g_r2.sum(axis=(0, 2, 3)), g_wd, g_bd])
         return loss
 
 
-def _cnn_flops(batch: int) -> float:
-    c1 = 2.0 * batch * 8 * 28 * 28 * 1 * 9
-    c2 = 2.0 * batch * 16 * 14 * 14 * 8 * 9
-    dense = 2.0 * batch * 784 * 10
-    return 2 * c1 + 3 * c2 + 3 * dense  # no data gradient for the input image
+# =============================================================================== checks
+def compare_step(sess: gc.Session, model: Model, twin: NumpyModel, x: np.ndarray,
+                 y: np.ndarray) -> float:
+    """One training step on both sides; their largest relative difference.
+
+    ``sess`` (on ``model["graph"]``) and ``twin`` must hold the same weights. Compares
+    the loss, the new weights and the momentum buffers (= the gradients after one step;
+    without momentum, the weight updates, which float32 cancellation makes coarser).
+
+    Example::
+
+        >>> compare_step(sess, model, NumpyMLP(init, batch=64), xb, yb)   # doctest: +SKIP
+        3.1e-07
+    """
+    before = [a.copy() for a in twin.p]
+    loss_g, _ = sess.run([model["loss"], model["train"]], {model["x"]: x, model["y"]: y})
+    loss_n = twin.step(x, y)
+    diffs = [abs(float(loss_g) - loss_n) / max(abs(loss_n), 1e-30)]
+    for v, slot, p0, p, buf in zip(model["params"], model["slots"], before, twin.p, twin.v):
+        new = sess.get_value(v)
+        diffs.append(max_rel_diff(new, p))
+        if slot is not None:
+            diffs.append(max_rel_diff(sess.get_value(slot), buf))
+        else:
+            diffs.append(max_rel_diff(new - p0, p - p0))
+    return max(diffs)
 
 
-def kernel_profile(sess, fetches: list, feed: dict, runs: int = 50, settle: float = 0.3) -> dict:
-    """Session.profile of one training step, as plain numbers for the report and JSON.
+def finite_note(sess: gc.Session, model: Model, twin: NumpyModel) -> str:
+    """Empty, or a warning naming the side whose weights are no longer finite.
 
-    Sleeps ``settle`` seconds first: BLAS threads of the NumPy reference step that just ran
-    keep spinning for a while and would steal a core from the profiled steps."""
-    time.sleep(settle)
-    prof = sess.profile(fetches, feed, runs=runs)
-    return {"batch": prof.batch, "runs": prof.runs, "step_us": prof.total_seconds * 1e6,
-            "kernels_us": prof.kernel_seconds * 1e6,
-            "rows": [{"name": r["name"], "nodes": r["nodes"], "us": r["seconds"] * 1e6,
-                      "share": r["share"]} for r in prof.rows]}
+    Example::
 
-
-def fused_kernels(compiled) -> list[dict]:
-    """Kernels of a compiled fetch set that hold more than one graph node."""
-    exe = getattr(compiled, "executable", compiled)
-    return [k for k in getattr(exe, "kernel_list", []) if len(k["nodes"]) > 1]
+        >>> finite_note(sess, model, twin)      # doctest: +SKIP
+        ''
+    """
+    bad = [name for name, ok in (
+        ("graphc", all(np.isfinite(sess.get_value(v)).all() for v in model["params"])),
+        ("NumPy", all(np.isfinite(a).all() for a in twin.p))) if not ok]
+    return f"WARNING: non-finite weights after timing ({', '.join(bad)})" if bad else ""

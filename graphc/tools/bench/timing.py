@@ -1,45 +1,48 @@
-"""``graphc bench`` measuring: alternating timed rounds, and the machine facts its report states."""
+"""Timing two implementations against each other: alternating rounds in one process.
+
+The method of ``graphc bench`` and ``graphc demo`` (docs/design.md, "Performance method"):
+graphc (A) and NumPy (B) are timed in the same process, round by round, A B A B ...,
+so that both see the same machine state (clock, cache, other load); each round sleeps a
+little first (a BLAS or OpenMP pool still spinning after the other side's round would
+steal a core), and the report gives medians and their ratio, with the spread of the
+rounds to say whether the medians can be trusted.
+
+Example::
+
+    >>> from graphc.tools.bench.timing import alternate, alternate_medians, spread
+    >>> ta, tb = alternate(lambda: sum(range(100)), lambda: sum(range(200)), rounds=5,
+    ...                    settle=0.0, min_s=0.001)
+    >>> len(ta), len(tb)
+    (5, 5)
+    >>> a, b = alternate_medians(lambda: None, lambda: None, rounds=3, settle=0.0)
+"""
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-import subprocess
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-def _affinity() -> set[int]:
-    """CPUs this process may run on (all of them where the OS cannot tell)."""
-    if hasattr(os, "sched_getaffinity"):
-        return set(os.sched_getaffinity(0))
-    return set(range(os.cpu_count() or 1))
+__all__ = ["alternate", "alternate_medians", "cycle", "spread"]
 
 
-def _cpu_list(text: str) -> set[int]:
-    cpus: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            lo, hi = part.split("-")
-            cpus.update(range(int(lo), int(hi) + 1))
-        elif part:
-            cpus.add(int(part))
-    return cpus
-
-
-# =============================================================================== timing
-def alternate(fa, fb, rounds: int, settle: float, min_s: float,
-              resets=(None, None)) -> tuple[list[float], list[float]]:
-    """Seconds per call of ``fa`` and ``fb`` in each round, alternating A B A B ...
+def alternate(fa: Callable[[], Any], fb: Callable[[], Any], rounds: int, settle: float,
+              min_s: float, resets: tuple[Callable[[], Any] | None, Callable[[], Any] | None]
+              = (None, None)) -> tuple[list[float], list[float]]:
+    """Seconds per call of ``fa`` and ``fb`` in each of ``rounds`` rounds, alternating A B A B.
 
     Both are called once first (compilation, first touch, thread pools). Each round
-    sleeps ``settle`` seconds (an OpenBLAS or libgomp pool still spinning after the
-    other implementation's round would steal a core), calls the implementation's
-    ``resets`` entry if any (untimed: restores training state, see :func:`_bench_mlp`),
-    makes one untimed call to wake its own pool, then times ``reps`` calls; ``reps`` is
-    chosen per implementation so that a round lasts about ``min_s``.
+    sleeps ``settle`` seconds, calls the implementation's ``resets`` entry if any
+    (untimed: e.g. restores training state), makes one untimed call to wake its own
+    thread pool, then times ``reps`` calls; ``reps`` is chosen per implementation so
+    that a round lasts about ``min_s`` seconds (1 to 10000 calls).
+
+    Example::
+
+        >>> ta, tb = alternate(lambda: None, lambda: None, 3, settle=0.0, min_s=0.001)
+        >>> len(ta) == len(tb) == 3
+        True
     """
     fa()
     fb()
@@ -65,123 +68,52 @@ def alternate(fa, fb, rounds: int, settle: float, min_s: float,
     return ta, tb
 
 
-def _spread(ts: list[float]) -> float | None:
-    """Interquartile range over the median (0.05 = rounds within about +-2.5%)."""
-    if len(ts) < 4:
+def alternate_medians(fa: Callable[[], Any], fb: Callable[[], Any], rounds: int,
+                      settle: float = 0.1, min_s: float = 0.02) -> tuple[float, float]:
+    """Median seconds per call of ``fa`` and ``fb`` over :func:`alternate` rounds.
+
+    Example::
+
+        >>> t_graphc, t_numpy = alternate_medians(lambda: None, lambda: None, 3, settle=0.0)
+        >>> t_numpy / t_graphc                  # doctest: +SKIP
+        1.02
+    """
+    ta, tb = alternate(fa, fb, max(1, rounds), settle=settle, min_s=min_s)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def spread(times: Sequence[float]) -> float | None:
+    """Interquartile range over the median (0.05: rounds within about +-2.5%); None under 4.
+
+    Example::
+
+        >>> round(spread([1.0, 1.0, 1.1, 1.1, 1.2]), 2)
+        0.14
+        >>> spread([1.0, 2.0]) is None
+        True
+    """
+    if len(times) < 4:
         return None
-    q = statistics.quantiles(ts, n=4)
-    return (q[2] - q[0]) / statistics.median(ts)
+    q = statistics.quantiles(times, n=4)
+    return (q[2] - q[0]) / statistics.median(times)
 
 
-def _rel(a, b) -> float:
-    import numpy as np
+def cycle(fn: Callable[[Any], Any], items: Sequence[Any]) -> Callable[[], Any]:
+    """A no-argument callable that applies ``fn`` to ``items[0]``, ``items[1]``, ... in turn.
 
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30))
+    Training steps are timed over a few different batches, not one batch repeated.
 
+    Example::
 
-# =============================================================================== machine
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        >>> step = cycle(lambda b: b * 10, [1, 2])
+        >>> [step(), step(), step()]
+        [10, 20, 10]
+    """
+    state = {"k": 0}
 
+    def call() -> Any:
+        k = state["k"]
+        state["k"] = (k + 1) % len(items)
+        return fn(items[k])
 
-def _cpu_ghz() -> float | None:
-    """Nominal clock: the ``cpu MHz`` of /proc/cpuinfo (the TSC rate on most VMs)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("cpu MHz"):
-                    return float(line.split(":", 1)[1]) / 1000.0
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _git_revision(package_file: str) -> str:
-    """`` (git abc1234, modified)`` when graphc runs from a git checkout, else ``""``."""
-    folder = os.path.dirname(os.path.abspath(package_file))
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, text=True,
-                             capture_output=True, timeout=5, check=False)
-        if rev.returncode != 0:
-            return ""
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=folder, text=True, capture_output=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return f" (git {rev.stdout.strip()}{', modified' if dirty.stdout.strip() else ''})"
-
-
-def _loadavg() -> str:
-    try:
-        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    except (AttributeError, OSError):
-        return "?"
-
-
-def _flops_per_cycle() -> tuple[int, str]:
-    """float32 FLOP per cycle and core, assuming two FMA units."""
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = line
-                    break
-    except OSError:
-        pass
-    words = set(flags.split())
-    if "avx512f" in words:
-        return 64, "AVX-512, 2 FMA/cycle"
-    if "avx2" in words and "fma" in words:
-        return 32, "AVX2, 2 FMA/cycle"
-    return 16, "SSE, 2 ops/cycle"
-
-
-def thread_report() -> dict:
-    """What the process actually uses: affinity, env, BLAS and OpenMP thread counts."""
-    info = {"affinity": sorted(_affinity()), "env": {v: os.environ.get(v) for v in _THREAD_VARS}}
-    try:
-        from threadpoolctl import threadpool_info
-
-        pools = threadpool_info()
-        info["pools"] = [f"{p.get('internal_api', p.get('user_api'))} "
-                         f"({os.path.basename(p.get('filepath', '?'))}): {p.get('num_threads')}"
-                         for p in pools]
-        info["blas_threads"] = next((p["num_threads"] for p in pools
-                                     if p.get("user_api") == "blas"), None)
-        info["omp_threads"] = next((p["num_threads"] for p in pools
-                                    if p.get("user_api") == "openmp"), None)
-    except Exception:  # noqa: BLE001 - threadpoolctl is optional
-        info["pools"] = []
-        info["blas_threads"] = None
-        try:
-            import ctypes
-
-            info["omp_threads"] = ctypes.CDLL("libgomp.so.1").omp_get_max_threads()
-        except OSError:
-            info["omp_threads"] = None
-    return info
-
-
-def _copy_bandwidth(nbytes: int, rounds: int) -> float:
-    """GB/s of ``np.copyto`` (bytes read + written) on arrays of ``nbytes``: one thread."""
-    import numpy as np
-
-    src = np.ones(nbytes // 4, np.float32)
-    dst = np.empty_like(src)
-    np.copyto(dst, src)
-    times = []
-    for _ in range(max(3, rounds)):
-        t = time.perf_counter()
-        for _ in range(5):
-            np.copyto(dst, src)
-        times.append((time.perf_counter() - t) / 5)
-    return 2 * nbytes / statistics.median(times) / 1e9
+    return call
