@@ -27,6 +27,7 @@ from .ops.elemwise import (
     abs,
     add,
     cast,
+    clip,
     divide,
     elementwise,
     elu,
@@ -68,7 +69,7 @@ from .ops.nn import (
     softmax_cross_entropy,
 )
 from .ops.pool import avg_pool2d, max_pool2d
-from .ops.reduce import argmax, broadcast_like, logsumexp, max, mean, sum
+from .ops.reduce import argmax, broadcast_like, broadcast_to, cumsum, logsumexp, max, mean, sum
 from .ops.shape import concat, expand_dims, flatten, one_hot, reshape, squeeze, transpose
 from .ops.state import assign, group
 from .runtime.session import Session
@@ -84,7 +85,7 @@ __all__ = [
     "sigmoid", "softplus", "sqrt", "square", "subtract", "tanh", "where", "constant",
     "placeholder", "variable", "matmul", "dropout", "huber", "log_softmax", "mae", "mse",
     "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy", "argmax", "logsumexp", "max",
-    "mean", "sum", "broadcast_like", "concat", "expand_dims", "flatten", "one_hot", "reshape",
-    "squeeze", "transpose", "assign", "group", "Session", "data", "train",
+    "mean", "sum", "cumsum", "clip", "broadcast_like", "broadcast_to", "concat", "expand_dims",
+    "flatten", "one_hot", "reshape", "squeeze", "transpose", "assign", "group", "Session", "data", "train",
     "init", "losses", "nn", "regularizers", "schedules",
 ]

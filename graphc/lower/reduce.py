@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 from ..ir.graph import Kind
-from ..ops.reduce import ArgMax, Count, LogSumExp
+from ..ops.reduce import ArgMax, Count, CumSum, LogSumExp
 from .elementwise import (
     broadcast_strides,
     calc_dtype,
@@ -205,6 +205,22 @@ def lower_argmax(group: Group, plan: Plan) -> list:
     body = [Let("best", "int64", ZERO, mutable=True), scan,
             Store(plan.buffer(node), add(mul(Sym("o"), inner), Sym("i")), best)]
     return [Loop("o", outer, [Loop("i", inner, body)])]
+
+
+@lowers(CumSum)
+def lower_cumsum(group: Group, plan: Plan) -> list:
+    """Running sums along an axis, each line of the axis in one pass (float64 accumulator)."""
+    node = group.root
+    x = node.inputs[0]
+    outer, length, inner = outer_axis_inner(x.shape, node.attrs["axis"])
+    a = Sym("a")
+    along = Bin("-", Bin("-", length, Lit(1)), a) if node.attrs["reverse"] else a
+    at = add(mul(Sym("o"), length, inner), Sym("i"), mul(along, inner))
+    acc = Sym("acc")
+    line = [Let("acc", "float64", Lit(0.0, "float64"), mutable=True),
+            Loop("a", length, [Set("acc", Bin("+", acc, Cast("float64", Load(plan.buffer(x), at)))),
+                               Store(plan.buffer(node), at, Cast(node.dtype, acc))])]
+    return [Loop("o", outer, [Loop("i", inner, line)], threads=prod(x.shape), collapse=2)]
 
 
 @lowers(Count)

@@ -261,6 +261,25 @@ def hard_tanh(x) -> Tensor:
     return elementwise("hard_tanh", sympy.Piecewise((-1, a0 < -1), (1, a0 > 1), (a0, True)), [x])
 
 
+def clip(x, low: float | None = None, high: float | None = None) -> Tensor:
+    """``x`` limited to ``[low, high]`` (None: no bound on that side); NaN stays NaN.
+
+    The gradient is 1 where ``low <= x <= high`` (and at NaN) and 0 outside.
+
+    Example::
+
+        y = gc.clip(x, 0.0, 6.0)     # relu6
+    """
+    branches = []
+    if low is not None:
+        branches.append((sympy.Float(low), a0 < sympy.Float(low)))
+    if high is not None:
+        branches.append((sympy.Float(high), a0 > sympy.Float(high)))
+    if not branches:
+        return as_tensor(x)
+    return elementwise("clip", sympy.Piecewise(*branches, (a0, True)), [x])
+
+
 # -- dtype conversion ---------------------------------------------------------------------
 
 

@@ -165,6 +165,44 @@ def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
     return make(ArgMax, [x], {"axis": axis, "keepdims": bool(keepdims)})
 
 
+class CumSum(Op):
+    """Running sums along ``axis`` (``reverse``: from the end, the suffix sums)."""
+
+    name = "cumsum"
+
+    def infer(self, inputs, axis, reverse):
+        x = inputs[0]
+        if x.dtype == "bool":
+            raise DTypeError("cumsum: needs a numeric tensor, got bool; use gc.cast")
+        if x.shape[axis] is None:
+            raise shape_error("cumsum", "cannot run along the batch axis", x.shape)
+        return x.shape, x.dtype
+
+    def reference(self, ctx, node, x):
+        axis = node.attrs["axis"]
+        if node.attrs["reverse"]:
+            return np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=node.dtype), axis)
+        return np.cumsum(x, axis=axis, dtype=node.dtype)
+
+    def grad(self, node, g):
+        # y_i = sum_{j <= i} x_j, so dL/dx_j = sum_{i >= j} g_i: the reverse running sum
+        return [make(CumSum, [g], {"axis": node.attrs["axis"], "reverse": not node.attrs["reverse"]})]
+
+    def label(self, attrs):
+        return "cumsum_reverse" if attrs["reverse"] else "cumsum"
+
+
+def cumsum(x, axis: int = -1, reverse: bool = False) -> Tensor:
+    """Running sums of ``x`` along ``axis`` (``reverse=True``: summing from the end).
+
+    Example::
+
+        gc.cumsum(x, axis=1)      # [[1, 2, 3]] -> [[1, 3, 6]]
+    """
+    x = as_tensor(x)
+    return make(CumSum, [x], {"axis": _axes("cumsum", x, axis)[0], "reverse": bool(reverse)})
+
+
 class Count(Op):
     """The number of elements of a static shape over ``axes`` (``None``: batch size).
 

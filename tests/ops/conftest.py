@@ -1,29 +1,38 @@
-"""Fixtures of the op tests: the helpers of ``gradcheck.py`` (same folder).
+"""Fixtures and collection rules of the op tests.
 
-The module is loaded from its path under a unique name, so this works with
-any pytest import mode and cannot clash with another folder's helpers.
+``gradcheck.py`` (same folder, the op-case harness) is loaded here from its path under
+the unique name ``graphc_tests_ops_gradcheck``, before any test module of this folder is
+imported, so test modules import it by that name (``from graphc_tests_ops_gradcheck
+import In, case``); this works with any pytest import mode and cannot clash with another
+folder's helpers.
 
-``helpers`` is parametrized over the backends (``numpy``, ``c``): every op
-test that builds its graphs through ``helpers.run`` / ``helpers.gradcheck``
-runs on each backend, skipped (with the reason) where a backend is
-unavailable. On the C backend every forward test runs, but of the gradient
-tests (finite differences: three compiled fetch sets per check, about a
-second of compiler time each on a cold cache) only a representative subset
-that reaches every backward kernel: ``C_GRADIENT_TESTS`` below. The rest of
-the op gradients are compared between C and NumPy in
-``tests/backends/test_c_agreement.py``, with one shared graph per op.
+Backends: the ``backend`` fixture here runs an op case on ``numpy`` and on ``c`` (the
+compiled backends built into this version), skipped with the reason where unavailable.
 
-Environment:
+What runs on a compiled backend is chosen by the ``on_c`` mark of each case (put there
+by ``gradcheck.case``), never by test names:
 
-* ``GRAPHC_TEST_BACKEND=c`` runs *every* op test (gradients included) on
-  that backend only, as before backends were a fixture parameter;
-* ``GRAPHC_TEST_ALL_GRADIENTS=1`` runs every gradient test on every backend.
+* no ``on_c`` mark: the compiled variant is skipped (NumPy only);
+* ``on_c()``: forward outputs (float32 and float64) against the case's formula and the
+  gradients (float32 and float64) against the NumPy backend's float64 gradient, in one
+  compiled fetch set shared by the cases of the same ``group`` (default: the test
+  module) and the same ``training``; the compiled variant is marked ``slow``;
+* ``on_c(quick=True)``: the same, not ``slow``: a few representative cases per module
+  keep the compiled backend in the quick subset (``-m "not slow"``), where their group
+  compiles only them;
+* ``on_c(grad=False)``: forward only; ``on_c(xfail="why")``: the compiled variant is
+  expected to raise NotImplementedError (an op the backend lacks); it compiles alone,
+  and passing is reported (XPASS) so that the mark gets removed.
+
+The NumPy variant of every case is never ``slow``: the quick subset checks every op.
+
+A group's fetch set holds the cases selected in this run (``-k``/``-m`` shrink it) and
+is compiled once (``--durations`` shows that cost on the group's first test); when it
+fails, each case reruns alone, so failures name their op.
 """
 
 import importlib.util
-import os
 import pathlib
-import re
 import sys
 
 import pytest
@@ -32,39 +41,8 @@ from graphc.backends import why_unavailable
 
 _NAME = "graphc_tests_ops_gradcheck"
 
-#: Backends the ``helpers`` fixture is parametrized over.
+#: Backends the ``backend`` fixture of the op tests is parametrized over.
 BACKENDS = ("numpy", "c")
-
-#: Test functions that are gradient checks (finite differences or gc.grad values).
-_GRADIENT = re.compile(r"grad|second|derivative|_fd$|multi_input_concat")
-
-#: Gradient tests that also run on the C backend (by function name): finite differences
-#: of the elementwise derivatives of every unary and binary op, broadcast-gradient sums,
-#: batch dim None, pooling backward, softmax / cross-entropy / regression losses, dropout,
-#: reductions, shape ops, slicing and second order. matmul and conv2d gradients (the
-#: GEMM/conv templates make each compile slow) are compared with the NumPy backend in
-#: tests/backends/test_c_agreement.py instead.
-C_GRADIENT_TESTS = frozenset({
-    "test_unary_gradient_batch_none",
-    "test_binary_gradient_batch_none",
-    "test_where_gradient",
-    "test_cast_gradient",
-    "test_comparisons_have_no_gradient",
-    "test_min_max_tie_gradient_goes_to_first",
-    "test_second_derivative_binary",
-    "test_max_pool_gradient_goes_to_first_maximum",
-    "test_pool_gradient_batch_none",
-    "test_softmax_gradient",
-    "test_cross_entropy_gradients",
-    "test_softmax_cross_entropy_grad_gradient",
-    "test_regression_loss_gradients",
-    "test_dropout_gradient_fd",
-    "test_reduce_gradient_batch_none",
-    "test_shape_op_gradient_batch_none",
-    "test_one_hot_has_no_gradient",
-    "test_multi_input_concat",
-    "test_slice_second_order",
-})
 
 
 def _load():
@@ -77,53 +55,71 @@ def _load():
     return sys.modules[_NAME]
 
 
-def _params() -> tuple[str, ...]:
-    only = os.environ.get("GRAPHC_TEST_BACKEND")
-    return (only,) if only else BACKENDS
+harness = _load()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Skip the C variants of the gradient tests outside ``C_GRADIENT_TESTS``."""
-    if os.environ.get("GRAPHC_TEST_BACKEND") or os.environ.get("GRAPHC_TEST_ALL_GRADIENTS"):
-        return
-    here = pathlib.Path(__file__).parent
-    skip = pytest.mark.skip(reason="C backend: only a representative subset of the gradient "
-                                   "tests runs here (GRAPHC_TEST_ALL_GRADIENTS=1 runs all); "
-                                   "tests/backends/test_c_agreement.py covers every op")
+    """Apply the ``on_c`` marks of op cases to their compiled-backend variants."""
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None or callspec.params.get("helpers", "numpy") == "numpy":
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "case" not in params or params.get("backend", "numpy") == "numpy":
             continue
-        if pathlib.Path(str(item.fspath)).parent != here:
+        mark = item.get_closest_marker("on_c")
+        if mark is None:
+            item.add_marker(pytest.mark.skip(reason="NumPy only: the case has no on_c mark"))
             continue
-        name = item.originalname or item.name
-        if _GRADIENT.search(name) and name not in C_GRADIENT_TESTS:
-            item.add_marker(skip)
+        if not mark.kwargs.get("quick"):
+            item.add_marker(pytest.mark.slow)
+        if mark.kwargs.get("xfail"):
+            item.add_marker(pytest.mark.xfail(reason=mark.kwargs["xfail"], raises=NotImplementedError,
+                                              strict=False))
 
 
-@pytest.fixture(scope="session", params=_params())
-def helpers(request):
-    """The helper module (run, assert_close, gradcheck, rand, distinct) with ``run`` and
-    ``gradcheck`` bound to one backend; ``helpers.backend`` names it."""
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """The name of a backend to run on; skipped where that backend is unavailable."""
     why = why_unavailable(request.param)
     if why:
         pytest.skip(f"backend {request.param!r} unavailable: {why}")
-    return _load().for_backend(request.param)
+    return request.param
+
+
+def _group_of(item) -> tuple | None:
+    """(group, backend, training) of a compiled op-case item, or None."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    mark = item.get_closest_marker("on_c")
+    if "case" not in params or mark is None or params.get("backend", "numpy") == "numpy":
+        return None
+    case = params["case"]
+    group = case.name if mark.kwargs.get("xfail") else mark.kwargs.get("group") or pathlib.Path(
+        str(item.path)).stem  # an expected failure compiles alone, outside any shared set
+    return group, params["backend"], case.training
 
 
 @pytest.fixture(scope="session")
-def gradcheck():
-    """Central finite-difference gradient check (see gradcheck.gradcheck)."""
-    return _load().gradcheck
+def _compiled_groups() -> dict:
+    return {}
 
 
-@pytest.fixture(scope="session")
-def run_op():
-    """Build a graph on placeholders, run it on the default session, return arrays."""
-    return _load().run
+@pytest.fixture
+def check_op(request, _compiled_groups):
+    """``check_op(case, backend)``: the case's checks on that backend (see gradcheck.py)."""
 
+    def check(case, backend: str) -> None:
+        if backend == "numpy":
+            harness.check_numpy(case)
+            return
+        key = _group_of(request.node)
+        if key not in _compiled_groups:
+            members = {}
+            for item in request.session.items:
+                if _group_of(item) == key:
+                    members[item.callspec.params["case"]] = item.get_closest_marker(
+                        "on_c").kwargs.get("grad", True)
+            names = [c.name for c in members]
+            assert len(set(names)) == len(names), f"case names repeat in group {key}: {names}"
+            _compiled_groups[key] = harness.CompiledGroup(members, backend, key[2])
+        _compiled_groups[key].check(case)
 
-@pytest.fixture(scope="session")
-def assert_close():
-    """Compare with the contract's tolerances (elementwise or norm-relative)."""
-    return _load().assert_close
+    return check

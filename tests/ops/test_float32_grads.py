@@ -1,5 +1,11 @@
-"""Gradients in float32 graphs stay float32 (no silent promotion by constants or
-counts) and agree with the float64 gradients to the float32 tolerance; kink conventions."""
+"""Gradients of float32 compositions (NumPy backend).
+
+Every op case already checks its own float32 gradient against the float64 one; this
+module checks compositions in which constants, element counts (``mean`` over the batch)
+and dropout meet float32 tensors: the loss and every gradient stay float32 (no silent
+promotion) and agree with the float64 gradients to 1e-4 relative to the norm. Also: the
+gradient of an input the loss does not depend on is zeros.
+"""
 
 import numpy as np
 import pytest
@@ -51,20 +57,6 @@ def test_float32_gradients_match_float64(name):
     for a, b in zip(g32, g64):
         err = np.linalg.norm((a - b).ravel())
         assert err <= 1e-4 * np.linalg.norm(b.ravel()), err / np.linalg.norm(b.ravel())
-
-
-def test_kink_conventions():
-    """relu'(0) = 0, |x|'(0) = 0, leaky_relu'(0) = alpha, hard_tanh' = 1 inside."""
-    x = np.array([0.0, 0.5, -0.5])
-    with gc.Graph() as g:
-        p = gc.placeholder((3,), "float64")
-        grads = [gc.grad(gc.sum(f(p)), p) for f in
-                 (gc.relu, gc.abs, lambda t: gc.leaky_relu(t, 0.1), gc.hard_tanh)]
-    out = gc.Session(g).run(grads, {p: x})
-    np.testing.assert_array_equal(out[0], [0, 1, 0])
-    np.testing.assert_array_equal(out[1], [0, 1, -1])
-    np.testing.assert_allclose(out[2], [0.1, 1, 0.1])
-    np.testing.assert_array_equal(out[3], [1, 1, 1])
 
 
 def test_grad_of_unrelated_input_is_zeros():
