@@ -1,10 +1,11 @@
-"""Benchmark the hand-written C kernels (kernels/*.h) against NumPy in the same process.
+"""Benchmark the hand-written C kernels (graphc/backends/c/kernels) against NumPy, in one process.
 
     python benchmarks/kernels_bench.py                 # 2 threads and 1 thread (pinned)
     python benchmarks/kernels_bench.py --threads 2     # one configuration only
     python benchmarks/kernels_bench.py --rounds 21 --sizes 256 1024
 
-The kernels are compiled once through cffi (``-O3 -march=native -fopenmp``).  Each
+The kernels (``templates.source`` of every template, float32 and float64) are compiled once
+through cffi with the flags of generated code (``FLAGS``).  Each
 configuration runs in a fresh subprocess with ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
 and ``MKL_NUM_THREADS`` set before NumPy is imported, so the C kernel and NumPy's BLAS use
 the same number of threads; the 1-thread run is also pinned to one core
@@ -12,13 +13,15 @@ the same number of threads; the 1-thread run is also pinned to one core
 Within a process the two implementations alternate round by round (A B A B ...); each
 round times a batch of calls (at least ~20 ms, after a ``--settle`` sleep and one untimed
 call, so that the other implementation's spinning thread pool is idle).  The table shows
-GFLOP/s from the median round and from the best round, and the ratio of the medians,
+rates from the median round and from the best round -- GFLOP/s for GEMM and conv, G window
+elements (N*C*OH*OW*KH*KW) per second for pooling -- and the ratio of the medians,
 kernel / NumPy (> 1: the kernel is faster).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -28,57 +31,60 @@ import tempfile
 import time
 from pathlib import Path
 
-FLAGS = ["-O3", "-march=native", "-fopenmp"]
-CDEF = """
-size_t gc_sgemm_workspace_size(int M, int N, int K);
-void gc_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-    ptrdiff_t lda, const float *B, ptrdiff_t ldb, float beta, float *C, ptrdiff_t ldc,
-    void *ws, size_t ws_bytes);
-size_t gc_sconv2d_forward_workspace_size(int N, int C, int H, int W, int O, int KH, int KW,
-    int SH, int SW, int PH, int PW);
-void gc_sconv2d_forward(int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW,
-    int PH, int PW, const float *x, const float *w, float *y, void *ws, size_t wsb);
-size_t gc_sconv2d_backward_data_workspace_size(int N, int C, int H, int W, int O, int KH,
-    int KW, int SH, int SW, int PH, int PW);
-void gc_sconv2d_backward_data(int N, int C, int H, int W, int O, int KH, int KW, int SH,
-    int SW, int PH, int PW, const float *gy, const float *w, float *gx, void *ws, size_t wsb);
-size_t gc_sconv2d_backward_filter_workspace_size(int N, int C, int H, int W, int O, int KH,
-    int KW, int SH, int SW, int PH, int PW);
-void gc_sconv2d_backward_filter(int N, int C, int H, int W, int O, int KH, int KW, int SH,
-    int SW, int PH, int PW, const float *x, const float *gy, float *gw, void *ws, size_t wsb);
+#: what graphc compiles generated code with (graphc/backends/c/build.py), plus -fno-wrapv to
+#: undo the -fwrapv that cffi passes along from Python's own CFLAGS (it slows pooling up to 5x)
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-trapping-math", "-fno-wrapv"]
+_SHAPES = """
+typedef struct { int N, C, H, W, O, KH, KW, SH, SW, PH, PW; } gc_conv_shape;
+typedef struct { int N, C, H, W, KH, KW, SH, SW, PH, PW; } gc_pool_shape;
+typedef struct gc_epilogue gc_epilogue;
 const char *bench_isa(void);
 """
-SOURCE = """
-#include "gemm.h"
-#include "conv2d.h"
-static const char *bench_isa(void) { return GC_GEMM_ISA; }
+_TYPED = """
+size_t gc_{p}gemm_workspace_size(int M, int N, int K);
+void gc_{p}gemm(int ta, int tb, int M, int N, int K, const {t} *A, ptrdiff_t lda, const {t} *B,
+    ptrdiff_t ldb, {t} *C, ptrdiff_t ldc, void *ws, size_t ws_bytes, const gc_epilogue *epi);
 """
+_FLOAT_ONLY = """
+size_t gc_sconv2d_{kind}_workspace_size(const gc_conv_shape *s);
+void gc_sconv2d_{kind}(const gc_conv_shape *s, const float *a, const float *b, float *out,
+    void *ws, size_t ws_bytes{epi});
+"""
+_POOL = """
+void gc_smax_pool2d_forward(const gc_pool_shape *s, const float *x, float *y);
+void gc_smax_pool2d_backward(const gc_pool_shape *s, const float *x, const float *gy, float *gx);
+void gc_smax_pool2d_select(const gc_pool_shape *s, const float *x, const float *gx, float *y);
+void gc_savg_pool2d_forward(const gc_pool_shape *s, const float *x, float *y);
+void gc_savg_pool2d_backward(const gc_pool_shape *s, const float *gy, float *gx);
+"""
+CDEF = (
+    _SHAPES
+    + _TYPED.format(p="s", t="float")
+    + _TYPED.format(p="d", t="double")
+    + "".join(
+        _FLOAT_ONLY.format(kind=k, epi="" if k == "backward_filter" else ", const gc_epilogue *epi")
+        for k in ("forward", "backward_data", "backward_filter")
+    )
+    + _POOL
+)
 MODULE = "_gc_kernels_bench"
 CONV = dict(N=64, C=16, H=16, W=16, O=32, K=3, S=1, P=1)
-
-
-def kernels_path() -> Path:
-    """The kernels folder: the installed graphc.kernels if importable, else the checkout's."""
-    try:
-        from graphc.env import kernels_dir
-
-        p = Path(str(kernels_dir()))
-        if (p / "gemm.h").is_file():
-            return p
-    except Exception:
-        pass
-    return Path(__file__).resolve().parent.parent / "kernels"
+POOL = dict(N=64, C=32, H=32, W=32)
+POOL_WINDOWS = [(2, 2, 0), (3, 2, 1)]  # (kernel, stride, padding): the tiled and the padded path
 
 
 def build(build_dir: Path) -> Path:
+    """Compiles every template, float32 and float64, as the cffi module MODULE."""
     import cffi
+
+    from graphc.backends.c import templates
 
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
+    source = templates.source(templates.TEMPLATES, templates.DTYPES)
     ffi.set_source(
         MODULE,
-        SOURCE,
-        include_dirs=[str(kernels_path())],
+        source + "static const char *bench_isa(void) { return GC_GEMM_ISA; }\n",
         extra_compile_args=FLAGS,
         extra_link_args=["-fopenmp"],
     )
@@ -175,71 +181,124 @@ def _row(name: str, flop: float, tk: list, tn: list, err: float) -> dict:
     )
 
 
-def worker(so: Path, threads: int, sizes: list[int], rounds: int, settle: float) -> dict:
-    import numpy as np
+def np_pool(np, kind: str, x, gy, g, k: int, s: int, p: int):
+    """NumPy max/avg pooling (forward, backward, select) on sliding-window views."""
+    from numpy.lib.stride_tricks import sliding_window_view
 
-    mod = load(so)
+    n, c, h, w = x.shape
+    oh, ow = gy.shape[2:]
+
+    def windows(a, fill):
+        ap = np.pad(a, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill) if p else a
+        return sliding_window_view(ap, (k, k), axis=(2, 3))[:, :, ::s, ::s].reshape(n, c, oh, ow, k * k)
+
+    def scatter(value_at):  # gx = sum over window offsets (i, j) of value_at(i * k + j)
+        gxp = np.zeros((n, c, h + 2 * p, w + 2 * p), x.dtype)
+        for i in range(k):
+            for j in range(k):
+                gxp[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s] += value_at(i * k + j)
+        return gxp[:, :, p : p + h, p : p + w]
+
+    if kind == "avg_forward":
+        return windows(x, 0).mean(axis=-1)
+    if kind == "avg_backward":
+        return scatter(lambda _: gy / (k * k))
+    first = windows(x, -np.inf).argmax(axis=-1)
+    if kind == "max_forward":
+        return np.take_along_axis(windows(x, -np.inf), first[..., None], -1)[..., 0]
+    if kind == "max_backward":
+        return scatter(lambda o: np.where(first == o, gy, 0))
+    return np.take_along_axis(windows(g, 0), first[..., None], -1)[..., 0]  # max_select
+
+
+def gemm_rows(np, mod, sizes, rounds, settle) -> list[dict]:
+    """gc_sgemm for n x n x n (and gc_dgemm for n = 1024) against np.matmul."""
     ffi, lib = mod.ffi, mod.lib
-
-    def fp(a):
-        return ffi.cast("float *", a.ctypes.data)
-
     rng = np.random.default_rng(0)
     rows = []
-    for n in sizes:
-        a = rng.standard_normal((n, n)).astype(np.float32)
-        b = rng.standard_normal((n, n)).astype(np.float32)
-        c = np.empty((n, n), np.float32)
-        cn = np.empty((n, n), np.float32)
-        wsb = lib.gc_sgemm_workspace_size(n, n, n)
+    for n, dtype in [*((n, np.float32) for n in sizes), (1024, np.float64)]:
+        p, ct = ("s", "float") if dtype == np.float32 else ("d", "double")
+        a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+        c, cn = np.empty((n, n), dtype), np.empty((n, n), dtype)
+        wsb = getattr(lib, f"gc_{p}gemm_workspace_size")(n, n, n)
         ws = np.empty(wsb, np.uint8)
-        wsp = ffi.cast("void *", ws.ctypes.data)
-        pa, pb, pc = fp(a), fp(b), fp(c)
-
-        def kern(n=n, pa=pa, pb=pb, pc=pc, wsp=wsp, wsb=wsb):
-            lib.gc_sgemm(0, 0, n, n, n, 1.0, pa, n, pb, n, 0.0, pc, n, wsp, wsb)
-
-        def ref(a=a, b=b, cn=cn):
-            np.matmul(a, b, out=cn)
-
-        tk, tn = alternate(kern, ref, rounds, settle)
+        args = [0, 0, n, n, n]
+        args += [x for arr in (a, b, c) for x in (ffi.cast(f"{ct} *", arr.ctypes.data), n)]
+        args += [ffi.cast("void *", ws.ctypes.data), wsb, ffi.NULL]
+        kern = functools.partial(getattr(lib, f"gc_{p}gemm"), *args)
+        tk, tn = alternate(kern, functools.partial(np.matmul, a, b, out=cn), rounds, settle)
         err = float(np.abs(c - cn).max() / np.abs(cn).max())
-        rows.append(_row(f"sgemm n={n}", 2.0 * n**3, tk, tn, err))
+        rows.append(_row(f"{p}gemm n={n}", 2.0 * n**3, tk, tn, err))
+    return rows
 
-    cfg = CONV
-    nb, ch, h, wd, o, k, s, p = (cfg[key] for key in ("N", "C", "H", "W", "O", "K", "S", "P"))
-    oh = (h + 2 * p - k) // s + 1
-    ow = (wd + 2 * p - k) // s + 1
-    args = (nb, ch, h, wd, o, k, k, s, s, p, p)
+
+def conv_rows(np, mod, rounds, settle) -> list[dict]:
+    """The three conv2d passes of CONV (float32) against NumPy im2col + matmul."""
+    ffi, lib = mod.ffi, mod.lib
+    rng = np.random.default_rng(1)
+    nb, ch, h, wd, o, k, s, p = (CONV[key] for key in ("N", "C", "H", "W", "O", "K", "S", "P"))
+    oh, ow = (h + 2 * p - k) // s + 1, (wd + 2 * p - k) // s + 1
+    shape = ffi.new("gc_conv_shape *", [nb, ch, h, wd, o, k, k, s, s, p, p])
     x = rng.standard_normal((nb, ch, h, wd)).astype(np.float32)
     w = rng.standard_normal((o, ch, k, k)).astype(np.float32)
     gy = rng.standard_normal((nb, o, oh, ow)).astype(np.float32)
     flop = 2.0 * nb * o * oh * ow * ch * k * k
-    shape = f"N={nb} C={ch} {h}x{wd} O={o} {k}x{k} pad {p}"
-    for kind, out_shape, a1, a2, ref in (
-        ("forward", (nb, o, oh, ow), x, w, lambda: np_conv_forward(np, x, w, s, p)),
-        ("backward_data", x.shape, gy, w, lambda: np_conv_backward_data(np, gy, w, h, wd, s, p)),
-        ("backward_filter", w.shape, x, gy, lambda: np_conv_backward_filter(np, x, gy, k, k, s, p)),
+    rows = []
+    for kind, a1, a2, ref in (
+        ("forward", x, w, lambda: np_conv_forward(np, x, w, s, p)),
+        ("backward_data", gy, w, lambda: np_conv_backward_data(np, gy, w, h, wd, s, p)),
+        ("backward_filter", x, gy, lambda: np_conv_backward_filter(np, x, gy, k, k, s, p)),
     ):
-        out = np.empty(out_shape, np.float32)
-        wsb = getattr(lib, f"gc_sconv2d_{kind}_workspace_size")(*args)
-        ws = np.empty(wsb, np.uint8)
-        fn = getattr(lib, f"gc_sconv2d_{kind}")
-        cargs = (*args, fp(a1), fp(a2), fp(out), ffi.cast("void *", ws.ctypes.data), wsb)
-
-        def kern(fn=fn, cargs=cargs):
-            fn(*cargs)
-
-        tk, tn = alternate(kern, ref, rounds, settle)
         want = ref()
+        out = np.empty(want.shape, np.float32)
+        wsb = getattr(lib, f"gc_sconv2d_{kind}_workspace_size")(shape)
+        ws = np.empty(wsb, np.uint8)
+        cargs = [shape, *(ffi.cast("float *", arr.ctypes.data) for arr in (a1, a2, out))]
+        cargs += [ffi.cast("void *", ws.ctypes.data), wsb] + ([] if kind == "backward_filter" else [ffi.NULL])
+        kern = functools.partial(getattr(lib, f"gc_sconv2d_{kind}"), *cargs)
+        tk, tn = alternate(kern, ref, rounds, settle)
         err = float(np.abs(out - want).max() / np.abs(want).max())
-        label = {
-            "forward": "conv2d fwd",
-            "backward_data": "conv2d bwd-data",
-            "backward_filter": "conv2d bwd-filter",
-        }[kind]
-        rows.append(_row(f"{label} ({shape})", flop, tk, tn, err))
-    return dict(threads=threads, isa=ffi.string(lib.bench_isa()).decode(), rows=rows)
+        label = kind.replace("backward_", "bwd-").replace("forward", "fwd")
+        rows.append(_row(f"conv2d {label} (N={nb} C={ch} {h}x{wd} O={o} {k}x{k} pad {p})", flop, tk, tn, err))
+    return rows
+
+
+def pool_rows(np, mod, rounds, settle) -> list[dict]:
+    """Every pooling kernel (float32) on POOL with each of POOL_WINDOWS, against NumPy.  The
+    rate counts window elements, N*C*OH*OW*KH*KW, per second."""
+    ffi, lib = mod.ffi, mod.lib
+    rng = np.random.default_rng(2)
+    nb, ch, h, wd = (POOL[key] for key in ("N", "C", "H", "W"))
+    x = rng.standard_normal((nb, ch, h, wd)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    rows = []
+    for k, s, p in POOL_WINDOWS:
+        oh, ow = (h + 2 * p - k) // s + 1, (wd + 2 * p - k) // s + 1
+        gy = rng.standard_normal((nb, ch, oh, ow)).astype(np.float32)
+        shape = ffi.new("gc_pool_shape *", [nb, ch, h, wd, k, k, s, s, p, p])
+        for kind, inputs in (("max_forward", (x,)), ("max_backward", (x, gy)), ("max_select", (x, g)),
+                             ("avg_forward", (x,)), ("avg_backward", (gy,))):
+            want = np_pool(np, kind, x, gy, g, k, s, p)
+            out = np.empty(want.shape, np.float32)
+            cargs = [shape, *(ffi.cast("float *", arr.ctypes.data) for arr in (*inputs, out))]
+            op, direction = kind.split("_")
+            kern = functools.partial(getattr(lib, f"gc_s{op}_pool2d_{direction}"), *cargs)
+            ref = functools.partial(np_pool, np, kind, x, gy, g, k, s, p)
+            tk, tn = alternate(kern, ref, rounds, settle)
+            err = float(np.abs(out - want).max() / np.abs(want).max())
+            label = f"{op}_pool2d {direction} (N={nb} C={ch} {h}x{wd} {k}x{k}/{s} pad {p})"
+            rows.append(_row(label, nb * ch * oh * ow * k * k, tk, tn, err))
+    return rows
+
+
+def worker(so: Path, threads: int, sizes: list[int], rounds: int, settle: float) -> dict:
+    import numpy as np
+
+    mod = load(so)
+    rows = gemm_rows(np, mod, sizes, rounds, settle)
+    rows += conv_rows(np, mod, rounds, settle)
+    rows += pool_rows(np, mod, rounds, settle)
+    return dict(threads=threads, isa=mod.ffi.string(mod.lib.bench_isa()).decode(), rows=rows)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -294,14 +353,14 @@ def table(res: dict) -> str:
     lines = [
         f"### {res['threads']} thread(s){pin}, kernel path: {res['isa']}",
         "",
-        "| benchmark | kernel GFLOP/s (median) | NumPy GFLOP/s (median) | ratio kernel/NumPy "
+        "| benchmark | kernel G/s (median) | NumPy G/s (median) | ratio kernel/NumPy "
         "| kernel best | NumPy best | max rel diff |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
         lines.append(
-            f"| {r['name']} | {r['k']:.1f} | {r['np']:.1f} | **{r['k'] / r['np']:.2f}** "
-            f"| {r['k_best']:.1f} | {r['np_best']:.1f} | {r['err']:.1e} |"
+            f"| {r['name']} | {r['k']:.3g} | {r['np']:.3g} | **{r['k'] / r['np']:.2f}** "
+            f"| {r['k_best']:.3g} | {r['np_best']:.3g} | {r['err']:.1e} |"
         )
     return "\n".join(lines)
 
@@ -328,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="gc-kbench-") as tmp:
         so = build(Path(tmp))
         print(
-            f"kernels: {kernels_path()}  flags: {' '.join(FLAGS)}  rounds: {args.rounds} "
+            f"kernels: graphc/backends/c/kernels  flags: {' '.join(FLAGS)}  rounds: {args.rounds} "
             f"(medians of alternating A/B rounds, {args.settle}s settle before each)\n"
         )
         for t in args.threads:

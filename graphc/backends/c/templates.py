@@ -1,0 +1,106 @@
+"""How the hand-written C kernel templates in ``kernels/`` are assembled into C source.
+
+``common.h`` (type-independent) is pasted once; then, for each element type, a two-line
+prelude names the type and the function prefix, the typed templates follow (dependencies
+first) and the prelude's macros are undefined again::
+
+    #define GC_T float
+    #define GC_FN(name) gc_s##name      /* GC_FN(gemm) -> gc_sgemm */
+    ... gemm_kernel.h, gemm.h, conv2d.h, pool2d.h ...
+    #undef GC_FN
+    #undef GC_T
+
+Example::
+
+    >>> from graphc.backends.c import templates
+    >>> src = templates.source(["conv2d"], ["float32"])   # common.h, gemm, conv2d for float
+    >>> "gc_sconv2d_forward(" in src, "#define GC_T double" in src
+    (True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["COMMON", "DTYPES", "TEMPLATES", "UNDEF", "files", "kernels_dir", "prelude", "source"]
+
+#: The type-independent header, pasted once before any typed template.
+COMMON = "common.h"
+
+#: Template name -> (its headers in pasting order, the templates it needs pasted before it).
+_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "gemm": (("gemm_kernel.h", "gemm.h"), ()),
+    "conv2d": (("conv2d.h",), ("gemm",)),
+    "pool2d": (("pool2d.h",), ()),
+}
+
+#: The templates, in the order they are pasted (every one after its dependencies).
+TEMPLATES: tuple[str, ...] = tuple(_TEMPLATES)
+
+#: Element type -> (C type, function prefix), in the order the typed blocks are pasted.
+DTYPES: dict[str, tuple[str, str]] = {"float32": ("float", "s"), "float64": ("double", "d")}
+
+#: What closes a typed block (see :func:`prelude`).
+UNDEF = "#undef GC_FN\n#undef GC_T\n"
+
+
+def kernels_dir() -> Path:
+    """The folder of the C headers (package data beside this module)."""
+    return Path(__file__).parent / "kernels"
+
+
+def files() -> tuple[str, ...]:
+    """The files of the templates (common.h and every typed header) and their README."""
+    headers = [h for name in TEMPLATES for h in _TEMPLATES[name][0]]
+    return (COMMON, *headers, "README.md")
+
+
+def prelude(dtype: str) -> str:
+    """The ``#define`` lines that open a typed block for ``dtype``: ``GC_T``, the element type, and
+    ``GC_FN(name)``, which prefixes a name with ``gc_s`` (float32) or ``gc_d`` (float64)."""
+    ctype, prefix = DTYPES[dtype]
+    return f"#define GC_T {ctype}\n#define GC_FN(name) gc_{prefix}##name\n"
+
+
+def _read(name: str) -> str:
+    return (kernels_dir() / name).read_text()
+
+
+def _with_dependencies(templates: Iterable[str]) -> list[str]:
+    """The requested templates and everything they need, in pasting order."""
+    wanted: set[str] = set()
+
+    def add(name: str) -> None:
+        if name not in _TEMPLATES:
+            raise ValueError(f"unknown kernel template {name!r}; known: {', '.join(TEMPLATES)}")
+        if name not in wanted:
+            wanted.add(name)
+            for dep in _TEMPLATES[name][1]:
+                add(dep)
+
+    for name in templates:
+        add(name)
+    return [name for name in TEMPLATES if name in wanted]
+
+
+def source(templates: Iterable[str], dtypes: Iterable[str]) -> str:
+    """C text: common.h once, then for each dtype (``"float32"``, ``"float64"``, in that
+    order) the typed prelude and the requested templates (dependencies first), each typed
+    block followed by its ``#undef`` lines.
+
+    Raises:
+        ValueError: for an unknown template or dtype.
+    """
+    names = _with_dependencies(templates)
+    wanted = set(dtypes)
+    unknown = wanted - DTYPES.keys()
+    if unknown:
+        raise ValueError(f"no kernel templates for dtype(s) {sorted(unknown)}; known: {list(DTYPES)}")
+    parts = [f"/* ---- kernels/{COMMON} ---- */\n{_read(COMMON)}"]
+    headers = [h for name in names for h in _TEMPLATES[name][0]]
+    for dtype in (d for d in DTYPES if d in wanted):
+        parts.append(f"/* ---- {dtype} ---- */\n{prelude(dtype)}")
+        parts += [f"/* ---- kernels/{h} ({dtype}) ---- */\n{_read(h)}" for h in headers]
+        parts.append(UNDEF)
+    return "\n".join(parts)
