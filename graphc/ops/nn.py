@@ -3,9 +3,9 @@
 softmax, log_softmax and softmax_cross_entropy are ops of their own (stable
 NumPy references, gradients built from graph ops). The gradient of
 softmax_cross_entropy w.r.t. the logits is one op too, softmax_cross_entropy_grad
-(differentiable itself), so that the C backend computes it in one row pass fused
-with the forward loss (``codegen.fusion._merge_softmax_ce``). The elementwise losses
-are sympy expressions like any other elementwise op.
+(differentiable itself), so that a compiled backend computes it in one row pass with
+the forward loss (``SoftmaxCrossEntropyGrad.joins`` the forward's kernel). The
+elementwise losses are sympy expressions like any other elementwise op.
 """
 
 from __future__ import annotations

@@ -124,6 +124,7 @@ def test_conv_bias_activation_fused(dtype):
     assert len(re.findall(r"^static void k\d+_conv2d_ew_epilogue_tile\(", generated, re.M)) == len(CONFIGS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv_output_also_fetched(dtype):
     """The raw conv value and the epilogue value are both stored (and both right)."""
@@ -147,6 +148,7 @@ def test_conv_output_also_fetched(dtype):
     assert not [k for k in compiled.kernels if k["kind"] == "elementwise"], compiled.kernels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv_epilogue_broadcast_patterns(dtype):
     """Loads broadcast over (N, O, OH, OW) in ways that do and do not collapse OH, OW."""
@@ -199,6 +201,7 @@ CHAINS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_backward_data_activation_mask_fused(dtype):
     """conv -> act -> conv: the act' mask runs inside the second conv's backward-data pass.
@@ -246,6 +249,7 @@ def test_backward_data_activation_mask_fused(dtype):
     assert sum(c.epilogue is not None for c in calls) == len(CHAINS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cnn_training_steps_agree(dtype):
     """conv->relu->maxpool->conv->relu->maxpool->flatten->dense, softmax CE, SGD momentum."""

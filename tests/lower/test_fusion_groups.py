@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.lower.fusion import fuse
 from graphc.ir.program import Program
+from graphc.lower.fusion import fuse
 from graphc.transforms.passes import optimize
 
 

@@ -30,7 +30,8 @@ def test_fetched_values_are_written_in_place_and_match_numpy():
     compiled = sess_c.compile(fetches)
     # h and y are computed into outs[0] / outs[1]; the repeated h and its reshape are copies
     lowered = compiled.executable.lowered
-    stored = {s.buf.place.index for k in lowered.kernels for s in ir.walk(k.body)
+    stored = {s.buf.place.index for k in lowered.kernels
+              for s in ir.walk(k.body + (k.epilogue.body if k.epilogue else []))
               if isinstance(s, ir.Store) and s.buf.place.kind == "out"}
     copied = {s.dst.place.index for s in lowered.finish
               if isinstance(s, ir.Copy) and s.dst.place.kind == "out"}

@@ -70,15 +70,14 @@ CASES = [reduce_case(name, axis, keep) for name in REDUCE for axis, keep in AXES
 ]
 
 # cumsum: running sums along a static axis, from the start or (reverse) from the end
-NO_C_CUMSUM = {"xfail": "the C backend has no cumsum kernel yet (graphc/codegen/render_c.py)"}
 CASES += [
-    case("cumsum axis=-1", lambda t: gc.cumsum(t), lambda x: np.cumsum(x, -1), In((None, 6)), c=NO_C_CUMSUM),
+    case("cumsum axis=-1", lambda t: gc.cumsum(t), lambda x: np.cumsum(x, -1), In((None, 6))),
     case("cumsum axis=1 reverse", lambda t: gc.cumsum(t, axis=1, reverse=True),
-         lambda x: np.flip(np.cumsum(np.flip(x, 1), 1), 1), In((None, 5, 3)), c=NO_C_CUMSUM),
+         lambda x: np.flip(np.cumsum(np.flip(x, 1), 1), 1), In((None, 5, 3))),
     case("cumsum axis=0 static, long", lambda t: gc.cumsum(t, axis=0), lambda x: np.cumsum(x, 0), In((33, 3)),
-         norm=True, c=NO_C_CUMSUM),
+         norm=True),
     case("cumsum int64", lambda t: gc.cumsum(t, axis=1), lambda x: np.cumsum(x, 1),
-         In((None, 4), -100, 100, kind="int", dtype="int64"), c=NO_C_CUMSUM),
+         In((None, 4), -100, 100, kind="int", dtype="int64")),
 ]
 
 # argmax: few distinct values, so ties (the first maximum wins) are everywhere

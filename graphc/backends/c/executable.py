@@ -1,9 +1,9 @@
 """The C backend: each fetch set becomes one shared library and one native call.
 
-``compile`` fuses the optimized program into kernels, plans one arena,
-renders C, and builds (or loads from the cache) a library whose ``gc_run``
-executes the whole step. The batch size is an argument of ``gc_run``, so a new
-batch size never recompiles.
+``compile`` lowers the optimized program (fusion, memory plan, kernels), renders
+it as C and builds (or loads from the cache) a library whose ``gc_run`` executes
+the whole step. The batch size is an argument of ``gc_run``, so a new batch size
+never recompiles.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import time
 
 import numpy as np
 
-from ...codegen.build import ffi, load_or_build
-from ...codegen.fusion import Kernel, fuse
-from ...codegen.memplan import plan_memory
-from ...codegen.render_c import ERR_BYTES, render
 from ...env import cache_dir, find_c_compiler
 from ...ir.errors import GraphcError, NumericsError, at
 from ...ir.graph import Tensor
 from ...ir.program import Program
+from ...lower import lower
+from .abi import ERR_BYTES
+from .build import ffi, load_or_build
+from .library import render
 
 
 class CExecutable:
@@ -28,21 +28,19 @@ class CExecutable:
     def __init__(self, program: Program, check_numerics: bool = False) -> None:
         t0 = time.perf_counter()
         self.program = program
-        self.kernels: list[Kernel] = fuse(program)
-        # check_numerics reports a NaN after the kernel that made it: nothing may be
-        # written to the variables before the whole step has passed the checks
-        self.plan = plan_memory(self.kernels, program, in_place=not check_numerics)
-        self.rendered = render(program, self.kernels, self.plan, check_numerics)
-        self.lib, self.build_info = load_or_build(self.rendered.source)
+        self.lowered = lower(program, check_numerics)
+        self.kernels = self.lowered.kernels
+        self.library = render(self.lowered)
+        self.lib, self.build_info = load_or_build(self.library.source, self.library.key_source)
         self.compile_seconds = time.perf_counter() - t0
         self.check_numerics = check_numerics
-        self._consts = [np.ascontiguousarray(c.value) for c in self.rendered.constants]
+        self._consts = [np.ascontiguousarray(c.value) for c in self.lowered.constants]
         self._const_ptrs = ffi.new("void *[]", [ffi.cast("void *", a.ctypes.data)
                                                 for a in self._consts] or [ffi.NULL])
         self._arena = np.empty(0, np.uint8)
         self._arena_ptr = ffi.NULL
         self._err = ffi.new("char[]", ERR_BYTES)
-        r = self.rendered
+        r = self.lowered
         self._feed_ptrs = ffi.new("void *[]", max(len(r.feeds), 1))
         self._var_ptrs = ffi.new("void *[]", max(len(r.variables), 1))
         self._var_arrays: list = [None] * len(r.variables)
@@ -55,7 +53,7 @@ class CExecutable:
     @property
     def source(self) -> str:
         """The generated C source."""
-        return self.rendered.source
+        return self.library.source
 
     @property
     def kernel_list(self) -> list[dict]:
@@ -95,15 +93,15 @@ class CExecutable:
         added to its slot.
         """
         batch = ctx.batch or 0
-        rendered = self.rendered
+        lowered = self.lowered
         keep = []  # contiguous copies of feeds, alive until gc_run returns
-        for i, p in enumerate(rendered.feeds):
+        for i, p in enumerate(lowered.feeds):
             a = feeds[p]
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)
                 keep.append(a)
             self._feed_ptrs[i] = ffi.from_buffer(a)
-        for i, v in enumerate(rendered.variables):
+        for i, v in enumerate(lowered.variables):
             a = state[v]
             if a is not self._var_arrays[i]:
                 if not (a.flags.c_contiguous and a.flags.writeable):
@@ -140,7 +138,7 @@ class CExecutable:
         kernel = self.kernels[index] if 0 <= index < len(self.kernels) else None
         if kernel is None:
             raise GraphcError(f"compiled step failed: {message}")
-        node = kernel.root if kernel.root is not None else kernel.members[-1]
+        node = kernel.nodes[0] if kernel.kind != "elementwise" else kernel.nodes[-1]
         for n in kernel.nodes:
             if n.name in message:
                 node = n
@@ -150,9 +148,9 @@ class CExecutable:
                   f"{kernel.name}: {message}{at(node.site)}")
 
 
-
-
 class CBackend:
+    """``backend="c"``: compiled C (needs a C compiler, or the graph in the cache)."""
+
     name = "c"
 
     def __init__(self, check_numerics: bool = False) -> None:

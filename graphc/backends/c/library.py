@@ -96,7 +96,7 @@ def _uses(stmts: list) -> tuple[set[str], dict[str, tuple[ir.Buffer, bool]]]:
                 if isinstance(x, ir.Sym):
                     names.add(x.name)
                 elif isinstance(x, (ir.Load, ir.Ptr)):
-                    note(x.buf, isinstance(x, ir.Ptr))
+                    note(x.buf, isinstance(x, ir.Ptr) and x.written)
                 elif isinstance(x, ir.Math):
                     names.update(str(sym) for sym in x.expr.free_symbols)
                     if x.expr.has(dropout):
@@ -106,6 +106,9 @@ def _uses(stmts: list) -> tuple[set[str], dict[str, tuple[ir.Buffer, bool]]]:
         elif isinstance(s, ir.Copy):
             note(s.dst, True)
             note(s.src, False)
+    for buf, _ in bufs.values():  # an arena offset may depend on N
+        if buf.place.offset is not None:
+            names.update(x.name for x in ir.exprs(buf.place.offset) if isinstance(x, ir.Sym))
     return names, bufs
 
 
@@ -151,8 +154,10 @@ def _prologue(target: CTarget, stmts: list) -> list[str]:
 
 
 def _function(target: CTarget, head: str, body: list, tail: str | None = None,
-              unused: list[str] = ()) -> str:
-    lines = [f"(void){name};" for name in unused] + _prologue(target, body)
+              unused: list[str] = (), also: list = ()) -> str:
+    """A C function: the context scalars and arrays ``body`` (and ``also``, statements
+    rendered by the caller as ``tail``) use, named at the top; then ``body``."""
+    lines = [f"(void){name};" for name in unused] + _prologue(target, body + list(also))
     lines += [ln[4:] for ln in target.block(body)]
     lines += [tail] if tail else []
     return head + " {\n" + "".join(f"    {ln}\n" for ln in lines) + "}\n\n"
@@ -165,9 +170,10 @@ def _epilogue(target: CTarget, epi: ir.Epilogue) -> str:
     returns = t if epi.result is not None else "void"
     tail = f"return {target.expr(epi.result)};" if epi.result is not None else None
     head = f"{target.inline} {returns} {epi.name}(const gc_ctx *g{params}, {t} v)"
-    body = epi.body + ([ir.Set("_", epi.result)] if epi.result is not None else [])
-    unused = [name for name in [var for var, _ in epi.axes] + ["v"] if name not in _uses(body)[0]]
-    element = _function(target, head, epi.body, tail, unused)
+    result = [ir.Set("_", epi.result)] if epi.result is not None else []
+    unused = [name for name in [var for var, _ in epi.axes] + ["v"]
+              if name not in _uses(epi.body + result)[0]]
+    element = _function(target, head, epi.body, tail, unused, result)
     index = (["image"] if epi.per_image else []) + ["i0 + i", "j0 + j"]
     call = f"{epi.name}(g, {', '.join(index)}, r[j])"
     simd = target.loop_pragmas(ir.Loop("j", ir.Sym("n"), [], vector=True))

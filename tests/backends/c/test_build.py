@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.backends.c import build
 from graphc.backends.c import executable as c_backend
-from graphc.codegen import build
 from graphc.env import find_c_compiler
 
 pytestmark = pytest.mark.needs_c
@@ -44,7 +44,7 @@ def fresh_cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def compile_count(monkeypatch) -> list:
-    """Records every real compiler run of graphc.codegen.build (one entry each)."""
+    """Records every real compiler run of graphc.backends.c.build (one entry each)."""
     calls = []
     real = build._compile
 
@@ -99,6 +99,7 @@ def _expected_small(xv: np.ndarray) -> np.ndarray:
     return gc.Session(g).run(y, {x: xv})
 
 
+@pytest.mark.slow
 def test_two_processes_compiling_the_same_graph_at_once_both_succeed(fresh_cache):
     barrier = fresh_cache.parent / "barrier"
     barrier.mkdir()
@@ -138,6 +139,7 @@ def test_two_processes_compiling_the_same_graph_at_once_both_succeed(fresh_cache
         [lib.name, lib.with_suffix(".sha256").name, "kernel.c", "build.json"])
 
 
+@pytest.mark.slow
 def test_corrupt_cached_library_is_detected_and_rebuilt(fresh_cache, compile_count):
     g, x, y = _small_graph()
     xv = np.random.default_rng(2).uniform(-1, 1, (7, 5)).astype(np.float32)
@@ -218,6 +220,7 @@ def test_unwritable_cache_directory_falls_back_to_a_temporary_one(tmp_path, monk
             shutil.rmtree(fallback, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_warm_start_in_a_new_process_does_not_run_the_compiler(fresh_cache, monkeypatch,
                                                                 tmp_path):
     compiler = find_c_compiler()
@@ -274,6 +277,7 @@ def test_no_compiler_and_an_empty_cache_make_the_backend_unavailable(fresh_cache
         gc.Session(gc.Graph(), backend="c")  # empty cache: the backend is unavailable
 
 
+@pytest.mark.slow
 def test_compile_error_shows_compiler_message_and_source_path(fresh_cache, monkeypatch):
     with gc.Graph() as g:
         x = gc.placeholder((None, 3), name="x")
@@ -293,7 +297,7 @@ def test_compile_error_shows_compiler_message_and_source_path(fresh_cache, monke
     monkeypatch.delenv("GRAPHC_CFLAGS")
     real = c_backend.load_or_build
     monkeypatch.setattr(c_backend, "load_or_build",
-                        lambda source: real(source + "\nint graphc_broken(void) { return }\n"))
+                        lambda source, key: real(source + "\nint graphc_broken(void) { return }\n", key))
     with pytest.raises(gc.GraphcError) as info:
         gc.Session(g, backend="c").run(y, {x: xv})
     message = str(info.value)
@@ -346,6 +350,7 @@ def test_batch_size_change_never_recompiles(fresh_cache, compile_count):
         np.testing.assert_allclose(sess.get_value(w), ref.get_value(w), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_reruns_are_bit_identical():
     """Same seed, same inputs, fresh graphs and sessions: bit-identical training."""
     runs = []
@@ -375,7 +380,7 @@ def test_feeds_are_passed_without_copying():
 
     def passed():  # the addresses gc_run was given for the feeds
         return {int(build.ffi.cast("uintptr_t", executable._feed_ptrs[k]))
-                for k in range(len(executable.rendered.feeds))}
+                for k in range(len(executable.lowered.feeds))}
 
     xv = np.random.default_rng(3).normal(size=(9, 6)).astype(np.float32)
     iv = np.arange(9, dtype=np.int64)
