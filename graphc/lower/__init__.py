@@ -23,32 +23,15 @@ import numpy as np
 from ..ir.dtypes import FLOATS
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
-from . import conv, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
+from . import conv, ir, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
 from .elementwise import lower_group
 from .fusion import Group, assigned_values, fuse
-from .ir import (
-    Buffer,
-    Call,
-    Copy,
-    Fail,
-    If,
-    Kernel,
-    Lit,
-    Load,
-    Loop,
-    LoweredProgram,
-    Place,
-    Scratch,
-    Sym,
-    TemplateCall,
-    prod,
-    walk,
-)
+from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place, TemplateCall, prod, walk
 from .memplan import Plan, plan_memory
 from .reduce import lower_reduction
 from .registry import lowering_of
 
-__all__ = ["lower", "LoweredProgram", "Kernel"]
+__all__ = ["lower"]
 
 
 def lower(program: Program, check_numerics: bool = False) -> LoweredProgram:
@@ -86,8 +69,8 @@ def _kernel(group: Group, plan: Plan, check_numerics: bool) -> Kernel:
 
 def _check_finite(node: Tensor, plan: Plan) -> list:
     """Fail on the first NaN or Inf of a stored value (``check_numerics``)."""
-    v = Load(plan.buffer(node), Sym("q"))
-    return [Loop("q", prod(node.shape), [
+    v = ir.Load(plan.buffer(node), ir.Sym("q"))
+    return [ir.Loop("q", prod(node.shape), [
         If(Call("isnan", (v,), node.dtype), [Fail((f"NaN produced by {node.name}",))]),
         If(Call("isinf", (v,), node.dtype), [Fail((f"Inf produced by {node.name}",))])])]
 
@@ -116,7 +99,7 @@ def _commits(program: Program, plan: Plan) -> list:
             itemsize = np.dtype(var.dtype).itemsize
             n = int(np.prod(var.shape, dtype=np.int64))  # (variables have static shapes)
             snap = Buffer(f"snapshot{k}", var.dtype, Place("scratch"))
-            out += [Scratch(snap.name, var.dtype, Lit(n), offset=Lit(offset // itemsize)),
+            out += [ir.Scratch(snap.name, var.dtype, Lit(n), offset=Lit(offset // itemsize)),
                     Copy(snap, src, prod(var.shape))]
             snapshots[k] = snap
             offset += (n * itemsize + 63) // 64 * 64

@@ -36,7 +36,8 @@ def _call(group: Group, plan: Plan, fn: str, x: Tensor, w_shape, a: Tensor, b: T
     epi = None
     if group.members and epilogue_ok:
         epi = lower_epilogue(group, plan, IMAGE_AXES, out, node, per_image=True)
-    args = (Ptr(plan.buffer(a), Lit(0)), Ptr(plan.buffer(b), Lit(0)), Ptr(plan.buffer(out), Lit(0)))
+    args = (Ptr(plan.buffer(a), Lit(0)), Ptr(plan.buffer(b), Lit(0)),
+            Ptr(plan.buffer(out), Lit(0), written=True))
     return [TemplateCall("conv2d", fn, node.dtype, args, conv_shape(x, w_shape, node.attrs),
                          workspace=True, epilogue=epi)]
 

@@ -20,26 +20,9 @@ import sympy
 from ..ir.dtypes import FLOATS
 from ..ir.graph import Kind, Tensor
 from ..ops.elemwise import Cast as CastOp
+from . import ir
 from .fusion import Group
-from .ir import (
-    ZERO,
-    Bin,
-    Cast,
-    Epilogue,
-    Expr,
-    Let,
-    Lit,
-    Load,
-    Loop,
-    Math,
-    Store,
-    Sym,
-    add,
-    mul,
-    prod,
-    size,
-    strides,
-)
+from .ir import ZERO, Bin, Epilogue, Expr, Let, Lit, Load, Loop, Math, Store, Sym, add, mul, prod, strides
 from .memplan import Plan
 from .registry import lowers
 
@@ -173,7 +156,7 @@ def lower_cast(group: Group, plan: Plan) -> list:
     i = Sym("i0")
     value: Expr = Load(plan.buffer(x), i)
     value = Bin("!=", value, Lit(0, x.dtype)) if node.dtype == "bool" else value
-    store = Store(plan.buffer(node), i, Cast(node.dtype, value))
+    store = Store(plan.buffer(node), i, ir.Cast(node.dtype, value))
     return loop_nest([prod(node.shape)], ["i0"], [store], prod(node.shape))
 
 
@@ -205,7 +188,7 @@ def axes_index(axes: list[tuple[str, int]], pattern: list[Expr], shape: tuple) -
             d, s = merged[q]
             if s != ZERO:
                 e: Expr = Sym(var) if inner == 1 else Bin("/", Sym(var), Lit(inner))
-                e = Bin("%", e, size(d)) if q > 0 else e
+                e = Bin("%", e, ir.size(d)) if q > 0 else e
                 mine.append(mul(e, s))
             inner = inner * d if d is not None and q > 0 else inner
         terms += reversed(mine)

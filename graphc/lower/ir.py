@@ -82,7 +82,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Select:
-    """``cond ? a : b``."""
+    """``cond ? a : b``. Expressions have no side effects, so a target may evaluate both
+    branches (a vector blend)."""
 
     cond: Expr
     a: Expr
@@ -107,10 +108,12 @@ class Load:
 
 @dataclass(frozen=True)
 class Ptr:
-    """The address of element ``offset`` of a buffer (an argument of a template call)."""
+    """The address of element ``offset`` of a buffer: an argument of a template call,
+    which writes through it when ``written``."""
 
     buf: Buffer
     offset: Expr
+    written: bool = False
 
 
 @dataclass(frozen=True)

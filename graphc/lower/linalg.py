@@ -34,7 +34,7 @@ def lower_matmul(group: Group, plan: Plan) -> list:
     def gemm(a_at, b_at, c_at, epilogue=None) -> TemplateCall:
         args = (Lit(int(ta)), Lit(int(tb)), size(m), size(n), size(k),
                 Ptr(plan.buffer(a), a_at), size(a.shape[-1]), Ptr(plan.buffer(b), b_at),
-                size(b.shape[-1]), Ptr(plan.buffer(out), c_at), size(n))
+                size(b.shape[-1]), Ptr(plan.buffer(out), c_at, written=True), size(n))
         return TemplateCall("gemm", "gemm", node.dtype, args, workspace=True, epilogue=epilogue)
 
     if group.members:  # 2-D: the GEMM applies the epilogue to each finished tile

@@ -15,29 +15,9 @@ from __future__ import annotations
 from ..ir.dtypes import INTS
 from ..ir.graph import Tensor
 from ..ops.nn import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad
+from . import ir
 from .fusion import Group
-from .ir import (
-    Bin,
-    Call,
-    Cast,
-    Continue,
-    Expr,
-    Fail,
-    If,
-    Let,
-    Lit,
-    Load,
-    Loop,
-    Neg,
-    Not,
-    Set,
-    Store,
-    Sym,
-    add,
-    mul,
-    prod,
-    size,
-)
+from .ir import Bin, Call, Cast, Expr, If, Let, Lit, Load, Loop, Not, Set, Store, Sym, add, mul, prod, size
 from .memplan import Plan
 from .reduce import outer_axis_inner
 from .registry import lowers
@@ -111,13 +91,13 @@ def _ce_rows(plan: Plan, logits: Tensor, labels: Tensor, loss: Tensor | None, gr
     body.append(Loop("a", k, expo, vector=True, reduce=(("+", "s"),)))
     if ints:
         body += [Let("c", "int64", Cast("int64", Load(pl, r))),
-                 If(Bin("||", Bin("<", c, Lit(0)), Bin(">=", c, k)), [Set("bad", r), Continue()])]
+                 If(Bin("||", Bin("<", c, Lit(0)), Bin(">=", c, k)), [Set("bad", r), ir.Continue()])]
     if loss is not None:
         ls = Sym("ls")
         body += [Let("ls", t, Cast(t, Call("log", (S,), "float64"))),
                  Let("loss", t, Lit(0.0, t), mutable=True)]
         if ints:
-            body.append(Set("loss", Neg(Bin("-", Bin("-", z(c), M), ls))))
+            body.append(Set("loss", ir.Neg(Bin("-", Bin("-", z(c), M), ls))))
         else:
             term = Bin("*", row(pl, a), Bin("-", Bin("-", z(a), M), ls))
             body.append(Loop("a", k, [Set("loss", Bin("-", Sym("loss"), term))]))
@@ -139,7 +119,7 @@ def _ce_rows(plan: Plan, logits: Tensor, labels: Tensor, loss: Tensor | None, gr
     out = [Loop("r", rows, body, threads=mul(rows, k))]
     if ints:  # (the row loop notes the bad row; a parallel loop cannot stop early)
         out = [Let("bad", "int64", Lit(-1), mutable=True)] + out
-        out.append(If(Bin(">=", Sym("bad"), Lit(0)), [Fail((
+        out.append(If(Bin(">=", Sym("bad"), Lit(0)), [ir.Fail((
             "label ", Cast("int64", Load(pl, Sym("bad"))), " of row ", Sym("bad"),
             " is out of range [0, ", k, ")"))]))
     return out

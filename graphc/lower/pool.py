@@ -30,5 +30,6 @@ def lower_pool(group: Group, plan: Plan) -> list:
     # the input image: the first input, or (avg-pool backward) the node itself
     image = node if isinstance(node.op, AvgPool2DBackward) else node.inputs[0]
     arrays = (*node.inputs, node)
-    return [TemplateCall("pool2d", _FUNCTIONS[type(node.op)], node.dtype,
-                         tuple(Ptr(plan.buffer(t), Lit(0)) for t in arrays), pool_shape(image, node.attrs))]
+    args = tuple(Ptr(plan.buffer(t), Lit(0), written=t is node) for t in arrays)
+    fn = _FUNCTIONS[type(node.op)]
+    return [TemplateCall("pool2d", fn, node.dtype, args, pool_shape(image, node.attrs))]

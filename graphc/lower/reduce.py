@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..ir.graph import Kind
 from ..ops.reduce import ArgMax, Count, CumSum, LogSumExp
+from . import ir
 from .elementwise import (
     broadcast_strides,
     calc_dtype,
@@ -28,31 +29,7 @@ from .elementwise import (
     serial_nest,
 )
 from .fusion import Group
-from .ir import (
-    ZERO,
-    Bin,
-    Block,
-    Buffer,
-    Call,
-    Cast,
-    Expr,
-    If,
-    Let,
-    Lit,
-    Load,
-    Loop,
-    Place,
-    Scratch,
-    Select,
-    Set,
-    Store,
-    Sym,
-    add,
-    mul,
-    prod,
-    size,
-    strides,
-)
+from .ir import ZERO, Bin, Block, Call, Cast, Expr, If, Let, Lit, Load, Loop, Set, Store, Sym, add, mul, prod
 from .memplan import Plan
 from .registry import lowers
 
@@ -61,7 +38,7 @@ MINUS_INF = Lit(float("-inf"), "float64")
 
 def kept_strides(shape: tuple, axes: set) -> list[Expr]:
     """Strides of the output element an input element reduces into (0 on reduced axes)."""
-    own = strides(tuple(d for k, d in enumerate(shape) if k not in axes))
+    own = ir.strides(tuple(d for k, d in enumerate(shape) if k not in axes))
     out, j = [], 0
     for k in range(len(shape)):
         if k in axes:
@@ -74,7 +51,7 @@ def kept_strides(shape: tuple, axes: set) -> list[Expr]:
 
 def _combine(op: str, v: Expr, acc: Expr) -> Expr:
     if op == "max":  # NaN propagates: the first-maximum rule
-        return Select(Call("first_max_takes", (v, acc), "float64"), v, acc)
+        return ir.Select(Call("first_max_takes", (v, acc), "float64"), v, acc)
     return Bin("+", acc, v)
 
 
@@ -130,7 +107,7 @@ def lower_reduction(group: Group, plan: Plan) -> list:
     # accumulating into float64 scratch, then convert. The scratch is the arena's
     # workspace: a step never mallocs, so it cannot fail half-way for want of memory.
     n_out = prod(root.shape)
-    tmp = Scratch("tmp", "float64", n_out)
+    tmp = ir.Scratch("tmp", "float64", n_out)
     o = Sym("o")
     tmp_buf = scratch_array("tmp")
     inner = serial_nest(dims, loop_vars, value + [
@@ -141,9 +118,9 @@ def lower_reduction(group: Group, plan: Plan) -> list:
                   + [Loop("o", n_out, [Store(out, o, finish(Load(tmp_buf, o)))])])]
 
 
-def scratch_array(name: str, dtype: str = "float64") -> Buffer:
+def scratch_array(name: str, dtype: str = "float64") -> ir.Buffer:
     """The array a :class:`Scratch` statement of the same kernel declares."""
-    return Buffer(name, dtype, Place("scratch"))
+    return ir.Buffer(name, dtype, ir.Place("scratch"))
 
 
 @lowers(LogSumExp)
@@ -153,7 +130,7 @@ def lower_logsumexp(group: Group, plan: Plan) -> list:
     x = node.inputs[0]
     axes = set(node.attrs["axes"])
     classes = ["r" if k in axes else "k" for k in range(x.ndim)]
-    dims, st, _ = collapse(x.shape, [strides(x.shape), kept_strides(x.shape, axes)], classes)
+    dims, st, _ = collapse(x.shape, [ir.strides(x.shape), kept_strides(x.shape, axes)], classes)
     lv = [f"i{k}" for k in range(len(dims))]
     xi, oi = index(lv, st[0]), index(lv, st[1])
     n_out = prod(node.shape)
@@ -161,7 +138,7 @@ def lower_logsumexp(group: Group, plan: Plan) -> list:
     px, po = plan.buffer(x), plan.buffer(node)
 
     def finite(e: Expr) -> Expr:
-        return Select(Call("isfinite", (e,), "float64"), e, Lit(0.0, "float64"))
+        return ir.Select(Call("isfinite", (e,), "float64"), e, Lit(0.0, "float64"))
 
     o = Sym("o")
     v = Cast("float64", Load(px, xi))
@@ -169,8 +146,8 @@ def lower_logsumexp(group: Group, plan: Plan) -> list:
     pass2 = serial_nest(dims, lv, [Store(s, oi, Bin("+", Load(s, oi), Call(
         "exp", (Bin("-", v, finite(Load(m, oi))),), "float64")))])
     return [Block([
-        Scratch("m", "float64", n_out),
-        Scratch("s", "float64", n_out, offset=n_out),
+        ir.Scratch("m", "float64", n_out),
+        ir.Scratch("s", "float64", n_out, offset=n_out),
         Loop("o", n_out, [Store(m, o, MINUS_INF), Store(s, o, Lit(0.0, "float64"))]),
         *pass1, *pass2,
         Loop("o", n_out, [Store(po, o, Cast(node.dtype, Bin("+", Call("log", (Load(s, o),), "float64"),
@@ -180,7 +157,7 @@ def lower_logsumexp(group: Group, plan: Plan) -> list:
 
 def outer_axis_inner(shape: tuple, axis: int) -> tuple[Expr, Expr, Expr]:
     """(elements before ``axis``, its length, elements after it)."""
-    return prod(shape[:axis]), size(shape[axis]), prod(shape[axis + 1:])
+    return prod(shape[:axis]), ir.size(shape[axis]), prod(shape[axis + 1:])
 
 
 @lowers(ArgMax)

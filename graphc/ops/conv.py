@@ -47,8 +47,111 @@ def check_image(op: str, *ts: Tensor) -> str:
     return dtype
 
 
-class Conv2D(Op):
+# -- NumPy references ------------------------------------------------------------
+
+def conv2d_reference(x: np.ndarray, w: np.ndarray, stride: W.IntPair = 1,
+                     padding: W.IntPair = 0) -> np.ndarray:
+    """2-D cross-correlation (PyTorch ``conv2d`` without bias, groups=1, dilation=1).
+
+    ``y[n, o, i, j] = sum_{c, a, b} xpad[n, c, i*sh + a, j*sw + b] * w[o, c, a, b]``
+
+    Args:
+        x: input ``(N, C, H, W)``.
+        w: filters ``(O, C, KH, KW)``.
+        stride: int or ``(sh, sw)``.
+        padding: int or ``(ph, pw)``; zero padding.
+
+    Returns:
+        ``(N, O, OH, OW)`` array of dtype ``result_type(x, w)``.
+    """
+    x, w = W.images(x=x, w=w)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"channel mismatch: x {x.shape} vs w {w.shape}")
+    k = (w.shape[2], w.shape[3])
+    k, s, p = W.params(k, stride, padding)
+    W.output_hw(x.shape[2], x.shape[3], k, s, p)
+    dtype = np.result_type(x, w)
+    win = W.windows(W.pad(x, p), k, s)  # (N, C, OH, OW, KH, KW)
+    y = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, OH, OW, O)
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2), dtype=dtype)
+
+
+def conv2d_backward_data_reference(gy: np.ndarray, w: np.ndarray, input_hw: W.IntPair, stride: W.IntPair = 1,
+                                   padding: W.IntPair = 0) -> np.ndarray:
+    """Gradient of :func:`conv2d_reference` with respect to its input ``x``.
+
+    Args:
+        gy: output gradient ``(N, O, OH, OW)``.
+        w: filters ``(O, C, KH, KW)``.
+        input_hw: ``(H, W)`` of the forward input (needed because of the floor
+            in the output-size formula; untouched rows/columns get 0).
+        stride, padding: as in the forward call.
+
+    Returns:
+        ``(N, C, H, W)`` array of dtype ``result_type(gy, w)``.
+    """
+    gy, w = W.images(gy=gy, w=w)
+    h, wd = W.pair(input_hw)
+    k = (w.shape[2], w.shape[3])
+    k, s, p = W.params(k, stride, padding)
+    oh, ow = W.output_hw(h, wd, k, s, p)
+    if gy.shape[1] != w.shape[0] or gy.shape[2:] != (oh, ow):
+        raise ValueError(
+            f"gy shape {gy.shape} does not match w {w.shape} and output size {(oh, ow)}"
+        )
+    dtype = np.result_type(gy, w)
+    cols = np.tensordot(gy, w, axes=([1], [0]))  # (N, OH, OW, C, KH, KW)
+    cols = cols.transpose(0, 3, 1, 2, 4, 5).astype(dtype, copy=False)
+    return W.scatter_windows(cols, (h + 2 * p[0], wd + 2 * p[1]), k, s, p, (h, wd))
+
+
+def conv2d_backward_filter_reference(x: np.ndarray, gy: np.ndarray, kernel_hw: W.IntPair,
+                                     stride: W.IntPair = 1, padding: W.IntPair = 0) -> np.ndarray:
+    """Gradient of :func:`conv2d_reference` with respect to the filters ``w``.
+
+    Args:
+        x: forward input ``(N, C, H, W)``.
+        gy: output gradient ``(N, O, OH, OW)``.
+        kernel_hw: ``(KH, KW)`` (or int) of the filters.
+        stride, padding: as in the forward call.
+
+    Returns:
+        ``(O, C, KH, KW)`` array of dtype ``result_type(x, gy)``.
+    """
+    x, gy = W.images(x=x, gy=gy)
+    k, s, p = W.params(kernel_hw, stride, padding)
+    oh, ow = W.output_hw(x.shape[2], x.shape[3], k, s, p)
+    if gy.shape[0] != x.shape[0] or gy.shape[2:] != (oh, ow):
+        raise ValueError(f"gy shape {gy.shape} does not match x {x.shape} / output {(oh, ow)}")
+    dtype = np.result_type(x, gy)
+    win = W.windows(W.pad(x, p), k, s)  # (N, C, OH, OW, KH, KW)
+    gw = np.tensordot(gy, win, axes=([0, 2, 3], [0, 2, 3]))  # (O, C, KH, KW)
+    return np.ascontiguousarray(gw, dtype=dtype)
+
+
+# -- the ops ---------------------------------------------------------------------
+
+class _Conv(Op):
+    """A convolution op: two images in, attrs ``stride``, ``padding`` and (the backward
+    passes) the size the forward's other input had; ``numpy`` is its NumPy reference,
+    taking the two arrays, that size, then stride and padding."""
+
+    numpy: staticmethod
+    size_attr: str | None = None
+
+    def reference(self, ctx, node, a, b):
+        size = (node.attrs[self.size_attr],) if self.size_attr else ()
+        return type(self).numpy(a, b, *size, *self.geometry(node))
+
+    @staticmethod
+    def geometry(node: Tensor) -> tuple:
+        """The (stride, padding) of a conv node."""
+        return node.attrs["stride"], node.attrs["padding"]
+
+
+class Conv2D(_Conv):
     name = "conv2d"
+    numpy = staticmethod(conv2d_reference)
 
     def hosts_epilogue(self, node):
         return True
@@ -62,52 +165,44 @@ class Conv2D(Op):
         oh, ow = out_hw("conv2d", x, w.shape[2:], stride, padding)
         return (x.shape[0], w.shape[0], oh, ow), dtype
 
-    def reference(self, ctx, node, x, w):
-        return conv2d_reference(x, w, node.attrs["stride"], node.attrs["padding"])
-
     def grad(self, node, g):
-        x, w = node.inputs
-        s, p = node.attrs["stride"], node.attrs["padding"]
+        (x, w), (s, p) = node.inputs, self.geometry(node)
         return [conv2d_backward_data(g, w, x.shape[2:], s, p),
                 conv2d_backward_filter(x, g, w.shape[2:], s, p)]
 
 
-class Conv2DBackwardData(Op):
+class Conv2DBackwardData(_Conv):
+    """d conv2d / d x: a transposed convolution of the output gradient by the filters."""
+
     name = "conv2d_backward_data"
+    numpy = staticmethod(conv2d_backward_data_reference)
+    size_attr = "input_hw"
 
     def hosts_epilogue(self, node):
         return True  # applied per image right after col2im
 
     def infer(self, inputs, input_hw, stride, padding):
         gy, w = inputs
-        dtype = check_image(self.name, gy, w)
-        return (gy.shape[0], w.shape[1]) + tuple(input_hw), dtype
-
-    def reference(self, ctx, node, gy, w):
-        a = node.attrs
-        return conv2d_backward_data_reference(gy, w, a["input_hw"], a["stride"], a["padding"])
+        return (gy.shape[0], w.shape[1]) + tuple(input_hw), check_image(self.name, gy, w)
 
     def grad(self, node, g):
-        gy, w = node.inputs
-        s, p = node.attrs["stride"], node.attrs["padding"]
+        (gy, w), (s, p) = node.inputs, self.geometry(node)
         return [conv2d(g, w, s, p), conv2d_backward_filter(g, gy, w.shape[2:], s, p)]
 
 
-class Conv2DBackwardFilter(Op):
+class Conv2DBackwardFilter(_Conv):
+    """d conv2d / d w: the correlation of the input with the output gradient."""
+
     name = "conv2d_backward_filter"
+    numpy = staticmethod(conv2d_backward_filter_reference)
+    size_attr = "kernel_hw"
 
     def infer(self, inputs, kernel_hw, stride, padding):
         x, gy = inputs
-        dtype = check_image(self.name, x, gy)
-        return (gy.shape[1], x.shape[1]) + tuple(kernel_hw), dtype
-
-    def reference(self, ctx, node, x, gy):
-        a = node.attrs
-        return conv2d_backward_filter_reference(x, gy, a["kernel_hw"], a["stride"], a["padding"])
+        return (gy.shape[1], x.shape[1]) + tuple(kernel_hw), check_image(self.name, x, gy)
 
     def grad(self, node, g):
-        x, gy = node.inputs
-        s, p = node.attrs["stride"], node.attrs["padding"]
+        (x, gy), (s, p) = node.inputs, self.geometry(node)
         return [conv2d_backward_data(gy, g, x.shape[2:], s, p), conv2d(x, g, s, p)]
 
 
@@ -134,104 +229,3 @@ def conv2d_backward_filter(x, gy, kernel_hw, stride=1, padding=0) -> Tensor:
     """Gradient of conv2d with respect to its filter."""
     return make(Conv2DBackwardFilter, [x, gy], {"kernel_hw": tuple(kernel_hw),
                                                 "stride": pair(stride), "padding": pair(padding)})
-
-
-# -- NumPy references ------------------------------------------------------------
-
-def conv2d_reference(x: np.ndarray, w: np.ndarray, stride: W.IntPair = 1,
-                     padding: W.IntPair = 0) -> np.ndarray:
-    """2-D cross-correlation (PyTorch ``conv2d`` without bias, groups=1, dilation=1).
-
-    ``y[n, o, i, j] = sum_{c, a, b} xpad[n, c, i*sh + a, j*sw + b] * w[o, c, a, b]``
-
-    Args:
-        x: input ``(N, C, H, W)``.
-        w: filters ``(O, C, KH, KW)``.
-        stride: int or ``(sh, sw)``.
-        padding: int or ``(ph, pw)``; zero padding.
-
-    Returns:
-        ``(N, O, OH, OW)`` array of dtype ``result_type(x, w)``.
-    """
-    x = np.asarray(x)
-    w = np.asarray(w)
-    W.check_4d("x", x)
-    W.check_4d("w", w)
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"channel mismatch: x {x.shape} vs w {w.shape}")
-    k = (w.shape[2], w.shape[3])
-    k, s, p = W.params(k, stride, padding)
-    W.output_hw(x.shape[2], x.shape[3], k, s, p)
-    dtype = np.result_type(x, w)
-    win = W.windows(W.pad(x, p), k, s)  # (N, C, OH, OW, KH, KW)
-    y = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, OH, OW, O)
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2), dtype=dtype)
-
-
-def conv2d_backward_data_reference(
-    gy: np.ndarray,
-    w: np.ndarray,
-    input_hw: W.IntPair,
-    stride: W.IntPair = 1,
-    padding: W.IntPair = 0,
-) -> np.ndarray:
-    """Gradient of :func:`conv2d_reference` with respect to its input ``x``.
-
-    Args:
-        gy: output gradient ``(N, O, OH, OW)``.
-        w: filters ``(O, C, KH, KW)``.
-        input_hw: ``(H, W)`` of the forward input (needed because of the floor
-            in the output-size formula; untouched rows/columns get 0).
-        stride, padding: as in the forward call.
-
-    Returns:
-        ``(N, C, H, W)`` array of dtype ``result_type(gy, w)``.
-    """
-    gy = np.asarray(gy)
-    w = np.asarray(w)
-    W.check_4d("gy", gy)
-    W.check_4d("w", w)
-    h, wd = W.pair(input_hw)
-    k = (w.shape[2], w.shape[3])
-    k, s, p = W.params(k, stride, padding)
-    oh, ow = W.output_hw(h, wd, k, s, p)
-    if gy.shape[1] != w.shape[0] or gy.shape[2:] != (oh, ow):
-        raise ValueError(
-            f"gy shape {gy.shape} does not match w {w.shape} and output size {(oh, ow)}"
-        )
-    dtype = np.result_type(gy, w)
-    cols = np.tensordot(gy, w, axes=([1], [0]))  # (N, OH, OW, C, KH, KW)
-    cols = cols.transpose(0, 3, 1, 2, 4, 5).astype(dtype, copy=False)
-    return W.scatter_windows(cols, (h + 2 * p[0], wd + 2 * p[1]), k, s, p, (h, wd))
-
-
-def conv2d_backward_filter_reference(
-    x: np.ndarray,
-    gy: np.ndarray,
-    kernel_hw: W.IntPair,
-    stride: W.IntPair = 1,
-    padding: W.IntPair = 0,
-) -> np.ndarray:
-    """Gradient of :func:`conv2d_reference` with respect to the filters ``w``.
-
-    Args:
-        x: forward input ``(N, C, H, W)``.
-        gy: output gradient ``(N, O, OH, OW)``.
-        kernel_hw: ``(KH, KW)`` (or int) of the filters.
-        stride, padding: as in the forward call.
-
-    Returns:
-        ``(O, C, KH, KW)`` array of dtype ``result_type(x, gy)``.
-    """
-    x = np.asarray(x)
-    gy = np.asarray(gy)
-    W.check_4d("x", x)
-    W.check_4d("gy", gy)
-    k, s, p = W.params(kernel_hw, stride, padding)
-    oh, ow = W.output_hw(x.shape[2], x.shape[3], k, s, p)
-    if gy.shape[0] != x.shape[0] or gy.shape[2:] != (oh, ow):
-        raise ValueError(f"gy shape {gy.shape} does not match x {x.shape} / output {(oh, ow)}")
-    dtype = np.result_type(x, gy)
-    win = W.windows(W.pad(x, p), k, s)  # (N, C, OH, OW, KH, KW)
-    gw = np.tensordot(gy, win, axes=([0, 2, 3], [0, 2, 3]))  # (O, C, KH, KW)
-    return np.ascontiguousarray(gw, dtype=dtype)

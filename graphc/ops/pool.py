@@ -30,103 +30,15 @@ def _check_pool(op, x, a):
     return dtype
 
 
-class MaxPool2D(Op):
-    name = "max_pool2d"
-
-    def infer(self, inputs, kernel, stride, padding):
-        x = inputs[0]
-        dtype = _check_pool(self.name, x, {"kernel": kernel, "padding": padding})
-        return x.shape[:2] + out_hw(self.name, x, kernel, stride, padding), dtype
-
-    def reference(self, ctx, node, x):
-        a = node.attrs
-        return max_pool2d_reference(x, a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        return [make(MaxPool2DBackward, [node.inputs[0], g], node.attrs)]
-
-
-class MaxPool2DBackward(Op):
-    """Route each window's gradient to its first maximum."""
-
-    name = "max_pool2d_backward"
-
-    def infer(self, inputs, kernel, stride, padding):
-        return inputs[0].shape, inputs[1].dtype
-
-    def reference(self, ctx, node, x, gy):
-        a = node.attrs
-        return max_pool2d_backward_reference(x, gy, a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        # Linear in gy; piecewise constant in x (zero gradient almost everywhere).
-        return [None, make(MaxPool2DSelect, [node.inputs[0], g], node.attrs)]
-
-
-class MaxPool2DSelect(Op):
-    """For each window, the value of ``g`` at the first maximum of ``x``."""
-
-    name = "max_pool2d_select"
-
-    def infer(self, inputs, kernel, stride, padding):
-        x = inputs[0]
-        return x.shape[:2] + out_hw(self.name, x, kernel, stride, padding), inputs[1].dtype
-
-    def reference(self, ctx, node, x, gx):
-        a = node.attrs
-        return max_pool2d_select_reference(x, gx, a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        return [None, make(MaxPool2DBackward, [node.inputs[0], g], node.attrs)]
-
-
-class AvgPool2D(Op):
-    name = "avg_pool2d"
-
-    def infer(self, inputs, kernel, stride, padding):
-        x = inputs[0]
-        dtype = _check_pool(self.name, x, {"kernel": kernel, "padding": padding})
-        return x.shape[:2] + out_hw(self.name, x, kernel, stride, padding), dtype
-
-    def reference(self, ctx, node, x):
-        a = node.attrs
-        return avg_pool2d_reference(x, a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        x = node.inputs[0]
-        return [make(AvgPool2DBackward, [g], dict(node.attrs, input_hw=x.shape[2:]))]
-
-
-class AvgPool2DBackward(Op):
-    name = "avg_pool2d_backward"
-
-    def infer(self, inputs, kernel, stride, padding, input_hw):
-        gy = inputs[0]
-        return gy.shape[:2] + tuple(input_hw), gy.dtype
-
-    def reference(self, ctx, node, gy):
-        a = node.attrs
-        return avg_pool2d_backward_reference(gy, a["input_hw"], a["kernel"], a["stride"], a["padding"])
-
-    def grad(self, node, g):
-        a = {k: v for k, v in node.attrs.items() if k != "input_hw"}
-        return [make(AvgPool2D, [g], a)]
-
-
-def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
-    """Max pooling; pads with -inf; stride defaults to ``kernel_size``.
-
-    The gradient goes to the first maximum of each window.
-    """
-    return make(MaxPool2D, [as_tensor(x)], _pool_attrs(kernel_size, stride, padding))
-
-
-def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
-    """Average pooling over the full window (padded zeros counted)."""
-    return make(AvgPool2D, [as_tensor(x)], _pool_attrs(kernel_size, stride, padding))
-
-
 # -- NumPy references ------------------------------------------------------------
+
+def _pool_input(name: str, a, kernel, stride, padding):
+    """``a`` as a 4-D array and the normalized, validated (kernel, stride, padding)."""
+    (a,) = W.images(**{name: a})
+    k, s, p = W.params(kernel, stride, padding)
+    W.check_pool_padding(k, p)
+    return a, k, s, p
+
 
 def _max_pool_first_argmax(
     x: np.ndarray, kernel: W.IntPair, stride: W.IntPair | None, padding: W.IntPair
@@ -137,10 +49,7 @@ def _max_pool_first_argmax(
     padded position (even if all real values of a window are ``-inf``).  If a
     window contains NaN the value is NaN and the index is its first NaN.
     """
-    x = np.asarray(x)
-    W.check_4d("x", x)
-    k, s, p = W.params(kernel, stride, padding)
-    W.check_pool_padding(k, p)
+    x, k, s, p = _pool_input("x", x, kernel, stride, padding)
     n, c, h, w = x.shape
     oh, ow = W.output_hw(h, w, k, s, p)
     win = W.windows(W.pad(x, p, W.lowest(x.dtype)), k, s)  # (N, C, OH, OW, KH, KW)
@@ -169,22 +78,14 @@ def max_pool2d_reference(
     Returns:
         ``(N, C, OH, OW)`` array of ``x``'s dtype.
     """
-    x = np.asarray(x)
-    W.check_4d("x", x)
-    k, s, p = W.params(kernel, stride, padding)
-    W.check_pool_padding(k, p)
+    x, k, s, p = _pool_input("x", x, kernel, stride, padding)
     W.output_hw(x.shape[2], x.shape[3], k, s, p)
     win = W.windows(W.pad(x, p, W.lowest(x.dtype)), k, s)
     return np.ascontiguousarray(win.max(axis=(4, 5)))
 
 
-def max_pool2d_backward_reference(
-    x: np.ndarray,
-    gy: np.ndarray,
-    kernel: W.IntPair,
-    stride: W.IntPair | None = None,
-    padding: W.IntPair = 0,
-) -> np.ndarray:
+def max_pool2d_backward_reference(x: np.ndarray, gy: np.ndarray, kernel: W.IntPair,
+                                  stride: W.IntPair | None = None, padding: W.IntPair = 0) -> np.ndarray:
     """Gradient of :func:`max_pool2d_reference` with respect to ``x``.
 
     Each ``gy`` element is routed to the first maximum (row-major ``(kh, kw)``
@@ -206,13 +107,8 @@ def max_pool2d_backward_reference(
     return gx.reshape(x.shape)
 
 
-def max_pool2d_select_reference(
-    x: np.ndarray,
-    gx_like: np.ndarray,
-    kernel: W.IntPair,
-    stride: W.IntPair | None = None,
-    padding: W.IntPair = 0,
-) -> np.ndarray:
+def max_pool2d_select_reference(x: np.ndarray, gx_like: np.ndarray, kernel: W.IntPair,
+                                stride: W.IntPair | None = None, padding: W.IntPair = 0) -> np.ndarray:
     """Adjoint of :func:`max_pool2d_backward_reference` with respect to ``gy``.
 
     For each window returns ``gx_like`` (``x``-shaped) at that window's
@@ -248,23 +144,15 @@ def avg_pool2d_reference(
     Returns:
         ``(N, C, OH, OW)`` array of ``x``'s dtype (float64 for integer input).
     """
-    x = np.asarray(x)
-    W.check_4d("x", x)
-    k, s, p = W.params(kernel, stride, padding)
-    W.check_pool_padding(k, p)
+    x, k, s, p = _pool_input("x", x, kernel, stride, padding)
     W.output_hw(x.shape[2], x.shape[3], k, s, p)
     dtype = _avg_dtype(x.dtype)
     win = W.windows(W.pad(x.astype(dtype, copy=False), p), k, s)
     return np.ascontiguousarray(win.sum(axis=(4, 5)) / (k[0] * k[1]), dtype=dtype)
 
 
-def avg_pool2d_backward_reference(
-    gy: np.ndarray,
-    input_hw: W.IntPair,
-    kernel: W.IntPair,
-    stride: W.IntPair | None = None,
-    padding: W.IntPair = 0,
-) -> np.ndarray:
+def avg_pool2d_backward_reference(gy: np.ndarray, input_hw: W.IntPair, kernel: W.IntPair,
+                                  stride: W.IntPair | None = None, padding: W.IntPair = 0) -> np.ndarray:
     """Gradient of :func:`avg_pool2d_reference` with respect to its input.
 
     Each ``gy`` element contributes ``gy / (kh * kw)`` to every real input
@@ -274,10 +162,7 @@ def avg_pool2d_backward_reference(
     Returns:
         ``(N, C, H, W)`` array of ``gy``'s dtype (float64 for integer input).
     """
-    gy = np.asarray(gy)
-    W.check_4d("gy", gy)
-    k, s, p = W.params(kernel, stride, padding)
-    W.check_pool_padding(k, p)
+    gy, k, s, p = _pool_input("gy", gy, kernel, stride, padding)
     h, w = W.pair(input_hw)
     oh, ow = W.output_hw(h, w, k, s, p)
     if gy.shape[2:] != (oh, ow):
@@ -286,3 +171,99 @@ def avg_pool2d_backward_reference(
     g = gy.astype(dtype, copy=False) / (k[0] * k[1])
     cols = np.broadcast_to(g[..., None, None], (*g.shape, k[0], k[1]))
     return W.scatter_windows(cols, (h + 2 * p[0], w + 2 * p[1]), k, s, p, (h, w))
+
+
+# -- the ops ---------------------------------------------------------------------
+
+class _Pool(Op):
+    """A pooling op: attrs ``kernel``, ``stride``, ``padding``; its NumPy reference
+    (``numpy``) takes the input arrays, then those three."""
+
+    numpy: staticmethod
+
+    def reference(self, ctx, node, *values):
+        a = node.attrs
+        return type(self).numpy(*values, a["kernel"], a["stride"], a["padding"])
+
+
+class _PoolForward(_Pool):
+    def infer(self, inputs, kernel, stride, padding):
+        x = inputs[0]
+        dtype = _check_pool(self.name, x, {"kernel": kernel, "padding": padding})
+        return x.shape[:2] + out_hw(self.name, x, kernel, stride, padding), dtype
+
+
+class MaxPool2D(_PoolForward):
+    name = "max_pool2d"
+    numpy = staticmethod(max_pool2d_reference)
+
+    def grad(self, node, g):
+        return [make(MaxPool2DBackward, [node.inputs[0], g], node.attrs)]
+
+
+class MaxPool2DBackward(_Pool):
+    """Route each window's gradient to its first maximum."""
+
+    name = "max_pool2d_backward"
+    numpy = staticmethod(max_pool2d_backward_reference)
+
+    def infer(self, inputs, kernel, stride, padding):
+        return inputs[0].shape, inputs[1].dtype
+
+    def grad(self, node, g):
+        # Linear in gy; piecewise constant in x (zero gradient almost everywhere).
+        return [None, make(MaxPool2DSelect, [node.inputs[0], g], node.attrs)]
+
+
+class MaxPool2DSelect(_Pool):
+    """For each window, the value of ``g`` at the first maximum of ``x``."""
+
+    name = "max_pool2d_select"
+    numpy = staticmethod(max_pool2d_select_reference)
+
+    def infer(self, inputs, kernel, stride, padding):
+        x = inputs[0]
+        return x.shape[:2] + out_hw(self.name, x, kernel, stride, padding), inputs[1].dtype
+
+    def grad(self, node, g):
+        return [None, make(MaxPool2DBackward, [node.inputs[0], g], node.attrs)]
+
+
+class AvgPool2D(_PoolForward):
+    name = "avg_pool2d"
+    numpy = staticmethod(avg_pool2d_reference)
+
+    def grad(self, node, g):
+        x = node.inputs[0]
+        return [make(AvgPool2DBackward, [g], dict(node.attrs, input_hw=x.shape[2:]))]
+
+
+class AvgPool2DBackward(Op):
+    """Spread each window's gradient evenly over it (attr ``input_hw``: the image size)."""
+
+    name = "avg_pool2d_backward"
+
+    def infer(self, inputs, kernel, stride, padding, input_hw):
+        gy = inputs[0]
+        return gy.shape[:2] + tuple(input_hw), gy.dtype
+
+    def reference(self, ctx, node, gy):
+        a = node.attrs
+        return avg_pool2d_backward_reference(gy, a["input_hw"], a["kernel"], a["stride"], a["padding"])
+
+    def grad(self, node, g):
+        a = {k: v for k, v in node.attrs.items() if k != "input_hw"}
+        return [make(AvgPool2D, [g], a)]
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Max pooling; pads with -inf; stride defaults to ``kernel_size``.
+
+    The gradient goes to the first maximum of each window.
+    """
+    return make(MaxPool2D, [as_tensor(x)], _pool_attrs(kernel_size, stride, padding))
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Average pooling over the full window (padded zeros counted)."""
+    return make(AvgPool2D, [as_tensor(x)], _pool_attrs(kernel_size, stride, padding))

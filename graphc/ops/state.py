@@ -10,11 +10,21 @@ from ..ir.errors import DTypeError, GraphcError, shape_error
 from ..ir.graph import Kind, Op, Tensor, as_tensor, make
 
 
-class Assign(Op):
-    name = "assign"
+class _Update(Op):
+    """An op that writes state: no value, no gradient, never folded or merged."""
+
     kind = Kind.UPDATE
     differentiable = False
     pure = False
+
+    def grad(self, node, g):
+        return [None] * len(node.inputs)
+
+
+class Assign(_Update):
+    """Write the value (second input) into the variable (first input)."""
+
+    name = "assign"
 
     def infer(self, inputs):
         var, value = inputs
@@ -30,18 +40,14 @@ class Assign(Op):
     def reference(self, ctx, node, var, value):
         ctx.pending[node.inputs[0]] = value
 
-    def grad(self, node, g):
-        return [None, None]
-
     def label(self, attrs):
         return "assign"
 
 
-class Group(Op):
+class Group(_Update):
+    """Run several updates as one."""
+
     name = "group"
-    kind = Kind.UPDATE
-    differentiable = False
-    pure = False
 
     def infer(self, inputs):
         for t in inputs:
@@ -52,9 +58,6 @@ class Group(Op):
 
     def reference(self, ctx, node, *values):
         return None
-
-    def grad(self, node, g):
-        return [None] * len(node.inputs)
 
 
 def assign_targets(updates) -> list[Tensor]:

@@ -67,6 +67,16 @@ def check_4d(name: str, a: np.ndarray) -> None:
         raise ValueError(f"{name} must be 4-D, got shape {a.shape}")
 
 
+def images(**arrays) -> list[np.ndarray]:
+    """The keyword arrays as NumPy arrays in order, each checked to be 4-D (NCHW or OIHW)."""
+    out = []
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        check_4d(name, a)
+        out.append(a)
+    return out
+
+
 def pad(x: np.ndarray, p: tuple[int, int], value: float = 0) -> np.ndarray:
     """Pad the two trailing (spatial) axes of ``x`` with ``value``."""
     if p == (0, 0):
@@ -81,14 +91,8 @@ def windows(xp: np.ndarray, k: tuple[int, int], s: tuple[int, int]) -> np.ndarra
     return sliding_window_view(xp, k, axis=(2, 3))[:, :, :: s[0], :: s[1]]
 
 
-def scatter_windows(
-    cols: np.ndarray,
-    padded_hw: tuple[int, int],
-    k: tuple[int, int],
-    s: tuple[int, int],
-    p: tuple[int, int],
-    input_hw: tuple[int, int],
-) -> np.ndarray:
+def scatter_windows(cols: np.ndarray, padded_hw: tuple[int, int], k: tuple[int, int], s: tuple[int, int],
+                    p: tuple[int, int], input_hw: tuple[int, int]) -> np.ndarray:
     """Adjoint of :func:`windows` followed by un-padding.
 
     ``cols`` has shape ``(N, C, OH, OW, KH, KW)``; every window value is added
