@@ -2,6 +2,9 @@
 
 ``pytestmark = pytest.mark.needs_c`` (or the mark on one test) skips, with the reason,
 where the C backend is unavailable (no compiler and nothing cached).
+
+The quick subset (``-m "not slow"``) runs every backend-parametrized test on the NumPy
+reference backend; their compiled variants (each a C compile) run in the full suite.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from graphc.backends import why_unavailable
 BACKENDS = ("numpy", "c", "cuda")
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[pytest.param(b, marks=() if b == "numpy" else pytest.mark.slow)
+                        for b in BACKENDS])
 def backend(request) -> str:
     """The name of a backend to run on; skipped where that backend is unavailable."""
     why = why_unavailable(request.param)

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_worked_example(backend, capsys):
-    out = load("worked_example").main(["--backend", backend])
+def test_worked_example(example, backend, capsys):
+    out = example("worked_example").main(["--backend", backend])
     assert out["pred"] == pytest.approx(8.0)
     assert out["loss"] == pytest.approx(4.0)
     assert out["dw3"] == pytest.approx(16.0)
@@ -28,13 +16,13 @@ def test_worked_example(backend, capsys):
     assert "prediction = 6.19" in capsys.readouterr().out
 
 
-def test_xor_reaches_full_accuracy(backend):
-    out = load("xor").train(seed=0, backend=backend, verbose=False)
+def test_xor_reaches_full_accuracy(example, backend):
+    out = example("xor").train(seed=0, backend=backend, verbose=False)
     assert out["accuracy"] == 1.0
     assert out["loss"] < 0.05
 
 
-def test_xor_symmetric_init_fails():
+def test_xor_symmetric_init_fails(example):
     """All-equal initial weights keep the hidden units identical: XOR is not learned."""
-    out = load("xor").train(seed=0, init="constant", verbose=False)
+    out = example("xor").train(seed=0, init="constant", verbose=False)
     assert out["accuracy"] < 1.0

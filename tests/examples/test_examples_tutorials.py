@@ -1,39 +1,31 @@
 """Smoke tests of the tutorial examples: each runs with a fixed seed and reaches its outcome.
 
 The examples are loaded from the ``examples/`` folder with importlib and run
-through their ``main(argv)``, writing their files under ``tmp_path``. The
-convolutional ones (and the digits MLP) run on every available backend; the
-comparisons between training set-ups run on the NumPy reference backend,
-where results are bit-for-bit reproducible.
+through their ``main(argv)``, writing their files under ``tmp_path``. The cross
+detector and the digits MLP run on every available backend, the digits CNN on
+the backend ``auto`` picks (as a user's first run); the comparisons between
+training set-ups run on the NumPy reference backend, where results are
+bit-for-bit reproducible. Whole trainings: marked slow.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import graphc as gc
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def load(name: str):
-    """Import ``examples/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+pytestmark = pytest.mark.slow
 
 def _is_png(path) -> bool:
     data = Path(path).read_bytes()
     return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
 
 
-def test_cross_detector_learns_the_cross(backend, tmp_path, capsys):
-    out = load("cross_detector").main(["--backend", backend, "--out", str(tmp_path)])
+def test_cross_detector_learns_the_cross(example, backend, tmp_path, capsys):
+    out = example("cross_detector").main(["--backend", backend, "--out", str(tmp_path)])
     assert out["test_accuracy"] >= 0.95
     assert sorted(out["kernels"]) == [1, 10, 20]
     assert out["cross_match"] > 0.9             # the kernel looks like a +
@@ -43,8 +35,8 @@ def test_cross_detector_learns_the_cross(backend, tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
 
 
-def test_digits_mlp(backend, tmp_path, capsys):
-    out = load("digits_mlp").main(["--backend", backend, "--out", str(tmp_path),
+def test_digits_mlp(example, backend, tmp_path, capsys):
+    out = example("digits_mlp").main(["--backend", backend, "--out", str(tmp_path),
                                    "--epochs", "20", "--no-progress"])
     assert out["test_accuracy"] >= 0.95
     assert out["history"]["loss"][-1] < out["history"]["loss"][0]
@@ -52,8 +44,8 @@ def test_digits_mlp(backend, tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
 
 
-def test_digits_cnn_reaches_97_percent(backend, tmp_path, capsys):
-    out = load("digits_cnn").main(["--backend", backend, "--out", str(tmp_path),
+def test_digits_cnn_reaches_97_percent(example, tmp_path, capsys):
+    out = example("digits_cnn").main(["--backend", "auto", "--out", str(tmp_path),
                                    "--no-progress"])
     assert out["test_accuracy"] >= 0.97
     assert out["forward_ms"] > 0 and out["train_seconds"] > 0
@@ -62,8 +54,8 @@ def test_digits_cnn_reaches_97_percent(backend, tmp_path, capsys):
     assert "test accuracy" in printed and "forward pass" in printed
 
 
-def test_regularization_l1_zeroes_many_more_weights(tmp_path, capsys):
-    out = load("regularization").main(["--backend", "numpy", "--out", str(tmp_path),
+def test_regularization_l1_zeroes_many_more_weights(example, tmp_path, capsys):
+    out = example("regularization").main(["--backend", "numpy", "--out", str(tmp_path),
                                        "--epochs", "20", "--no-progress"])
     assert out["l1_near_zero"] > 10 * max(out["l2_near_zero"], 1)
     assert out["l1_near_zero"] > 0.3 * out["total_weights"]
@@ -72,8 +64,8 @@ def test_regularization_l1_zeroes_many_more_weights(tmp_path, capsys):
     assert "L1 zeroed" in capsys.readouterr().out
 
 
-def test_optimizers_momentum_and_adam_beat_sgd(tmp_path, capsys):
-    out = load("optimizers").main(["--backend", "numpy", "--out", str(tmp_path),
+def test_optimizers_momentum_and_adam_beat_sgd(example, tmp_path, capsys):
+    out = example("optimizers").main(["--backend", "numpy", "--out", str(tmp_path),
                                    "--epochs", "5"])
     final = out["final_loss"]
     assert set(final) == {"SGD", "momentum", "Nesterov", "Adam"}
@@ -85,8 +77,8 @@ def test_optimizers_momentum_and_adam_beat_sgd(tmp_path, capsys):
     assert "final train loss" in capsys.readouterr().out
 
 
-def test_overfitting_regularization_narrows_the_gap(tmp_path, capsys):
-    out = load("overfitting").main(["--backend", "numpy", "--out", str(tmp_path),
+def test_overfitting_regularization_narrows_the_gap(example, tmp_path, capsys):
+    out = example("overfitting").main(["--backend", "numpy", "--out", str(tmp_path),
                                     "--epochs", "40", "--no-progress"])
     plain, reg = out["plain"], out["regularized"]
     assert plain["train_loss"] < 0.01                  # the large model memorizes

@@ -49,6 +49,7 @@ def bench_run(tool_run):
     return run
 
 
+@pytest.mark.slow
 def test_bench_reexecutes_with_one_thread_and_writes_its_files(bench_run):
     assert "re-executing with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1" \
         in bench_run.stdout
@@ -58,6 +59,7 @@ def test_bench_reexecutes_with_one_thread_and_writes_its_files(bench_run):
     assert bench_run.result["config"]["rounds"] == 3
 
 
+@pytest.mark.slow
 def test_bench_rows_compare_the_same_computations(bench_run):
     rows = bench_run.result["rows"]
     assert [r["name"] for r in rows] == [
@@ -73,6 +75,7 @@ def test_bench_rows_compare_the_same_computations(bench_run):
         assert f"| {r['name']} |" in bench_run.table
 
 
+@pytest.mark.slow
 def test_bench_compile_rows_tell_a_cold_cache_from_a_warm_one(bench_run):
     cold, warm = bench_run.result["rows"][4:]
     assert "cache miss in 1/1" in cold["note"] and "cache hit in 1/1" in warm["note"]
@@ -81,6 +84,7 @@ def test_bench_compile_rows_tell_a_cold_cache_from_a_warm_one(bench_run):
     assert all(isinstance(met, bool) for met in status.values()), status
 
 
+@pytest.mark.slow
 def test_bench_reports_fusions_and_where_the_time_goes(bench_run):
     fused = bench_run.result["fusions"][MLP_LABEL]
     first = next(k for k in fused if "matmul" in k["nodes"])

@@ -24,6 +24,7 @@ def demo_run(tool_run):
     return run
 
 
+@pytest.mark.slow
 def test_demo_trains_the_digits_cnn_past_97_percent(demo_run):
     s, printed = demo_run.summary, demo_run.stdout
     assert s["epochs"] == 5 and s["test_accuracy"] >= 0.97
@@ -34,6 +35,7 @@ def test_demo_trains_the_digits_cnn_past_97_percent(demo_run):
     assert len(history["loss"]) == 5 and history["loss"][-1] < history["loss"][0]
 
 
+@pytest.mark.slow
 def test_demo_writes_its_files(demo_run):
     out, files = demo_run.out, demo_run.summary["files"]
     assert set(files) >= {"dot", "png", "benchmark", "summary"}
@@ -46,6 +48,7 @@ def test_demo_writes_its_files(demo_run):
     assert "wrote " + ", ".join(files.values()) in demo_run.stdout
 
 
+@pytest.mark.slow
 def test_demo_benchmark_compares_the_same_computations(demo_run):
     rows = demo_run.summary["benchmark"]
     assert [r["name"].split(",")[0] for r in rows] == [
