@@ -7,8 +7,10 @@ the memory plan fixed, calls into hand-written kernel templates, scratch
 requests and epilogue functions. A renderer (``graphc.render``) turns it into
 source for one target; nothing here is any target's text.
 
-Expressions are small immutable trees; the helpers :func:`add`, :func:`mul`
-... fold constants, so sizes known at generation time are decided then.
+Expressions are small trees, never changed once built (plain dataclasses: frozen
+ones cost twice as much to define, and only literals serve as defaults); the helpers
+:func:`add`, :func:`mul` ... fold constants, so sizes known at generation time are
+decided then.
 Elementwise math stays symbolic: :class:`Math` holds a sympy expression over
 named locals, printed by the target's code printer.
 
@@ -32,7 +34,7 @@ from ..ir.graph import Tensor
 # -- expressions -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Sym:
     """A named scalar: a loop variable, a local, ``N`` (the batch size) or ``step``."""
 
@@ -47,7 +49,7 @@ class Lit:
     dtype: str = "int64"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Bin:
     """``a op b``: arithmetic ``+ - * / %``, comparisons, ``&& ||``."""
 
@@ -56,21 +58,21 @@ class Bin:
     b: Expr
 
 
-@dataclass(frozen=True)
+@dataclass
 class Not:
     """Logical negation."""
 
     a: Expr
 
 
-@dataclass(frozen=True)
+@dataclass
 class Neg:
     """Arithmetic negation."""
 
     a: Expr
 
 
-@dataclass(frozen=True)
+@dataclass
 class Call:
     """A math function by its target-neutral name (``exp``, ``log``, ``isfinite``,
     ``first_max_takes`` ...); the target's table maps names to its functions."""
@@ -80,7 +82,7 @@ class Call:
     dtype: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Select:
     """``cond ? a : b``. Expressions have no side effects, so a target may evaluate both
     branches (a vector blend)."""
@@ -90,7 +92,7 @@ class Select:
     b: Expr
 
 
-@dataclass(frozen=True)
+@dataclass
 class Cast:
     """``a`` converted to ``dtype``."""
 
@@ -98,7 +100,7 @@ class Cast:
     a: Expr
 
 
-@dataclass(frozen=True)
+@dataclass
 class Load:
     """Element ``index`` of a buffer."""
 
@@ -106,7 +108,7 @@ class Load:
     index: Expr
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ptr:
     """The address of element ``offset`` of a buffer: an argument of a template call,
     which writes through it when ``written``."""
@@ -116,7 +118,7 @@ class Ptr:
     written: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class Math:
     """An elementwise formula: a sympy expression whose free symbols are locals of the
     kernel (named as they are declared), evaluated in ``dtype``. ``index`` is the flat
@@ -186,7 +188,7 @@ def strides(shape) -> list[Expr]:
 # -- buffers -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Place:
     """Where a buffer lives: ``feed``/``var``/``const``/``out`` (index into the table the
     caller passes) or ``arena`` (byte offset, an expression in N, into the step's arena)."""
@@ -196,7 +198,7 @@ class Place:
     offset: Expr | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Buffer:
     """A typed array the step reads or writes. ``name`` is unique in the program and
     readable (it comes from the graph node that owns the storage)."""
@@ -410,11 +412,12 @@ def walk(stmts: list):
 def exprs(e: Expr):
     """``e`` and every expression inside it."""
     yield e
-    for child in _children(e):
+    for child in children(e):
         yield from exprs(child)
 
 
-def _children(e: Expr):
+def children(e: Expr) -> tuple:
+    """The expressions directly inside ``e``."""
     if isinstance(e, Bin):
         return (e.a, e.b)
     if isinstance(e, (Not, Neg, Cast)):

@@ -11,7 +11,9 @@ compiler, even when no compiler is installed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import shlex
@@ -21,6 +23,7 @@ import warnings
 from pathlib import Path
 
 import cffi
+from cffi.recompiler import make_py_source
 
 from ...env import cache_dir, find_c_compiler
 from ...ir.errors import GraphcError
@@ -32,8 +35,6 @@ DEFAULT_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-trapping-math", "-fPI
                  "-std=gnu11"]
 PORTABLE_FLAGS = ["-O3", "-fno-trapping-math", "-fPIC", "-shared", "-std=gnu11"]
 
-ffi = cffi.FFI()
-ffi.cdef(cdef())
 _fallback_dir: Path | None = None
 _loaded: dict[str, object] = {}
 
@@ -93,8 +94,36 @@ def _valid(lib: Path) -> bool:
 def _open(lib: Path):
     key = str(lib)
     if key not in _loaded:
-        _loaded[key] = ffi.dlopen(key)
+        _loaded[key] = native_ffi().dlopen(key)
     return _loaded[key]
+
+
+@functools.cache
+def native_ffi():
+    """The cffi FFI of the native interface (:func:`abi.cdef`), to call and feed libraries.
+
+    Parsing C declarations loads pycparser (about 20 ms); the parsed form is kept in the
+    cache as a small module (cffi's out-of-line ABI mode, keyed by the declarations and
+    the cffi version), so a warm start loads that instead.
+    """
+    text = cdef()
+    name = "_graphc_abi_" + _digest(f"{text}\0{cffi.__version__}".encode())[:16]
+    path = writable_cache() / f"{name}.py"
+    if path.is_file():
+        try:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.ffi
+        except Exception:  # noqa: BLE001 - a corrupt or foreign entry: parse again
+            pass
+    builder = cffi.FFI()
+    builder.cdef(text)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=name, suffix=".tmp")
+    os.close(fd)
+    make_py_source(builder, name, tmp)  # (FFI.emit_python_code would print a line)
+    os.replace(tmp, path)
+    return builder
 
 
 def load_or_build(source: str, key_source: str | None = None):

@@ -18,7 +18,7 @@ from ...ir.graph import Tensor
 from ...ir.program import Program
 from ...lower import lower
 from .abi import ERR_BYTES
-from .build import ffi, load_or_build
+from .build import load_or_build, native_ffi
 from .library import render
 
 
@@ -33,6 +33,7 @@ class CExecutable:
         self.library = render(self.lowered)
         self.lib, self.build_info = load_or_build(self.library.source, self.library.key_source)
         self.compile_seconds = time.perf_counter() - t0
+        self._ffi = ffi = native_ffi()
         self.check_numerics = check_numerics
         self._consts = [np.ascontiguousarray(c.value) for c in self.lowered.constants]
         self._const_ptrs = ffi.new("void *[]", [ffi.cast("void *", a.ctypes.data)
@@ -76,7 +77,7 @@ class CExecutable:
         if self._arena.size < need:
             self._arena = np.empty(need, np.uint8)
             addr = self._arena.ctypes.data
-            self._arena_ptr = ffi.cast("char *", addr + (-addr % 64))
+            self._arena_ptr = self._ffi.cast("char *", addr + (-addr % 64))
         return self._arena_ptr
 
     @property
@@ -100,14 +101,14 @@ class CExecutable:
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)
                 keep.append(a)
-            self._feed_ptrs[i] = ffi.from_buffer(a)
+            self._feed_ptrs[i] = self._ffi.from_buffer(a)
         for i, v in enumerate(lowered.variables):
             a = state[v]
             if a is not self._var_arrays[i]:
                 if not (a.flags.c_contiguous and a.flags.writeable):
                     raise GraphcError(f"variable {v.name}: state array is not writable and "
                                       f"contiguous")
-                self._var_ptrs[i] = ffi.from_buffer(a)
+                self._var_ptrs[i] = self._ffi.from_buffer(a)
                 self._var_arrays[i] = a
         shapes = self._out_shapes.get(batch)
         if shapes is None:
@@ -120,21 +121,21 @@ class CExecutable:
                 outs.append(None)
                 continue
             a = np.empty(shape, o.dtype)
-            self._out_ptrs[i] = ffi.from_buffer(a)
+            self._out_ptrs[i] = self._ffi.from_buffer(a)
             outs.append(a)
         args = (batch, ctx.step, self._feed_ptrs, self._var_ptrs, self._const_ptrs,
                 self._out_ptrs, self._arena_for(batch), self._err)
         if seconds is None:
             code = self.lib.gc_run(*args)
         else:
-            code = self.lib.gc_run_timed(*args, ffi.from_buffer("double[]", seconds))
+            code = self.lib.gc_run_timed(*args, self._ffi.from_buffer("double[]", seconds))
         del keep
         if code:
             self._raise(code - 1)
         return outs
 
     def _raise(self, index: int) -> None:
-        message = ffi.string(self._err).decode(errors="replace")
+        message = self._ffi.string(self._err).decode(errors="replace")
         kernel = self.kernels[index] if 0 <= index < len(self.kernels) else None
         if kernel is None:
             raise GraphcError(f"compiled step failed: {message}")

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ...ir import rng
@@ -90,26 +91,34 @@ def _uses(stmts: list) -> tuple[set[str], dict[str, tuple[ir.Buffer, bool]]]:
         if buf.place.kind != "scratch":
             bufs[buf.name] = (buf, written or bufs.get(buf.name, (buf, False))[1])
 
+    def visit(todo: list) -> None:  # a stack: arrays named in the order the code uses them
+        todo.reverse()
+        while todo:
+            x = todo.pop()
+            if isinstance(x, ir.Sym):
+                names.add(x.name)
+            elif isinstance(x, ir.Math):
+                names.update(_math_names(x.expr))
+            elif isinstance(x, (ir.Load, ir.Ptr)):
+                note(x.buf, isinstance(x, ir.Ptr) and x.written)
+            todo += reversed(ir.children(x))
+
     for s in ir.walk(stmts):
-        for e in _stmt_exprs(s):
-            for x in ir.exprs(e):
-                if isinstance(x, ir.Sym):
-                    names.add(x.name)
-                elif isinstance(x, (ir.Load, ir.Ptr)):
-                    note(x.buf, isinstance(x, ir.Ptr) and x.written)
-                elif isinstance(x, ir.Math):
-                    names.update(str(sym) for sym in x.expr.free_symbols)
-                    if x.expr.has(dropout):
-                        names.add("step")
+        visit(_stmt_exprs(s))
         if isinstance(s, (ir.Store, ir.Zero)):
             note(s.buf, True)
         elif isinstance(s, ir.Copy):
             note(s.dst, True)
             note(s.src, False)
-    for buf, _ in bufs.values():  # an arena offset may depend on N
-        if buf.place.offset is not None:
-            names.update(x.name for x in ir.exprs(buf.place.offset) if isinstance(x, ir.Sym))
+    visit([b.place.offset for b, _ in bufs.values() if b.place.offset is not None])  # (may use N)
     return names, bufs
+
+
+@functools.lru_cache(maxsize=4096)
+def _math_names(expr) -> frozenset[str]:
+    """The locals a formula reads, and ``step`` when it draws random numbers."""
+    names = {str(sym) for sym in expr.free_symbols}
+    return frozenset(names | {"step"} if expr.has(dropout) else names)
 
 
 def _stmt_exprs(s) -> list:

@@ -379,7 +379,7 @@ def test_feeds_are_passed_without_copying():
     executable = sess.compile([z]).executable
 
     def passed():  # the addresses gc_run was given for the feeds
-        return {int(build.ffi.cast("uintptr_t", executable._feed_ptrs[k]))
+        return {int(build.native_ffi().cast("uintptr_t", executable._feed_ptrs[k]))
                 for k in range(len(executable.lowered.feeds))}
 
     xv = np.random.default_rng(3).normal(size=(9, 6)).astype(np.float32)
@@ -446,3 +446,21 @@ def test_arena_grows_when_openmp_threads_are_raised_between_runs():
         assert executable._arena.size >= executable.arena_bytes(200)
     finally:
         gomp.omp_set_num_threads(before)
+
+
+def test_native_interface_declarations_are_cached_parsed(fresh_cache):
+    """A new process loads the parsed declarations of the native interface from the cache
+    (cffi's out-of-line ABI mode) instead of parsing C again, and a corrupt entry is
+    replaced."""
+    script = ("import sys; from graphc.backends.c import build; ffi = build.native_ffi(); "
+              "print(type(ffi).__module__, 'pycparser' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", script], env=_child_env(fresh_cache),
+                           capture_output=True, text=True, check=True).stdout.split()
+    second = subprocess.run([sys.executable, "-c", script], env=_child_env(fresh_cache),
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert first == ["cffi.api", "True"] and second[1] == "False", (first, second)
+    (entry,) = (fresh_cache / "c").glob("_graphc_abi_*.py")
+    entry.write_text("this is not python")
+    third = subprocess.run([sys.executable, "-c", script], env=_child_env(fresh_cache),
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert third == ["cffi.api", "True"] and "_cffi_backend" in entry.read_text()
