@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import FLOATS
+from ..ir.errors import GraphcError, at
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
 from . import conv, ir, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
@@ -58,7 +59,8 @@ def _kernel(group: Group, plan: Plan, check_numerics: bool) -> Kernel:
     else:
         fn = lowering_of(root.op)
         if fn is None:
-            raise NotImplementedError(f"no lowering for op {root.op.name}")
+            raise GraphcError(f"{root.op.name} ({root.name}) cannot be compiled: no lowering is "
+                              f"registered for {type(root.op).__name__}{at(root.site)}")
         body = fn(group, plan)
     if check_numerics:
         body += [s for n in group.stores if n.dtype in FLOATS for s in _check_finite(n, plan)]
