@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+from ..ir.dtypes import FLOATS
 from ..ir.graph import Kind
 from ..ops.reduce import ArgMax, Count, CumSum, LogSumExp
 from . import ir
@@ -186,16 +187,17 @@ def lower_argmax(group: Group, plan: Plan) -> list:
 
 @lowers(CumSum)
 def lower_cumsum(group: Group, plan: Plan) -> list:
-    """Running sums along an axis, each line of the axis in one pass (float64 accumulator)."""
+    """Running sums along an axis, each line of the axis in one pass (a float64 accumulator
+    for floats, int64 for integers)."""
     node = group.root
     x = node.inputs[0]
     outer, length, inner = outer_axis_inner(x.shape, node.attrs["axis"])
     a = Sym("a")
     along = Bin("-", Bin("-", length, Lit(1)), a) if node.attrs["reverse"] else a
     at = add(mul(Sym("o"), length, inner), Sym("i"), mul(along, inner))
-    acc = Sym("acc")
-    line = [Let("acc", "float64", Lit(0.0, "float64"), mutable=True),
-            Loop("a", length, [Set("acc", Bin("+", acc, Cast("float64", Load(plan.buffer(x), at)))),
+    acc, t = Sym("acc"), "float64" if node.dtype in FLOATS else "int64"
+    line = [Let("acc", t, Lit(0, t), mutable=True),
+            Loop("a", length, [Set("acc", Bin("+", acc, Cast(t, Load(plan.buffer(x), at)))),
                                Store(plan.buffer(node), at, Cast(node.dtype, acc))])]
     return [Loop("o", outer, [Loop("i", inner, line)], threads=prod(x.shape), collapse=2)]
 
