@@ -27,7 +27,7 @@ from ..ir.program import Program
 from . import conv, ir, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
 from .elementwise import lower_group
 from .fusion import Group, assigned_values, fuse
-from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place, TemplateCall, prod, walk
+from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place, prod
 from .memplan import Plan, plan_memory
 from .reduce import lower_reduction
 from .registry import lowering_of
@@ -64,9 +64,7 @@ def _kernel(group: Group, plan: Plan, check_numerics: bool) -> Kernel:
         body = fn(group, plan)
     if check_numerics:
         body += [s for n in group.stores if n.dtype in FLOATS for s in _check_finite(n, plan)]
-    epilogue = next((s.epilogue for s in walk(body) if isinstance(s, TemplateCall)), None)
-    can_fail = check_numerics or any(isinstance(s, Fail) for s in walk(body))
-    return Kernel(group.name, group.kind, group.nodes, group.stores, body, can_fail, epilogue)
+    return Kernel(group.name, group.kind, group.nodes, group.stores, body)
 
 
 def _check_finite(node: Tensor, plan: Plan) -> list:

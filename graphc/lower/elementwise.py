@@ -112,6 +112,11 @@ def index(loop_vars: list[str], stride: list[Expr]) -> Expr:
     return add(*(mul(Sym(v), s) for v, s in zip(loop_vars, stride) if s != ZERO))
 
 
+def dense_index(loop_vars: list[str], dims: list[Expr]) -> Expr:
+    """The row-major position of the element the loops over ``dims`` are at."""
+    return index(loop_vars, [mul(*dims[k + 1:]) for k in range(len(dims))])
+
+
 def loop_nest(dims: list[Expr], loop_vars: list[str], inner: list, work: Expr) -> list:
     """Loops over ``dims``: threads across the outermost, SIMD lanes in the innermost."""
     body = inner

@@ -132,8 +132,7 @@ class Math:
 Expr = Sym | Lit | Bin | Not | Neg | Call | Select | Cast | Load | Ptr | Math
 
 N = Sym("N")
-STEP = Sym("step")
-ZERO, ONE = Lit(0), Lit(1)
+ZERO = Lit(0)
 
 
 def size(d: int | None) -> Expr:
@@ -366,7 +365,7 @@ class Kernel:
     """One unit of the step: its statements and what it computes.
 
     ``nodes`` are the graph nodes fused into it (for errors, profiles and DOT),
-    ``stores`` the values it writes to memory. ``can_fail``: the body may :class:`Fail`.
+    ``stores`` the values it writes to memory.
     """
 
     name: str
@@ -374,8 +373,16 @@ class Kernel:
     nodes: list[Tensor]
     stores: list[Tensor]
     body: list
-    can_fail: bool = False
-    epilogue: Epilogue | None = None
+
+    @property
+    def can_fail(self) -> bool:
+        """The body may :class:`Fail`."""
+        return any(isinstance(s, Fail) for s in walk(self.body))
+
+    @property
+    def epilogue(self) -> Epilogue | None:
+        """The fused epilogue of the template the kernel calls, if any."""
+        return next((s.epilogue for s in walk(self.body) if isinstance(s, TemplateCall)), None)
 
 
 @dataclass
@@ -409,13 +416,6 @@ def walk(stmts: list):
             yield from walk(s.orelse)
 
 
-def exprs(e: Expr):
-    """``e`` and every expression inside it."""
-    yield e
-    for child in children(e):
-        yield from exprs(child)
-
-
 def children(e: Expr) -> tuple:
     """The expressions directly inside ``e``."""
     if isinstance(e, Bin):
@@ -433,3 +433,4 @@ def children(e: Expr) -> tuple:
     if isinstance(e, Math):
         return (e.index,)
     return ()
+

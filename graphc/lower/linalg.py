@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..ir.graph import Tensor
 from ..ops.linalg import MatMul
-from .elementwise import lower_epilogue
+from .elementwise import index, lower_epilogue
 from .fusion import Group, host_output
 from .ir import Lit, Loop, Ptr, Sym, TemplateCall, add, mul, prod, size, strides
 from .memplan import Plan
@@ -52,7 +52,7 @@ def lower_matmul(group: Group, plan: Plan) -> list:
         return add(*(mul(Sym(lv[j]), own[j - lead]) for j in range(len(batch))
                      if j - lead >= 0 and t.shape[j - lead] != 1))
 
-    flat = add(*(mul(Sym(v), s) for v, s in zip(lv, strides(batch))))
+    flat = index(lv, strides(batch))
     body = [gemm(offset(a), offset(b), mul(flat, prod(node.shape[-2:])))]
     for j in reversed(range(len(batch))):
         body = [Loop(lv[j], size(batch[j]), body)]

@@ -130,17 +130,17 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True) ->
     (an optimizer update) is computed straight into the variable: no slot, no commit copy.
     """
     end_of_step = len(groups)
+    loads = [k.loads() for k in groups]
+    last_read: dict[int, int] = {}  # source id -> index of the last kernel that reads it
+    for k, reads in zip(groups, loads):
+        for t in reads:
+            last_read[source_of(t).id] = k.index
     slots: dict[int, Slot] = {}
     for k in groups:
         for n in k.stores:
             power, unit = byte_size(n)
-            slots[n.id] = Slot(n, power, unit, k.index, k.index)
-    for k in groups:  # the last reader extends the lifetime
-        for t in k.loads():
-            s = slots.get(source_of(t).id)
-            if s is not None:
-                s.end = max(s.end, k.index)
-    inplace = _in_place_updates(groups, program) if in_place else {}
+            slots[n.id] = Slot(n, power, unit, k.index, max(k.index, last_read.get(n.id, -1)))
+    inplace = _in_place_updates(groups, loads, last_read, program) if in_place else {}
     for i in inplace:
         slots.pop(i, None)
     # A fetched value is computed straight into its output array (no arena slot, no copy).
@@ -159,14 +159,15 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True) ->
         by_section.setdefault(s.section, []).append(s)
     for group in by_section.values():
         _first_fit(group)
-    used = {source_of(t).id for k in groups for t in k.loads()}
+    used = set(last_read)
     used |= {source_of(o).id for o in program.outputs if o.dtype is not None}
     used |= {source_of(v).id for _, v in assigned_values(program)}
     constants = [n for n in program.nodes if n.op.kind is Kind.CONSTANT and n.id in used]
     return Plan(program, slots, direct, inplace, constants)
 
 
-def _in_place_updates(groups: list[Group], program: Program) -> dict[int, Tensor]:
+def _in_place_updates(groups: list[Group], loads: list[list[Tensor]], last_read: dict[int, int],
+                      program: Program) -> dict[int, Tensor]:
     """Assigned values that can be written into their variable as they are computed.
 
     Safe when the kernel computing the value reads the variable only elementwise at the
@@ -189,11 +190,9 @@ def _in_place_updates(groups: list[Group], program: Program) -> dict[int, Tensor
         if k.hosts_epilogue and host_output(k) is value:
             continue  # the template accumulates there before the epilogue reads the variable
         if any(source_of(t).id == var.id and (t is not source_of(t) or t.shape != k.shape)
-               for t in k.loads()):
+               for t in loads[k.index]):
             continue
-        if value.shape != k.shape:
-            continue
-        if any(source_of(t).id == var.id for later in groups[k.index + 1:] for t in later.loads()):
+        if value.shape != k.shape or last_read.get(var.id, -1) > k.index:
             continue
         out[value.id] = var
     return out

@@ -19,7 +19,7 @@ from . import ir
 from .fusion import Group
 from .ir import Bin, Call, Cast, Expr, If, Let, Lit, Load, Loop, Not, Set, Store, Sym, add, mul, prod, size
 from .memplan import Plan
-from .reduce import outer_axis_inner
+from .reduce import along_axis, outer_axis_inner
 from .registry import lowers
 
 S, M = Sym("s"), Sym("m")
@@ -45,11 +45,10 @@ def lower_softmax(group: Group, plan: Plan) -> list:
     t = node.dtype
     outer, length, inner = outer_axis_inner(x.shape, node.attrs["axis"])
     px, py = plan.buffer(x), plan.buffer(node)
-    base = add(mul(Sym("o"), length, inner), Sym("i"))
     a = Sym("a")
 
     def at(k: Expr) -> Expr:
-        return add(base, mul(k, inner))
+        return along_axis(length, inner, k)
 
     def z(k: Expr) -> Expr:
         return Load(px, at(k))
@@ -75,8 +74,11 @@ def _ce_rows(plan: Plan, logits: Tensor, labels: Tensor, loss: Tensor | None, gr
     r, a, c = Sym("r"), Sym("a"), Sym("c")
     ints = labels.dtype in INTS
 
+    def at(col: Expr) -> Expr:
+        return add(mul(r, k), col)
+
     def row(buf, col: Expr) -> Expr:
-        return Load(buf, add(mul(r, k), col))
+        return Load(buf, at(col))
 
     def z(col: Expr) -> Expr:
         return row(pz, col)
@@ -85,7 +87,7 @@ def _ce_rows(plan: Plan, logits: Tensor, labels: Tensor, loss: Tensor | None, gr
     e = _exp(Bin("-", z(a), M), t)
     if grad is not None:
         pd = plan.buffer(grad)
-        expo = [Let("e", t, e), Store(pd, add(mul(r, k), a), Sym("e")), Set("s", Bin("+", S, Sym("e")))]
+        expo = [Let("e", t, e), Store(pd, at(a), Sym("e")), Set("s", Bin("+", S, Sym("e")))]
     else:
         expo = [Set("s", Bin("+", S, e))]
     body.append(Loop("a", k, expo, vector=True, reduce=(("+", "s"),)))
@@ -103,13 +105,13 @@ def _ce_rows(plan: Plan, logits: Tensor, labels: Tensor, loss: Tensor | None, gr
             body.append(Loop("a", k, [Set("loss", Bin("-", Sym("loss"), term))]))
         body.append(Store(plan.buffer(loss), r, Sym("loss")))
     if grad is not None:
-        d_at = add(mul(r, k), a)
+        d_at = at(a)
         gr, sc = Sym("gr"), Sym("sc")
         inv_s = Cast(t, Bin("/", Lit(1.0, "float64"), S))
         if ints:  # mass 1, p one-hot: d = g * e / s, minus g at the label
             body += [Let("gr", t, Load(plan.buffer(g), r)), Let("sc", t, Bin("*", gr, inv_s)),
                      Loop("a", k, [Store(pd, d_at, Bin("*", Load(pd, d_at), sc))]),
-                     Store(pd, add(mul(r, k), c), Bin("-", Load(pd, add(mul(r, k), c)), gr))]
+                     Store(pd, at(c), Bin("-", row(pd, c), gr))]
         else:
             body += [Let("mass", t, Lit(0.0, t), mutable=True),
                      Loop("a", k, [Set("mass", Bin("+", Sym("mass"), row(pl, a)))]),

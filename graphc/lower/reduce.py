@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 from ..ir.dtypes import FLOATS
-from ..ir.graph import Kind
 from ..ops.reduce import ArgMax, Count, CumSum, LogSumExp
 from . import ir
 from .elementwise import (
@@ -24,6 +23,7 @@ from .elementwise import (
     calc_dtype,
     collapse,
     compose,
+    dense_index,
     index,
     load_symbol,
     math_block,
@@ -74,7 +74,7 @@ def lower_reduction(group: Group, plan: Plan) -> list:
     loop_vars = [f"i{k}" for k in range(len(dims))]
     load_index = [index(loop_vars, s) for s in st[: len(loads)]]
     out_index = index(loop_vars, st[-1])
-    flat = index(loop_vars, [mul(*dims[k + 1:]) for k in range(len(dims))])
+    flat = dense_index(loop_vars, dims)
     out = plan.buffer(root)
     count = prod([shape[a] for a in sorted(axes)])
     init = MINUS_INF if op.combine == "max" else Lit(0.0, "float64")
@@ -161,6 +161,12 @@ def outer_axis_inner(shape: tuple, axis: int) -> tuple[Expr, Expr, Expr]:
     return prod(shape[:axis]), ir.size(shape[axis]), prod(shape[axis + 1:])
 
 
+def along_axis(length: Expr, inner: Expr, k: Expr) -> Expr:
+    """The flat index of element ``k`` of the line along the axis that the loop variables
+    ``o`` (over the elements before the axis) and ``i`` (after it) are at."""
+    return add(mul(Sym("o"), length, inner), Sym("i"), mul(k, inner))
+
+
 @lowers(ArgMax)
 def lower_argmax(group: Group, plan: Plan) -> list:
     """Index of the first maximum along an axis (a NaN counts as the maximum)."""
@@ -172,10 +178,9 @@ def lower_argmax(group: Group, plan: Plan) -> list:
     else:
         outer, length, inner = outer_axis_inner(x.shape, axis)
     px = plan.buffer(x)
-    row = add(mul(Sym("o"), length, inner), Sym("i"))
 
     def at(k: Expr) -> Expr:
-        return Load(px, add(row, mul(k, inner)))
+        return Load(px, along_axis(length, inner, k))
 
     best = Sym("best")
     scan = Loop("a", length, [If(Call("first_max_takes", (at(Sym("a")), at(best)), x.dtype),
@@ -194,7 +199,7 @@ def lower_cumsum(group: Group, plan: Plan) -> list:
     outer, length, inner = outer_axis_inner(x.shape, node.attrs["axis"])
     a = Sym("a")
     along = Bin("-", Bin("-", length, Lit(1)), a) if node.attrs["reverse"] else a
-    at = add(mul(Sym("o"), length, inner), Sym("i"), mul(along, inner))
+    at = along_axis(length, inner, along)
     acc, t = Sym("acc"), "float64" if node.dtype in FLOATS else "int64"
     line = [Let("acc", t, Lit(0, t), mutable=True),
             Loop("a", length, [Set("acc", Bin("+", acc, Cast(t, Load(plan.buffer(x), at)))),
@@ -208,8 +213,4 @@ def lower_count(group: Group, plan: Plan) -> list:
     node = group.root
     n = prod([node.attrs["shape"][a] for a in node.attrs["axes"]])
     return [Store(plan.buffer(node), ZERO, Cast(node.dtype, n))]
-
-
-def is_reduction(group: Group) -> bool:
-    return group.root is not None and group.root.op.kind is Kind.REDUCTION
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..ir.graph import Tensor
 from ..ops.shape import Concat, OneHot, Slice, SliceGrad, Transpose
-from .elementwise import index, serial_nest
+from .elementwise import dense_index, index, serial_nest
 from .fusion import Group
 from .ir import Bin, Cast, Copy, Expr, Lit, Load, Loop, Store, Sym, Zero, add, mul, prod, size, strides
 from .memplan import Plan
@@ -18,7 +18,7 @@ def lower_transpose(group: Group, plan: Plan) -> list:
     x = node.inputs[0]
     xs = strides(x.shape)
     lv = [f"i{k}" for k in range(node.ndim)]
-    src = add(*(mul(Sym(v), xs[a]) for v, a in zip(lv, node.attrs["axes"])))
+    src = index(lv, [xs[a] for a in node.attrs["axes"]])
     store = Store(plan.buffer(node), index(lv, strides(node.shape)), Load(plan.buffer(x), src))
     return serial_nest([size(d) for d in node.shape], lv, [store])
 
@@ -44,16 +44,12 @@ def _slice_map(node: Tensor, x: Tensor) -> tuple[list[Expr], list[str], Expr]:
     return dims, lv, add(*terms)
 
 
-def _dense(dims: list[Expr], lv: list[str]) -> Expr:
-    return index(lv, [mul(*dims[k + 1:]) for k in range(len(dims))])
-
-
 @lowers(Slice)
 def lower_slice(group: Group, plan: Plan) -> list:
     node = group.root
     x = node.inputs[0]
     dims, lv, src = _slice_map(node, x)
-    store = Store(plan.buffer(node), _dense(dims, lv), Load(plan.buffer(x), src))
+    store = Store(plan.buffer(node), dense_index(lv, dims), Load(plan.buffer(x), src))
     return serial_nest(dims, lv, [store])
 
 
@@ -65,7 +61,7 @@ def lower_slice_grad(group: Group, plan: Plan) -> list:
     dims, lv, dst = _slice_map(node, node)
     out = plan.buffer(node)
     return [Zero(out, prod(node.shape))] + serial_nest(
-        dims, lv, [Store(out, dst, Load(plan.buffer(g), _dense(dims, lv)))])
+        dims, lv, [Store(out, dst, Load(plan.buffer(g), dense_index(lv, dims)))])
 
 
 @lowers(Concat)

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from ..ir.dtypes import FLOATS
 from ..lower import ir
-from .printer import MathPrinter
+from .printer import MathPrinter, float_literal
 
 #: C operator precedence (smaller binds tighter)
 _PRECEDENCE = {"*": 3, "/": 3, "%": 3, "+": 4, "-": 4, "<": 6, "<=": 6, ">": 6, ">=": 6,
@@ -98,9 +98,7 @@ class CStyle:
         if e.dtype in FLOATS:
             if math.isinf(v):
                 return self.infinity if v > 0 else f"-{self.infinity}"
-            text = ("%.9g" if e.dtype == "float32" else "%.17g") % v
-            text += "" if any(c in text for c in ".en") else ".0"
-            return text + ("F" if e.dtype == "float32" else "")
+            return float_literal(v, e.dtype)
         if e.dtype == "bool":
             return "1" if v else "0"
         return str(int(v))

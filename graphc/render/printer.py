@@ -20,6 +20,17 @@ from sympy.printing.c import C99CodePrinter
 from ..ir.dtypes import FLOATS
 
 
+def float_literal(value: float, dtype: str) -> str:
+    """C text of a finite float constant as sympy would print it (9 significant digits
+    and an ``F`` suffix for float32, 17 for float64), without its slow per-literal
+    precision computation."""
+    f32 = dtype == "float32"
+    text = ("%.9g" if f32 else "%.17g") % value
+    if not any(c in text for c in ".ein"):
+        text += ".0"
+    return text + ("F" if f32 else "")
+
+
 class MathPrinter(C99CodePrinter):
     """C99 printing with graphc's functions, single-line ternaries and cheap powers.
 
@@ -61,13 +72,7 @@ class MathPrinter(C99CodePrinter):
                 f"step, (uint32_t)({self.index}), {float(rate)!r})")
 
     def _print_Float(self, expr):
-        # what sympy prints (9 or 17 significant digits), without its slow per-literal
-        # precision computation
-        f32 = self.float_dtype == "float32"
-        text = ("%.9g" if f32 else "%.17g") % float(expr)
-        if not any(c in text for c in ".ein"):
-            text += ".0"
-        return text + ("F" if f32 else "")
+        return float_literal(float(expr), self.float_dtype)
 
     def _print_sign(self, expr):
         a = self._print(expr.args[0])

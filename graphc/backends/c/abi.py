@@ -39,9 +39,12 @@ RUN_PARAMS = (("N", "int64_t"), ("step", "uint64_t"), ("feeds", "void *const *")
               ("outs", "void *const *"), ("arena", "char *"), ("err", "char *"))
 
 
+def _declare(name: str, ctype: str) -> str:
+    return f"{ctype}{name}" if ctype.endswith("*") else f"{ctype} {name}"
+
+
 def _params(params) -> str:
-    return ", ".join(f"{ctype} {name}" if not ctype.endswith("*") else f"{ctype}{name}"
-                     for name, ctype in params)
+    return ", ".join(_declare(name, ctype) for name, ctype in params)
 
 
 #: the exported functions' prototypes (cffi's cdef, and the definitions' heads)
@@ -59,8 +62,7 @@ def cdef() -> str:
 
 def context_struct() -> str:
     """C definition of ``gc_ctx``."""
-    fields = "".join(f"    {ctype}{'' if ctype.endswith('*') else ' '}{name};  /* {what} */\n"
-                     for name, ctype, what in CONTEXT)
+    fields = "".join(f"    {_declare(name, ctype)};  /* {what} */\n" for name, ctype, what in CONTEXT)
     return f"typedef struct {{\n{fields}}} gc_ctx;\n"
 
 

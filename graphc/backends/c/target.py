@@ -93,6 +93,12 @@ class CTarget(CStyle):
         text = f"{self.template_name(call)}({', '.join(args)});"
         return ["{"] + ["    " + ln for ln in lines] + ["    " + text, "}"] if lines else [text]
 
+    def workspace_exprs(self, call: ir.TemplateCall) -> list[ir.Expr]:
+        """The expressions :meth:`workspace_size` renders."""
+        struct, _, how = TEMPLATE_FUNCTIONS[call.fn]
+        shape = [v for _, v in call.shape] if struct else []
+        return shape + ([] if how == "shape" else [call.args[i] for i in how])
+
     def workspace_size(self, call: ir.TemplateCall) -> list[str]:
         """Lines that set ``w`` to the workspace bytes ``call`` needs."""
         how = TEMPLATE_FUNCTIONS[call.fn][2]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["COMMON", "DTYPES", "TEMPLATES", "UNDEF", "files", "kernels_dir", "prelude", "source"]
+__all__ = ["COMMON", "DTYPES", "TEMPLATES", "UNDEF", "files", "kernels_dir", "prelude", "read", "source"]
 
 #: The type-independent header, pasted once before any typed template.
 COMMON = "common.h"
@@ -63,7 +63,8 @@ def prelude(dtype: str) -> str:
     return f"#define GC_T {ctype}\n#define GC_FN(name) gc_{prefix}##name\n"
 
 
-def _read(name: str) -> str:
+def read(name: str) -> str:
+    """The text of one file of ``kernels/``."""
     return (kernels_dir() / name).read_text()
 
 
@@ -97,10 +98,10 @@ def source(templates: Iterable[str], dtypes: Iterable[str]) -> str:
     unknown = wanted - DTYPES.keys()
     if unknown:
         raise ValueError(f"no kernel templates for dtype(s) {sorted(unknown)}; known: {list(DTYPES)}")
-    parts = [f"/* ---- kernels/{COMMON} ---- */\n{_read(COMMON)}"]
+    parts = [f"/* ---- kernels/{COMMON} ---- */\n{read(COMMON)}"]
     headers = [h for name in names for h in _TEMPLATES[name][0]]
     for dtype in (d for d in DTYPES if d in wanted):
         parts.append(f"/* ---- {dtype} ---- */\n{prelude(dtype)}")
-        parts += [f"/* ---- kernels/{h} ({dtype}) ---- */\n{_read(h)}" for h in headers]
+        parts += [f"/* ---- kernels/{h} ({dtype}) ---- */\n{read(h)}" for h in headers]
         parts.append(UNDEF)
     return "\n".join(parts)
