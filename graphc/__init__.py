@@ -19,7 +19,16 @@ Example::
 __version__ = "0.1.0"
 
 from .ir.dot import to_dot
-from .ir.errors import ArgumentError, DTypeError, FeedError, GraphcError, NumericsError, ShapeError
+from .ir.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    CheckpointError,
+    DTypeError,
+    FeedError,
+    GraphcError,
+    NumericsError,
+    ShapeError,
+)
 from .ir.graph import Graph, Tensor, get_default_graph
 from .ops import operators  # noqa: F401 - installs + - * / @ ... on Tensor
 from .ops.conv import conv2d
@@ -78,6 +87,7 @@ from .transforms.autodiff import grad, zeros_like
 
 __all__ = [
     "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError", "ArgumentError",
+    "ArgumentTypeError", "CheckpointError",
     "DTypeError", "FeedError", "NumericsError", "Graph", "Tensor", "get_default_graph",
     "conv2d", "max_pool2d", "avg_pool2d", "abs", "add", "cast", "divide", "elementwise", "elu",
     "equal", "exp", "greater", "greater_equal", "hard_tanh", "leaky_relu", "less", "less_equal",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import shapes as _sh
 from .graph import Graph, Kind, Tensor
-from .program import toposort
+from .program import Program, toposort
 
 _LEAF_STYLE = {
     Kind.PLACEHOLDER: 'shape=ellipse, style=filled, fillcolor="#ffe9a8"',
@@ -42,18 +42,21 @@ def _value_label(t: Tensor) -> str:
 def to_dot(graph_or_tensors, path: str | Path | None = None, clusters=None) -> str:
     """Return DOT text for a graph, the tensors' subgraph or a compiled fetch set.
 
-    For a compiled fetch set (``sess.compile([loss, train])`` on the C
-    backend) every fused kernel is a cluster labelled with its kernel name.
+    A compiled fetch set (``sess.compile([loss, train])``) is drawn as the program
+    the backend runs (after the passes); on the C backend every fused kernel is a
+    cluster labelled with its kernel name.
     ``clusters`` optionally maps a label to tensors drawn inside a cluster.
     """
-    kernels = getattr(getattr(graph_or_tensors, "executable", None), "kernels", None)
-    if kernels is not None:  # a compiled fetch set: one cluster per fused kernel
-        nodes = list(graph_or_tensors.program.nodes)
-        clusters, placed = {}, set()
-        for k in kernels:
-            home = [n for n in k.nodes if n.id not in placed]
-            placed.update(n.id for n in home)
-            clusters[f"{k.name} ({len(k.nodes)} node{'s' if len(k.nodes) > 1 else ''})"] = home
+    program = getattr(graph_or_tensors, "program", None)
+    if isinstance(program, Program):  # a compiled fetch set: the optimized program
+        nodes = list(program.nodes)
+        kernels = getattr(getattr(graph_or_tensors, "executable", None), "kernels", None)
+        if kernels is not None:  # a compiled backend: one cluster per fused kernel
+            clusters, placed = {}, set()
+            for k in kernels:
+                home = [n for n in k.nodes if n.id not in placed]
+                placed.update(n.id for n in home)
+                clusters[f"{k.name} ({len(k.nodes)} node{'s' if len(k.nodes) > 1 else ''})"] = home
     elif isinstance(graph_or_tensors, Graph):
         nodes = list(graph_or_tensors.nodes)
     else:

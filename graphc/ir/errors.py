@@ -33,12 +33,29 @@ class ArgumentError(GraphcError, ValueError):
     """A bad non-tensor argument (a dropout rate, a stride ...)."""
 
 
+class ArgumentTypeError(ArgumentError, TypeError):
+    """A non-tensor argument of the wrong type (a list where a layer goes ...): an
+    ArgumentError that is also ``TypeError``, like Python's own for a wrong type."""
+
+
 class FeedError(GraphcError, ValueError):
     """A feed dict that does not match the placeholders of a fetch set."""
 
 
 class NumericsError(GraphcError, FloatingPointError):
     """A NaN or Inf produced while ``check_numerics`` is on."""
+
+
+class CheckpointError(GraphcError, OSError):
+    """A checkpoint that cannot be written or read (``Session.save``/``load``), naming the path."""
+
+
+def numerics_message(node, bad: str) -> str:
+    """The text of the NumericsError for a ``bad`` ("NaN" or "Inf") value of graph node
+    ``node``: the op, its role, the node's name and the line that defined it. Every
+    backend raises this same text."""
+    role = " (gradient)" if node.role == "grad" else ""
+    return f"{bad} produced by {node.op.label(node.attrs)}{role} ({node.name}){at(node.site)}"
 
 
 def at(site: str | None) -> str:

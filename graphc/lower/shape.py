@@ -4,7 +4,8 @@ concat and one_hot. (reshape is a view: no kernel.)"""
 from __future__ import annotations
 
 from ..ir.graph import Tensor
-from ..ops.shape import Concat, OneHot, Slice, SliceGrad, Transpose
+from ..ops.shape import Concat, OneHot, Slice, SliceGrad, Transpose, batch_need, batch_rows
+from . import ir
 from .elementwise import dense_index, index, serial_nest
 from .fusion import Group
 from .ir import Bin, Cast, Copy, Expr, Lit, Load, Loop, Store, Sym, Zero, add, mul, prod, size, strides
@@ -23,25 +24,43 @@ def lower_transpose(group: Group, plan: Plan) -> list:
     return serial_nest([size(d) for d in node.shape], lv, [store])
 
 
+def _first(k: int, c: int) -> Expr:
+    """The row ``k*N + c`` of the batch axis."""
+    return add(mul(Lit(k), size(None)), Lit(c))
+
+
 def _slice_map(node: Tensor, x: Tensor) -> tuple[list[Expr], list[str], Expr]:
     """(the slice's dims, their loop variables, the index of the element in x)."""
     idx = tuple(node.attrs["index"]) + ((None, None, None),) * (x.ndim - len(node.attrs["index"]))
     xs = strides(x.shape)
     dims, lv, terms = [], [], []
     for k, (d, i) in enumerate(zip(x.shape, idx)):
+        if d is None:  # the batch axis: whole (maybe reversed) or a fixed number of rows
+            rows, first, step, _ = batch_rows(i)
+            start, count = _first(*first), size(rows)
+        elif isinstance(i, int):
+            start, step, count = Lit(i), 1, None
+        else:
+            begin, _, step = slice(*i).indices(d)
+            start, count = Lit(begin), Lit(len(range(*slice(*i).indices(d))))
         if isinstance(i, int):
-            terms.append(mul(Lit(i), xs[k]))
+            terms.append(mul(start, xs[k]))
             continue
         v = f"i{len(lv)}"
         lv.append(v)
-        if d is None:  # the batch axis, taken whole
-            dims.append(size(None))
-            terms.append(mul(Sym(v), xs[k]))
-            continue
-        start, _, step = slice(*i).indices(d)
-        dims.append(Lit(len(range(*slice(*i).indices(d)))))
-        terms.append(mul(add(Lit(start), mul(Sym(v), Lit(step))), xs[k]))
+        dims.append(count)
+        terms.append(mul(add(start, mul(Sym(v), Lit(step))), xs[k]))
     return dims, lv, add(*terms)
+
+
+def _check_rows(node: Tensor, shape: tuple) -> list:
+    """Fail unless the batch has the rows a slice of the batch axis takes (BatchSlice)."""
+    if not node.op.can_fail:
+        return []
+    need, what = batch_need(shape, node.attrs["index"])
+    return [ir.If(Bin("<", size(None), Lit(need)), [ir.Fail((
+        f"[{what}] on the batch axis needs a batch of at least {need} rows, got a batch of ",
+        size(None)))])]
 
 
 @lowers(Slice)
@@ -50,7 +69,7 @@ def lower_slice(group: Group, plan: Plan) -> list:
     x = node.inputs[0]
     dims, lv, src = _slice_map(node, x)
     store = Store(plan.buffer(node), dense_index(lv, dims), Load(plan.buffer(x), src))
-    return serial_nest(dims, lv, [store])
+    return _check_rows(node, x.shape) + serial_nest(dims, lv, [store])
 
 
 @lowers(SliceGrad)
@@ -60,7 +79,7 @@ def lower_slice_grad(group: Group, plan: Plan) -> list:
     (g,) = node.inputs
     dims, lv, dst = _slice_map(node, node)
     out = plan.buffer(node)
-    return [Zero(out, prod(node.shape))] + serial_nest(
+    return _check_rows(node, node.shape) + [Zero(out, prod(node.shape))] + serial_nest(
         dims, lv, [Store(out, dst, Load(plan.buffer(g), dense_index(lv, dims)))])
 
 

@@ -15,6 +15,7 @@ import sympy
 
 from ..ir import dtypes as _dt
 from ..ir import rng
+from ..ir import shapes as _sh
 from ..ir.errors import ArgumentError, DTypeError, located, shape_error
 from ..ir.graph import Kind, Op, Tensor, as_tensor, get_default_graph, make
 from . import scalar as S
@@ -34,7 +35,8 @@ def _np_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
     z = x - m
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    with np.errstate(divide="ignore", invalid="ignore"):  # rows of -inf or NaN: as C gives
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
 class _SoftmaxBase(Op):
@@ -208,23 +210,65 @@ def softmax_cross_entropy_grad(logits, labels, g) -> Tensor:
     return make(SoftmaxCrossEntropyGrad, [as_tensor(logits), as_tensor(labels), as_tensor(g)])
 
 
+def _shape_of(value) -> tuple:
+    return value.shape if isinstance(value, Tensor) else np.shape(value)
+
+
+def check_loss_operands(op: str, pred, target) -> None:
+    """The one rule of the elementwise losses (``gc.mse`` ... and ``gc.losses``): float
+    predictions, and operands that broadcast to the shape of one of them. ``(N, 1)``
+    against ``(N,)`` would broadcast to ``(N, N)``: refused, naming both shapes.
+
+    Example::
+
+        check_loss_operands("mse", pred, target)   # ShapeError for (N, 1) vs (N,)
+    """
+    if isinstance(pred, Tensor) and not _dt.is_float(pred.dtype):
+        raise located(DTypeError(f"{op}: predictions must be float, got {pred.dtype}; use gc.cast"))
+    p, t = tuple(_shape_of(pred)), tuple(_shape_of(target))
+    out = _sh.broadcast([p, t])
+    if out is not None and out not in (p, t):
+        fix = ("gc.squeeze(pred, axis=-1)" if p[-1:] == (1,) else
+               "gc.squeeze(target, axis=-1)" if t[-1:] == (1,) else "gc.reshape")
+        raise located(shape_error(
+            op, f"predictions {_sh.fmt(p)} and targets {_sh.fmt(t)} would broadcast to "
+            f"{_sh.fmt(out)}, larger than both (one loss per pair of rows); give them the same "
+            f"shape ({fix}); for all pairs on purpose, write gc.square(a - b)", p, t))
+
+
 def sigmoid_cross_entropy(logits, targets) -> Tensor:
-    """Elementwise binary cross-entropy on logits: softplus(z) - z t (no overflow)."""
+    """Elementwise binary cross-entropy on logits: softplus(z) - z t (no overflow).
+
+    Example: ``gc.mean(gc.sigmoid_cross_entropy(logits, t))`` for ``t`` in [0, 1].
+    """
+    check_loss_operands("sigmoid_cross_entropy", logits, targets)
     return elementwise("sigmoid_cross_entropy", S.softplus(a0) - a0 * a1, [logits, targets])
 
 
 def mse(pred, target) -> Tensor:
-    """Elementwise squared error (pred - target)**2."""
+    """Elementwise squared error (pred - target)**2; ``gc.losses.mse`` reduces it.
+
+    ``target`` may broadcast to ``pred``'s shape (or ``pred`` to ``target``'s); operands
+    that would broadcast to a larger shape, such as (N, 1) and (N,), are refused.
+
+    Example: ``gc.mean(gc.mse(pred, t))``
+    """
+    check_loss_operands("mse", pred, target)
     return elementwise("mse", (a0 - a1) ** 2, [pred, target])
 
 
 def mae(pred, target) -> Tensor:
-    """Elementwise absolute error |pred - target|."""
+    """Elementwise absolute error |pred - target| (shapes as for :func:`mse`)."""
+    check_loss_operands("mae", pred, target)
     return elementwise("mae", sympy.Abs(a0 - a1), [pred, target])
 
 
 def huber(pred, target, delta: float = 1.0) -> Tensor:
-    """Elementwise Huber loss: quadratic within ``delta``, linear outside."""
+    """Elementwise Huber loss: quadratic within ``delta``, linear outside (shapes as for
+    :func:`mse`)."""
+    check_loss_operands("huber", pred, target)
+    if not float(delta) > 0:
+        raise located(ArgumentError(f"huber: delta must be positive, got {delta}"))
     d, k = a0 - a1, sympy.Float(delta)
     body = sympy.Piecewise((d**2 / 2, sympy.Abs(d) <= k), (k * (sympy.Abs(d) - k / 2), True))
     return elementwise("huber", body, [pred, target])

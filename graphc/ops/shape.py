@@ -6,12 +6,41 @@ import numpy as np
 
 from ..ir import dtypes as _dt
 from ..ir import shapes as _sh
-from ..ir.errors import DTypeError, located, shape_error
+from ..ir.errors import DTypeError, ShapeError, located, shape_error
 from ..ir.graph import Kind, Op, Tensor, as_tensor, make
 
 
 def _bind(shape, ctx):
     return tuple(ctx.batch if d is None else d for d in shape)
+
+
+def _count(n: int, k: int) -> str:
+    """``N*N*12``: a size of ``N**k * n`` elements, as messages show it."""
+    return "*".join(["N"] * k + ([str(n)] if n != 1 or not k else []))
+
+
+def _batch_target(have: tuple, shape: tuple) -> tuple:
+    """The target of reshaping a batch-sized tensor. Every ``None`` is the same batch
+    size N, so ``have`` holds ``N**k * n`` elements: each ``None`` of the target takes
+    one N, a ``-1`` (at most one) takes what is left, which must be a whole number or
+    exactly N (a shape cannot hold ``2*N`` in one dimension)."""
+    k, n = have.count(None), _sh.size(tuple(d for d in have if d is not None))
+    j, m = shape.count(None), _sh.size(tuple(d for d in shape if d not in (None, -1)))
+    rest = k - j
+    if shape.count(-1) > 1:
+        raise shape_error("reshape", f"target {_sh.fmt(shape)} has more than one -1", have)
+    if -1 not in shape:
+        if rest == 0 and n == m:
+            return shape
+        hint = "; put None where the batch size goes" if j == 0 else ""
+        raise shape_error("reshape", f"cannot reshape {_count(n, k)} elements (N: the batch "
+                          f"size) to {_sh.fmt(shape)}, which holds {_count(m, j)}{hint}", have)
+    if rest == 0 and m and n % m == 0:
+        return tuple(n // m if d == -1 else d for d in shape)
+    if rest == 1 and n == m:
+        return tuple(None if d == -1 else d for d in shape)
+    raise shape_error("reshape", f"the -1 of {_sh.fmt(shape)} would hold {_count(n, k)} / {_count(m, j)} "
+                      "elements; a dimension is a number or the whole batch size N", have)
 
 
 class Reshape(Op):
@@ -20,20 +49,15 @@ class Reshape(Op):
 
     def infer(self, inputs, shape):
         x = inputs[0]
+        if any(d is not None and d < -1 for d in shape):
+            raise shape_error("reshape", f"target {shape} has a negative dimension", x.shape)
+        if None in x.shape:
+            return _batch_target(x.shape, shape), x.dtype
         free = [i for i, d in enumerate(shape) if d is None or d == -1]
-        if len(free) > 1:
+        if len(free) > 1:  # a static input: None, like -1, takes the rest
             raise shape_error("reshape", f"target {shape} has more than one -1/None", x.shape)
         known = _sh.size(tuple(d for d in shape if d not in (None, -1)))
         total = _sh.size(x.shape)
-        if total is None:  # batch-sized input: the free target dim carries the batch
-            rest = _sh.size(tuple(d for d in x.shape if d is not None))
-            if not free or rest % max(known, 1) or x.shape.count(None) != 1:
-                raise shape_error("reshape", f"cannot reshape a batch-sized tensor to {shape}; "
-                                  "put None (or -1) where the batch size goes", x.shape)
-            if rest != known:
-                raise shape_error("reshape", f"target {shape} does not keep the "
-                                  "per-example size", x.shape)
-            return tuple(None if i in free else d for i, d in enumerate(shape)), x.dtype
         if free:
             if known == 0 or total % known:
                 raise shape_error("reshape", f"cannot reshape {total} elements to {shape}", x.shape)
@@ -50,7 +74,12 @@ class Reshape(Op):
 
 
 def reshape(x, shape) -> Tensor:
-    """Reshape; ``-1`` or ``None`` marks the dimension that takes the rest (the batch)."""
+    """Reshape. On a tensor holding the batch size, each ``None`` of ``shape`` is the
+    batch size N (every ``None`` of a graph is the same N) and one ``-1`` may take the
+    rest; on a static tensor, ``None`` or ``-1`` marks the dimension that takes the rest.
+
+    Example: ``reshape(x, (None, 12))`` for ``x`` of shape ``(None, 3, 4)``.
+    """
     x = as_tensor(x)
     shape = tuple(None if d is None else int(d) for d in shape)
     if shape == x.shape:
@@ -138,7 +167,7 @@ class Concat(Op):
             index = [(None, None, None)] * g.ndim
             index[axis] = (start, start + x.shape[axis], 1)
             start += x.shape[axis]
-            out.append(make(Slice, [g], {"index": tuple(index)}))
+            out.append(_slice(g, tuple(index)))
         return out
 
 
@@ -157,30 +186,101 @@ def _slices(index):
     return tuple(i if isinstance(i, int) else slice(*i) for i in index)
 
 
+def _text(i) -> str:
+    """An index entry as the user wrote it: ``1:3``, ``::-1``, ``-1``."""
+    if isinstance(i, int):
+        return str(i)
+    a, b, c = ("" if v is None else str(v) for v in i)
+    return f"{a}:{b}" + (f":{c}" if c else "")
+
+
+def batch_rows(i, shape: tuple = ()) -> tuple[int | None, tuple[int, int], int, int]:
+    """How index entry ``i`` (an int or a (start, stop, step) triple) takes rows of the
+    batch axis: (rows taken, None for all N; the first row at ``k*N + c`` as (k, c); the
+    step; the batch size the index needs). The number of rows must be a number or N: a
+    shape cannot hold N - 1 in one dimension."""
+    if isinstance(i, int):
+        return 1, ((0, i) if i >= 0 else (1, i)), 1, (i + 1 if i >= 0 else -i)
+    step = 1 if i[2] is None else i[2]
+    if step == 0:
+        raise shape_error("slice", "slice step cannot be zero", *[shape][:len(shape)])
+
+    def bound(v, default):
+        return default if v is None else (0, v) if v >= 0 else (1, v)
+
+    first = bound(i[0], (0, 0) if step > 0 else (1, -1))
+    stop = bound(i[1], (1, 0) if step > 0 else (0, -1))  # (0, -1): before row 0, never wraps
+    if abs(step) == 1 and (first, stop) == (((0, 0), (1, 0)) if step > 0 else ((1, -1), (0, -1))):
+        return None, first, step, 0  # the whole axis, maybe reversed
+    if first[0] != stop[0]:
+        raise shape_error("slice", f"[{_text(i)}] on the batch axis would take a number of rows "
+                          "that depends on the batch size N (only N itself fits in a shape); take "
+                          "the axis whole (:, ::-1) or a fixed number of rows (1:3, -2:, :4)",
+                          *[shape][:len(shape)])
+    rows = range(first[1], stop[1], step)
+    need = 0 if not rows else max(rows) + 1 if first[0] == 0 else -min(rows)
+    return len(rows), first, step, need
+
+
+def batch_need(shape, index) -> tuple[int, str]:
+    """(the batch size an index needs, the entries on the batch axis that need it)."""
+    need, what = 0, []
+    for d, i in zip(shape, index):
+        if d is None:
+            n = batch_rows(i)[3]
+            if n:
+                need, what = max(need, n), what + [_text(i)]
+    return need, ", ".join(what)
+
+
+def _check_batch(shape, index, batch: int) -> None:
+    need, what = batch_need(shape, index)
+    if batch < need:
+        raise IndexError(f"[{what}] on the batch axis needs a batch of at least {need} rows, "
+                         f"got a batch of {batch}")
+
+
+def _full(index, ndim: int) -> tuple:
+    return tuple(index) + ((None, None, None),) * (ndim - len(index))
+
+
 class Slice(Op):
-    """Basic indexing with ints and step slices: ``x[1:3, :, 0]``."""
+    """Basic indexing with ints and step slices: ``x[1:3, :, 0]``. On the batch axis an
+    index takes the axis whole (``:``, ``::-1``) or a fixed number of rows (``1:3``, ``-1``),
+    which the batch must have at run time (:class:`BatchSlice`)."""
 
     name = "slice"
 
     def infer(self, inputs, index):
         x, shape = inputs[0], []
-        for d, i in zip(x.shape, index + ((None, None, None),) * (x.ndim - len(index))):
-            if isinstance(i, int):
-                if d is None or not -d <= i < d:
+        for d, i in zip(x.shape, _full(index, x.ndim)):
+            if d is None:
+                rows = batch_rows(i, x.shape)[0]
+                if not isinstance(i, int):
+                    shape.append(rows)
+            elif isinstance(i, int):
+                if not -d <= i < d:
                     raise shape_error("slice", f"index {i} out of range", x.shape)
-            elif d is None:
-                if i != (None, None, None):
-                    raise shape_error("slice", "the batch axis can only be taken whole", x.shape)
-                shape.append(None)
+            elif i[2] == 0:
+                raise shape_error("slice", "slice step cannot be zero", x.shape)
             else:
                 shape.append(len(range(*slice(*i).indices(d))))
         return tuple(shape), x.dtype
 
     def reference(self, ctx, node, x):
+        if self.can_fail:
+            _check_batch(node.inputs[0].shape, node.attrs["index"], ctx.batch)
         return x[_slices(node.attrs["index"])]
 
     def grad(self, node, g):
-        return [make(SliceGrad, [g], {"index": node.attrs["index"], "shape": node.inputs[0].shape})]
+        return [_slice_grad(g, node.attrs["index"], node.inputs[0].shape)]
+
+
+class BatchSlice(Slice):
+    """A slice taking a fixed number of rows of the batch axis: it fails at run time when
+    the batch has fewer rows than the index needs (NumPy would return fewer rows)."""
+
+    can_fail = True
 
 
 class SliceGrad(Op):
@@ -192,16 +292,48 @@ class SliceGrad(Op):
         return tuple(shape), inputs[0].dtype
 
     def reference(self, ctx, node, g):
+        if self.can_fail:
+            _check_batch(node.shape, node.attrs["index"], ctx.batch)
         out = np.zeros(_bind(node.shape, ctx), node.dtype)
         out[_slices(node.attrs["index"])] = g
         return out
 
     def grad(self, node, g):
-        return [make(Slice, [g], {"index": node.attrs["index"]})]
+        return [_slice(g, node.attrs["index"])]
+
+
+class BatchSliceGrad(SliceGrad):
+    """The adjoint of :class:`BatchSlice`, with the same run-time check (it may run
+    without the forward slice, whose value the gradient does not need)."""
+
+    can_fail = True
+
+
+def _takes_rows(shape, index) -> bool:
+    """Whether ``index`` takes part of the batch axis (a run-time check is needed); a bad
+    index is left for the shape rule to report."""
+    try:
+        return any(d is None and batch_rows(i)[3] for d, i in zip(shape, index))
+    except ShapeError:
+        return False
+
+
+def _slice(x: Tensor, index: tuple) -> Tensor:
+    return make(BatchSlice if _takes_rows(x.shape, index) else Slice, [x], {"index": index})
+
+
+def _slice_grad(g: Tensor, index: tuple, shape: tuple) -> Tensor:
+    cls = BatchSliceGrad if _takes_rows(shape, index) else SliceGrad
+    return make(cls, [g], {"index": index, "shape": shape})
 
 
 def getitem(x: Tensor, index) -> Tensor:
-    """``x[...]`` with ints and slices (no fancy indexing)."""
+    """``x[...]`` with ints and slices (no fancy indexing).
+
+    On the batch axis (``None``) an index takes the axis whole or a fixed number of
+    rows, checked at run time: ``x[1:3]`` of a ``(None, 5)`` tensor is ``(2, 5)`` and
+    fails when the batch has fewer than 3 rows; ``x[1:]`` (N - 1 rows) is refused.
+    """
     if not isinstance(index, tuple):
         index = (index,)
     out = []
@@ -209,7 +341,10 @@ def getitem(x: Tensor, index) -> Tensor:
         if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
             out.append(int(i))
         elif isinstance(i, slice):
-            out.append((i.start, i.stop, i.step))
+            if not all(v is None or isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                       for v in (i.start, i.stop, i.step)):
+                raise located(DTypeError(f"slice: bounds of {i!r} must be ints or None"))
+            out.append(tuple(None if v is None else int(v) for v in (i.start, i.stop, i.step)))
         else:
             raise located(DTypeError(f"slice: index {i!r} is not supported; use ints and "
                                      "slices"))
@@ -218,7 +353,7 @@ def getitem(x: Tensor, index) -> Tensor:
     # negative ints count from the end; out-of-range ones are left for infer to reject
     norm = [i + d if isinstance(i, int) and d and -d <= i < 0 else i
             for d, i in zip(x.shape, out)]
-    return make(Slice, [x], {"index": tuple(norm)})
+    return _slice(x, tuple(norm))
 
 
 class OneHot(Op):

@@ -6,7 +6,7 @@ before the step; all assigns of the step commit together at its end.
 
 from __future__ import annotations
 
-from ..ir.errors import DTypeError, GraphcError, shape_error
+from ..ir.errors import ArgumentError, DTypeError, GraphcError, at, shape_error, user_site
 from ..ir.graph import Kind, Op, Tensor, as_tensor, make
 
 
@@ -52,7 +52,8 @@ class Group(_Update):
     def infer(self, inputs):
         for t in inputs:
             if t.dtype is not None:
-                raise GraphcError(f"group: {t.name} is not an update op")
+                raise ArgumentError(f"group: {t.name} is not an update op (it has a value: "
+                                    "fetch it with sess.run instead)")
         check_single_writer(inputs)
         return (), None
 
@@ -92,6 +93,20 @@ def assign(var: Tensor, value) -> Tensor:
     return make(Assign, [var, as_tensor(value, dtype=var.dtype, graph=var.graph)])
 
 
-def group(*updates: Tensor, name: str | None = None) -> Tensor:
-    """One update op that runs all ``updates``."""
-    return make(Group, list(updates), name=name)
+def group(*updates, name: str | None = None) -> Tensor:
+    """One update op that runs all ``updates``; lists and tuples of them are flattened,
+    as in TF1's ``tf.group``.
+
+    Example: ``step = gc.group(train, [update_mean, update_var])``
+    """
+    flat, stack = [], list(updates)[::-1]
+    while stack:
+        u = stack.pop()
+        if isinstance(u, (list, tuple)):
+            stack.extend(list(u)[::-1])
+        elif isinstance(u, Tensor):
+            flat.append(u)
+        else:
+            raise ArgumentError(f"group: takes update ops (tensors such as an optimizer's "
+                                f"minimize() or gc.assign), got {type(u).__name__}{at(user_site())}")
+    return make(Group, flat, name=name)

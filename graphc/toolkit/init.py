@@ -22,6 +22,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..ir.errors import DTypeError, at, user_site
+from ._args import bad_type, bad_value
+
 Shape = tuple[int, ...]
 Initializer = Callable[..., np.ndarray]
 
@@ -60,7 +63,7 @@ def _rng(seed: int) -> np.random.Generator:
 def _finish(arr: np.ndarray, dtype) -> np.ndarray:
     dt = np.dtype(dtype)
     if dt.kind != "f":
-        raise TypeError(f"initializers make float arrays, got dtype {dt}")
+        raise DTypeError(f"initializers make float arrays, got dtype {dt}{at(user_site())}")
     return np.ascontiguousarray(arr, dtype=dt)
 
 
@@ -149,7 +152,7 @@ def orthogonal(shape, seed: int = 0, dtype="float32", gain: float = 1.0) -> np.n
     """
     shape = tuple(int(d) for d in shape)
     if len(shape) < 2:
-        raise ValueError(f"orthogonal: needs a shape with at least 2 dims, got {shape}")
+        raise bad_value(f"orthogonal: needs a shape with at least 2 dims, got {shape}")
     rows, cols = shape[0], math.prod(shape[1:])
     a = _rng(seed).normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
     q, r = np.linalg.qr(a)
@@ -190,7 +193,9 @@ def get(init: str | Initializer) -> Initializer:
     """
     if callable(init):
         return init
-    if isinstance(init, str) and init in _BY_NAME:
+    if not isinstance(init, str):
+        raise bad_type(f"an initializer is a name or a callable, got {type(init).__name__}")
+    if init in _BY_NAME:
         return _BY_NAME[init]
-    raise ValueError(f"unknown initializer {init!r}; choose one of {', '.join(sorted(_BY_NAME))} "
-                     "or pass a callable (shape, seed, dtype) -> array")
+    raise bad_value(f"unknown initializer {init!r}; choose one of {', '.join(sorted(_BY_NAME))} "
+                    "or pass a callable (shape, seed, dtype) -> array")

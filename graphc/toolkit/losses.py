@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import dtypes as _dt
-from ..ir import shapes as _sh
-from ..ir.errors import DTypeError, ShapeError, at, user_site
+from ..ir.errors import ArgumentError, at, user_site
 from ..ir.graph import Tensor, as_tensor
 from ..ops import nn as _ops
 from ..ops.reduce import mean
@@ -37,32 +35,26 @@ def reduce(values: Tensor, reduction: str = "mean") -> Tensor:
 
         total = gc.losses.reduce(gc.mse(pred, target), "sum")
     """
+    _check(reduction)
     if reduction == "mean":
         return mean(values)
     if reduction == "sum":
         return _sum(values)
-    if reduction == "none":
-        return values
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return values
 
 
 def _check(reduction: str) -> None:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise ArgumentError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}"
+                            f"{at(user_site())}")
 
 
 def _pair(name: str, pred, target) -> tuple[Tensor, Tensor]:
-    """Tensors for (pred, target); a NumPy target takes pred's dtype; ranks must match."""
+    """Tensors for (pred, target) under the elementwise losses' one rule
+    (:func:`graphc.ops.nn.check_loss_operands`); a NumPy target takes pred's dtype."""
     pred = as_tensor(pred)
-    if not _dt.is_float(pred.dtype):
-        raise DTypeError(f"{name}: predictions must be float, got {pred.dtype}{at(user_site())}")
-    target = as_tensor(target, dtype=pred.dtype, graph=pred.graph)
-    if target.ndim not in (0, pred.ndim):
-        # (N, 1) against (N,) would broadcast to (N, N): almost always a bug
-        raise ShapeError(f"{name}: predictions {_sh.fmt(pred.shape)} and targets "
-                         f"{_sh.fmt(target.shape)} differ in rank; reshape one of them"
-                         f"{at(user_site())}")
-    return pred, target
+    _ops.check_loss_operands(name, pred, target)
+    return pred, as_tensor(target, dtype=pred.dtype, graph=pred.graph)
 
 
 def mse(pred, target, reduction: str = "mean") -> Tensor:
@@ -95,8 +87,6 @@ def huber(pred, target, delta: float = 1.0, reduction: str = "mean") -> Tensor:
         loss = gc.losses.huber(q_values, q_targets, delta=1.0)
     """
     _check(reduction)
-    if not float(delta) > 0:
-        raise ValueError(f"huber: delta must be positive, got {delta}")
     return reduce(_ops.huber(*_pair("huber", pred, target), delta=float(delta)), reduction)
 
 

@@ -22,14 +22,15 @@ from ..ops.elemwise import cast, sqrt
 from ..ops.leaves import constant, variable
 from ..ops.state import Assign, assign, group
 from ..transforms.autodiff import grad
+from ._args import bad_value, number
 
 
 class Optimizer:
     """Base class: subclasses implement ``_update(var, g, lr) -> list of assigns``."""
 
     def __init__(self, lr) -> None:
-        if not isinstance(lr, Tensor) and not float(lr) > 0:
-            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
+        if not isinstance(lr, Tensor):
+            number(type(self).__name__, "lr", lr, low=0.0, low_open=True)
         self.lr = lr
         self.state: dict[str, Tensor] = {}
         #: decoupled weight decay (AdamW/SGDW): p <- p_step - lr * weight_decay * p
@@ -101,9 +102,10 @@ class SGD(Optimizer):
 
     def __init__(self, lr, momentum: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(lr)
+        momentum = number("SGD", "momentum", momentum, low=0.0)
         if nesterov and momentum <= 0:
-            raise ValueError("SGD: nesterov needs momentum > 0")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+            raise bad_value("SGD: nesterov needs momentum > 0")
+        self.momentum, self.nesterov = momentum, bool(nesterov)
 
     def _update(self, v, g, lr, shared):
         if self.momentum == 0.0:
@@ -124,7 +126,9 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8) -> None:
         super().__init__(lr)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = number("Adam", "beta1", beta1, low=0.0, high=1.0, high_open=True)
+        self.beta2 = number("Adam", "beta2", beta2, low=0.0, high=1.0, high_open=True)
+        self.eps = number("Adam", "eps", eps, low=0.0)
 
     def _shared(self, graph, dtype):
         t = variable(np.zeros((), np.float64), name="Adam/t", trainable=False)
@@ -150,7 +154,8 @@ class RMSProp(Optimizer):
 
     def __init__(self, lr=1e-2, alpha: float = 0.99, eps: float = 1e-8) -> None:
         super().__init__(lr)
-        self.alpha, self.eps = float(alpha), float(eps)
+        self.alpha = number("RMSProp", "alpha", alpha, low=0.0, high=1.0)
+        self.eps = number("RMSProp", "eps", eps, low=0.0)
 
     def _update(self, v, g, lr, shared):
         s = self._slot(v, "square_avg")
@@ -163,7 +168,9 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr=1e-2, eps: float = 1e-10, initial_accumulator_value: float = 0.0) -> None:
         super().__init__(lr)
-        self.eps, self.initial = float(eps), float(initial_accumulator_value)
+        self.eps = number("AdaGrad", "eps", eps, low=0.0)
+        self.initial = number("AdaGrad", "initial_accumulator_value", initial_accumulator_value,
+                              low=0.0)
 
     def _update(self, v, g, lr, shared):
         s = self._slot(v, "sum", self.initial)

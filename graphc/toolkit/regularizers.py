@@ -25,6 +25,7 @@ from ..ops.elemwise import abs as _abs
 from ..ops.elemwise import cast, sqrt, square
 from ..ops.reduce import sum as _sum
 from ..ops.state import assign, group
+from ._args import bad_type, bad_value
 
 __all__ = ["collect", "l1", "l2", "l2_norm", "elastic_net", "weight_decay",
            "decoupled_weight_decay"]
@@ -49,7 +50,7 @@ def collect(params) -> list[Tensor]:
             for q in p:
                 visit(q)
         else:
-            raise TypeError(f"regularizer: {p!r} is not a tensor, a layer or a list of them")
+            raise bad_type(f"regularizer: {p!r} is not a tensor, a layer or a list of them")
 
     visit(params)
     seen: dict[int, Tensor] = {}
@@ -163,7 +164,7 @@ def weight_decay(optimizer, rate: float, params=None):
         train = opt.minimize(loss)
     """
     if not float(rate) >= 0.0:
-        raise ValueError(f"weight_decay: rate must be >= 0, got {rate}")
+        raise bad_value(f"weight_decay: rate must be >= 0, got {rate}")
     optimizer.weight_decay = float(rate)
     optimizer.decay_params = None if params is None else collect(params)
     return optimizer

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from ..ir.graph import Graph, Tensor, get_default_graph
 from ..ops.leaves import placeholder
+from ._args import bad_value, number
 
 __all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup",
            "ReduceOnPlateau", "step_decay", "exponential_decay", "cosine_decay",
@@ -38,13 +39,12 @@ class Schedule:
     def _step(self, step) -> int:
         step = int(step)
         if step < 0:
-            raise ValueError(f"{type(self).__name__}: step must be >= 0, got {step}")
+            raise bad_value(f"{type(self).__name__}: step must be >= 0, got {step}")
         return step
 
 
 def _positive(name: str, value) -> None:
-    if not float(value) > 0:
-        raise ValueError(f"{name} must be positive, got {value}")
+    number("schedule", name, value, low=0.0, low_open=True)
 
 
 class StepDecay(Schedule):
@@ -102,7 +102,7 @@ class CosineDecay(Schedule):
         _positive("initial", initial)
         _positive("total_steps", total_steps)
         if not 0.0 <= float(min_lr) <= float(initial):
-            raise ValueError(f"min_lr must be in [0, initial], got {min_lr}")
+            raise bad_value(f"min_lr must be in [0, initial], got {min_lr}")
         self.initial, self.total, self.min_lr = float(initial), int(total_steps), float(min_lr)
 
     def __call__(self, step: int) -> float:
@@ -127,7 +127,7 @@ class LinearWarmup(Schedule):
 
     def __init__(self, target: float | Callable[[int], float], warmup_steps: int) -> None:
         if int(warmup_steps) < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+            raise bad_value(f"warmup_steps must be >= 0, got {warmup_steps}")
         self.target = target if callable(target) else _Constant(float(target))
         self.warmup = int(warmup_steps)
 
@@ -190,11 +190,11 @@ class ReduceOnPlateau(Schedule):
                  min_lr: float = 0.0, mode: str = "min", threshold: float = 1e-4) -> None:
         _positive("initial", initial)
         if not 0.0 < float(factor) < 1.0:
-            raise ValueError(f"factor must be in (0, 1), got {factor}")
+            raise bad_value(f"factor must be in (0, 1), got {factor}")
         if int(patience) < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
+            raise bad_value(f"patience must be >= 0, got {patience}")
         if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+            raise bad_value(f"mode must be 'min' or 'max', got {mode!r}")
         self.lr, self.factor, self.patience = float(initial), float(factor), int(patience)
         self.min_lr, self.mode, self.threshold = float(min_lr), mode, float(threshold)
         self.best: float | None = None

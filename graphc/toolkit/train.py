@@ -24,6 +24,7 @@ import numpy as np
 
 from ..ir.errors import GraphcError
 from ..ir.graph import Kind, Tensor
+from ._args import bad_type, bad_value
 from .data.batching import as_arrays, batches
 from .train_plot import EpochProgress, plot_history
 
@@ -49,9 +50,9 @@ class EarlyStopping:
     def __init__(self, patience: int = 5, monitor: str = "val_loss", min_delta: float = 0.0,
                  restore_best: bool = True, mode: str = "auto") -> None:
         if int(patience) < 1:
-            raise ValueError(f"EarlyStopping: patience must be >= 1, got {patience}")
+            raise bad_value(f"EarlyStopping: patience must be >= 1, got {patience}")
         if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+            raise bad_value(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.patience, self.monitor = int(patience), monitor
         self.min_delta, self.restore_best = abs(float(min_delta)), bool(restore_best)
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
@@ -152,7 +153,7 @@ def _aligned(ins: tuple[Tensor, ...], data: Any, what: str) -> tuple[np.ndarray,
         raise GraphcError(f"{what}: {len(arrays)} arrays for {len(ins)} input placeholders "
                           f"({names}); pass one array per placeholder, in the same order")
     if len(arrays[0]) == 0:
-        raise ValueError(f"{what}: the arrays are empty")
+        raise bad_value(f"{what}: the arrays are empty")
     return arrays
 
 
@@ -169,8 +170,8 @@ def _metric_fns(metrics: Sequence[str | Metric], logits: Tensor | None,
         elif callable(m):
             fns[getattr(m, "__name__", "metric")] = m
         else:
-            raise ValueError(f"fit: unknown metric {m!r}; use 'loss', 'accuracy' or a callable "
-                             "fn(logits, labels) -> float")
+            raise bad_value(f"fit: unknown metric {m!r}; use 'loss', 'accuracy' or a callable "
+                            "fn(logits, labels) -> float")
     if fns and label_index is None:
         raise GraphcError("fit: metrics other than loss need labels: pass labels=<placeholder> "
                           "(by default the last of at least two inputs)")
@@ -288,7 +289,7 @@ def fit(sess, train_op: Tensor, loss: Tensor, inputs: Any, data: Any, *, epochs:
     li = _label_index(ins, labels)
     fns = _metric_fns(metrics, logits, li)
     if isinstance(early_stopping, bool):
-        raise TypeError("fit: early_stopping is a patience (int) or an EarlyStopping")
+        raise bad_type("fit: early_stopping is a patience (int) or an EarlyStopping")
     stopper = EarlyStopping(early_stopping) if isinstance(early_stopping, int) \
         else early_stopping
     if stopper is not None and stopper.monitor.startswith("val_") and val is None:
@@ -303,7 +304,7 @@ def fit(sess, train_op: Tensor, loss: Tensor, inputs: Any, data: Any, *, epochs:
             raise GraphcError("fit: lr must be (placeholder, schedule) with schedule(epoch) "
                               "-> float")
     if lr_per not in ("epoch", "step"):
-        raise ValueError(f"fit: lr_per must be 'epoch' or 'step', got {lr_per!r}")
+        raise bad_value(f"fit: lr_per must be 'epoch' or 'step', got {lr_per!r}")
     measured = ["loss", *fns] + ([f"val_{k}" for k in ("loss", *fns)] if val is not None else [])
     if stopper is not None and stopper.monitor not in measured:
         raise GraphcError(f"fit: early stopping monitors {stopper.monitor!r}, which is not "

@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+from ._args import bad_value
+
 __all__ = ["EpochProgress", "plot_history"]
 
 
@@ -104,7 +106,7 @@ def plot_history(history: Any, path: str | os.PathLike, title: str | None = None
         raise ImportError("plot_history needs matplotlib: pip install 'graphc[train]'") from exc
     h = getattr(history, "history", history)
     if not h.get("loss") and not h.get("val_loss"):
-        raise ValueError("plot_history: the history has no loss values to plot")
+        raise bad_value("plot_history: the history has no loss values to plot")
     panels = [("loss", "loss")]
     if h.get("accuracy") or h.get("val_accuracy"):
         panels.append(("accuracy", "accuracy"))

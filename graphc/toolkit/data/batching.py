@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .._args import bad_type, bad_value
+
 __all__ = ["Batches", "as_arrays", "batches"]
 
 
@@ -37,17 +39,17 @@ def as_arrays(arrays: Any, what: str = "arrays") -> tuple[np.ndarray, ...]:
     elif isinstance(arrays, (list, tuple)):
         out = tuple(np.asarray(a) for a in arrays)
     else:
-        raise TypeError(f"{what}: expected an array or a tuple of arrays, "
-                        f"got {type(arrays).__name__}")
+        raise bad_type(f"{what}: expected an array or a tuple of arrays, "
+                       f"got {type(arrays).__name__}")
     if not out:
-        raise ValueError(f"{what}: no arrays given")
+        raise bad_value(f"{what}: no arrays given")
     for i, a in enumerate(out):
         if a.ndim == 0:
-            raise ValueError(f"{what}: array {i} is a scalar; arrays need a leading sample axis")
+            raise bad_value(f"{what}: array {i} is a scalar; arrays need a leading sample axis")
     lengths = [len(a) for a in out]
     if len(set(lengths)) != 1:
-        raise ValueError(f"{what}: arrays have different numbers of samples (leading "
-                         f"dimensions {lengths})")
+        raise bad_value(f"{what}: arrays have different numbers of samples (leading "
+                        f"dimensions {lengths})")
     return out
 
 
@@ -74,7 +76,7 @@ class Batches:
         self.arrays = as_arrays(arrays, "batches")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
-            raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
+            raise bad_value(f"batches: batch_size must be a positive int, got {batch_size!r}")
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         if seed is None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .._args import bad_value
+
 __all__ = [
     "CROSS",
     "cross_images",
@@ -81,8 +83,8 @@ def _square(images: Any) -> np.ndarray:
     if a.ndim == 4 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim not in (2, 3):
-        raise ValueError(f"has_cross: expected (H, W), (N, H, W) or (N, 1, H, W) images, "
-                         f"got shape {a.shape}")
+        raise bad_value(f"has_cross: expected (H, W), (N, H, W) or (N, 1, H, W) images, "
+                        f"got shape {a.shape}")
     return a > 0.5
 
 
@@ -125,7 +127,7 @@ def cross_images(n: int, size: int = 6, seed: int = 0, density: float = 0.35
         assert (has_cross(x) == (y == 1)).all()
     """
     if size < 3:
-        raise ValueError(f"cross_images: size must be at least 3, got {size}")
+        raise bad_value(f"cross_images: size must be at least 3, got {size}")
     rng = np.random.default_rng(seed)
     n = int(n)
     img = rng.random((n, size, size)) < density

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._args import bad_type, bad_value
 from .batching import as_arrays
 
 __all__ = [
@@ -51,8 +52,8 @@ class _Scaler:
         """Learn per-feature statistics over axis 0 of ``x``; returns ``self``."""
         x = _float(x)
         if x.ndim == 0 or len(x) == 0:
-            raise ValueError(f"{type(self).__name__}.fit: need at least one sample, got "
-                             f"shape {x.shape}")
+            raise bad_value(f"{type(self).__name__}.fit: need at least one sample, got "
+                            f"shape {x.shape}")
         self.offset_, self.scale_ = self._fit(x.astype(np.float64))
         return self
 
@@ -60,8 +61,8 @@ class _Scaler:
         if self.offset_ is None:
             raise RuntimeError(f"{type(self).__name__}: call fit() before transform()")
         if x.shape[1:] != self.offset_.shape:
-            raise ValueError(f"{type(self).__name__}: fitted on samples of shape "
-                             f"{self.offset_.shape}, got {x.shape[1:]}")
+            raise bad_value(f"{type(self).__name__}: fitted on samples of shape "
+                            f"{self.offset_.shape}, got {x.shape[1:]}")
 
     def transform(self, x: Any) -> np.ndarray:
         """Apply the fitted scaling (dtype kept for floats, float32 otherwise)."""
@@ -120,8 +121,8 @@ class MinMaxScaler(_Scaler):
     def __init__(self, feature_range: tuple[float, float] = (0.0, 1.0)) -> None:
         lo, hi = (float(v) for v in feature_range)
         if not hi > lo:
-            raise ValueError(f"MinMaxScaler: feature_range must be (low, high) with low < "
-                             f"high, got {feature_range}")
+            raise bad_value(f"MinMaxScaler: feature_range must be (low, high) with low < "
+                            f"high, got {feature_range}")
         self.feature_range = (lo, hi)
 
     def _fit(self, x):
@@ -174,25 +175,25 @@ def one_hot(labels: Any, k: int | None = None, dtype: Any = np.float32) -> np.nd
         if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
             labels = labels.astype(np.int64)
         else:
-            raise TypeError(f"one_hot: labels must be integer class ids, got {labels.dtype}")
+            raise bad_type(f"one_hot: labels must be integer class ids, got {labels.dtype}")
     if k is None:
         k = int(labels.max()) + 1 if labels.size else 0
     if labels.size and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"one_hot: labels must lie in [0, {k}), got range "
-                         f"[{labels.min()}, {labels.max()}]")
+        raise bad_value(f"one_hot: labels must lie in [0, {k}), got range "
+                        f"[{labels.min()}, {labels.max()}]")
     return (labels[..., None] == np.arange(k)).astype(dtype)
 
 
 def _count(spec: float, n: int, what: str) -> int:
     if isinstance(spec, (bool, np.bool_)):
-        raise TypeError(f"train_val_test_split: {what} must be a fraction or a count")
+        raise bad_type(f"train_val_test_split: {what} must be a fraction or a count")
     if isinstance(spec, (int, np.integer)):
         if not 0 <= spec <= n:
-            raise ValueError(f"train_val_test_split: {what}={spec} is not a count in [0, {n}]")
+            raise bad_value(f"train_val_test_split: {what}={spec} is not a count in [0, {n}]")
         return int(spec)
     if not 0.0 <= float(spec) < 1.0:
-        raise ValueError(f"train_val_test_split: {what}={spec} must be a fraction in [0, 1) "
-                         "or an int count")
+        raise bad_value(f"train_val_test_split: {what}={spec} must be a fraction in [0, 1) "
+                        "or an int count")
     return round(float(spec) * n)
 
 
@@ -231,8 +232,8 @@ def train_val_test_split(*arrays: Any, val: float = 0.1, test: float = 0.2,
     n = len(arrs[0])
     n_test, n_val = _count(test, n, "test"), _count(val, n, "val")
     if n_test + n_val >= n:
-        raise ValueError(f"train_val_test_split: val ({n_val}) + test ({n_test}) leave no "
-                         f"training samples out of {n}")
+        raise bad_value(f"train_val_test_split: val ({n_val}) + test ({n_test}) leave no "
+                        f"training samples out of {n}")
     rng = np.random.default_rng(seed)
     if stratify is None:
         perm = rng.permutation(n)
@@ -240,8 +241,8 @@ def train_val_test_split(*arrays: Any, val: float = 0.1, test: float = 0.2,
     else:
         y = np.asarray(stratify)
         if len(y) != n:
-            raise ValueError(f"train_val_test_split: stratify has {len(y)} labels for {n} "
-                             "samples")
+            raise bad_value(f"train_val_test_split: stratify has {len(y)} labels for {n} "
+                            "samples")
         classes, inv = np.unique(y, return_inverse=True)
         members = [rng.permutation(np.flatnonzero(inv == c)) for c in range(len(classes))]
         counts = np.array([len(m) for m in members])
@@ -272,7 +273,7 @@ def kfold(n: int, k: int, shuffle: bool = True, seed: int = 0
     """
     n, k = int(n), int(k)
     if not 2 <= k <= n:
-        raise ValueError(f"kfold: need 2 <= k <= n, got k={k}, n={n}")
+        raise bad_value(f"kfold: need 2 <= k <= n, got k={k}, n={n}")
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     sizes = np.full(k, n // k)
     sizes[:n % k] += 1

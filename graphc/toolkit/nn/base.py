@@ -34,6 +34,7 @@ from ...ops import elemwise as _ew
 from ...ops import nn as _nnops
 from ...ops.leaves import variable
 from .. import init as _init
+from .._args import bad_type, bad_value
 
 Activation = Callable[[Tensor], Tensor]
 
@@ -55,12 +56,12 @@ def get_activation(spec: None | str | Activation) -> Activation | None:
         return None
     if isinstance(spec, str):
         if spec not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation {spec!r}; choose one of "
-                             f"{', '.join(sorted(_ACTIVATIONS))}, None or a callable")
+            raise bad_value(f"unknown activation {spec!r}; choose one of "
+                            f"{', '.join(sorted(_ACTIVATIONS))}, None or a callable")
         return _ACTIVATIONS[spec]
     if callable(spec):
         return spec
-    raise TypeError(f"activation must be None, a name or a callable, got {type(spec).__name__}")
+    raise bad_type(f"activation must be None, a name or a callable, got {type(spec).__name__}")
 
 
 def _scope(graph: Graph, base: str) -> str:
@@ -201,7 +202,7 @@ class Sequential(Layer):
     def add(self, layer: Layer | Callable) -> Sequential:
         """Append a layer (before or after building); returns ``self``."""
         if not callable(layer):
-            raise TypeError(f"Sequential: {layer!r} is not a layer or a callable")
+            raise bad_type(f"Sequential: {layer!r} is not a layer or a callable")
         self.layers.append(layer)
         return self
 
@@ -274,10 +275,10 @@ def count_parameters(obj: Layer | Tensor | Graph | Iterable) -> int:
             elif isinstance(item, Tensor):
                 tensors.append(item)
             else:
-                raise TypeError(f"count_parameters: {item!r} is not a layer or a tensor")
+                raise bad_type(f"count_parameters: {item!r} is not a layer or a tensor")
         tensors = _unique(tensors)
     else:
-        raise TypeError(f"count_parameters: cannot count {type(obj).__name__}")
+        raise bad_type(f"count_parameters: cannot count {type(obj).__name__}")
     total = 0
     for t in tensors:
         n = _sh.size(t.shape)

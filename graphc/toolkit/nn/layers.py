@@ -22,9 +22,10 @@ from ...ir.errors import ShapeError, at, user_site
 from ...ops import conv as _conv
 from ...ops import nn as _nnops
 from ...ops import pool as _pool
+from ...ops.conv import pair
 from ...ops.linalg import matmul
 from ...ops.shape import flatten, reshape
-from ...ops.windows import pair
+from .._args import integer, number
 from .base import Activation, Layer, get_activation
 
 
@@ -49,9 +50,7 @@ class Dense(Layer):
                  use_bias: bool = True, kernel_init: str | Callable = "glorot_uniform",
                  bias_init: str | Callable = "zeros", name: str | None = None) -> None:
         super().__init__(name)
-        if int(units) <= 0:
-            raise ValueError(f"Dense: units must be positive, got {units}")
-        self.units = int(units)
+        self.units = integer("Dense", "units", units, low=1)
         self.activation = get_activation(activation)
         self.use_bias = bool(use_bias)
         self.kernel_init, self.bias_init = kernel_init, bias_init
@@ -91,9 +90,7 @@ class Conv2D(Layer):
                  kernel_init: str | Callable = "glorot_uniform",
                  bias_init: str | Callable = "zeros", name: str | None = None) -> None:
         super().__init__(name)
-        if int(filters) <= 0:
-            raise ValueError(f"Conv2D: filters must be positive, got {filters}")
-        self.filters = int(filters)
+        self.filters = integer("Conv2D", "filters", filters, low=1)
         self.kernel_size, self.stride, self.padding = pair(kernel_size), stride, padding
         self.activation = get_activation(activation)
         self.use_bias = bool(use_bias)
@@ -187,9 +184,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float, name: str | None = None) -> None:
         super().__init__(name)
-        if not 0.0 <= float(rate) < 1.0:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
+        self.rate = number("Dropout", "rate", rate, low=0.0, high=1.0, high_open=True)
 
     def forward(self, x):
         if self.rate == 0.0:

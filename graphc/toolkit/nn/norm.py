@@ -28,6 +28,7 @@ from ...ops.elemwise import sqrt, square, where
 from ...ops.reduce import mean
 from ...ops.shape import reshape
 from ...ops.state import assign, group
+from .._args import number
 from .base import Layer
 
 
@@ -60,11 +61,9 @@ class BatchNorm(Layer):
     def __init__(self, momentum: float = 0.9, eps: float = 1e-5, axis: int | None = None,
                  name: str | None = None) -> None:
         super().__init__(name)
-        if not 0.0 <= float(momentum) <= 1.0:
-            raise ValueError(f"BatchNorm: momentum must be in [0, 1], got {momentum}")
-        if not float(eps) > 0.0:
-            raise ValueError(f"BatchNorm: eps must be positive, got {eps}")
-        self.momentum, self.eps, self.axis = float(momentum), float(eps), axis
+        self.momentum = number("BatchNorm", "momentum", momentum, low=0.0, high=1.0)
+        self.eps = number("BatchNorm", "eps", eps, low=0.0, low_open=True)
+        self.axis = axis
         self.gamma = self.beta = self.running_mean = self.running_var = None
         self.update: Tensor | None = None
 
