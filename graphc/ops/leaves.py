@@ -37,8 +37,9 @@ def variable(value: Any, name: str | None = None, trainable: bool = True,
              dtype: str | None = None) -> Tensor:
     """Trainable (or, with ``trainable=False``, plain) state owned by a Session.
 
-    ``value`` is the initial value; its dtype is kept (float64 stays float64)
-    unless ``dtype`` is given.
+    ``value`` is the initial value; its dtype is kept (float64 stays float64, a
+    NumPy scalar or 0-d array included) unless ``dtype`` is given; only a Python
+    float, which carries no dtype, becomes float32.
 
     Example::
 
@@ -47,8 +48,8 @@ def variable(value: Any, name: str | None = None, trainable: bool = True,
     arr = np.array(value, dtype=dtype, copy=True)
     if arr.dtype == np.float16 or arr.dtype.kind == "c":
         raise located(DTypeError(f"variable: dtype {arr.dtype} is not supported"))
-    if dtype is None and arr.dtype.kind == "f" and np.ndim(value) == 0 and not isinstance(
-            value, np.ndarray):
+    if dtype is None and arr.dtype.kind == "f" and isinstance(value, float) and not isinstance(
+            value, np.generic):  # only Python floats are weak; NumPy scalars keep their dtype
         arr = arr.astype(np.float32)
     dt = _dt.normalize(arr.dtype)
     node = make(Variable, [], {"shape": arr.shape, "dtype": dt, "trainable": bool(trainable)},

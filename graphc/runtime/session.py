@@ -5,22 +5,28 @@ Example::
     sess = gc.Session(g, backend="numpy")
     l, _ = sess.run([loss, train], {x: xb, y: yb})
     sess.save("model.npz")
+
+A Session may be shared between threads: it serialises its runs (and compile,
+get_value, set_value, save, load) with a lock it holds; see :class:`Session`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from typing import Any
 
 import numpy as np
 
 from ..backends import get_backend
-from ..ir.errors import DTypeError, FeedError, GraphcError, ShapeError
+from ..ir.errors import ArgumentError, CheckpointError, FeedError, GraphcError, ShapeError, at, user_site
 from ..ir.graph import Graph, Kind, RunContext, Tensor
 from ..ir.program import Program
 from ..ops.state import check_single_writer
 from ..transforms.passes import optimize
+from . import checkpoint as _checkpoint
 from . import feeds as _feeds
 from .profile import Profile
 
@@ -42,12 +48,16 @@ class Compiled:
     draws it with one cluster per fused kernel.
     """
 
-    def __init__(self, fetches: list[Tensor], program: Program, executable) -> None:
+    def __init__(self, fetches: list[Tensor], program: Program, executable,
+                 reads: list[Tensor] | None = None) -> None:
         self.fetches = fetches
         self.program = program
         self.executable = executable
         self.placeholders = program.placeholders
         self.variables = program.variables
+        # ids of the placeholders the fetches depend on in the user's graph (optimization
+        # may drop one whose value is unused but whose shape gives the batch size)
+        self.reads = {id(p) for p in (program.placeholders if reads is None else reads)}
         self.needs_batch = any(None in n.shape for n in program.nodes)
         # a backend whose outputs are new arrays each run needs no defensive copy
         self.fresh_outputs = getattr(executable, "fresh_outputs", False)
@@ -73,6 +83,12 @@ class Session:
     (the fastest available; ``session.backend_choice`` says what it picked).
     ``check_numerics=True`` raises on the first NaN/Inf, naming the node and
     the line that defined it.
+
+    Threads: one Session may serve several threads. Its runs are serialised by a
+    lock the Session holds (as are compile, get_value, set_value, save and load), so
+    every run sees and leaves a consistent state and no update is lost; the compiled
+    code itself runs each step on all cores. For runs in parallel, give each thread
+    its own Session (they share nothing at run time).
     """
 
     def __init__(self, graph: Graph, backend: str = "numpy", check_numerics: bool = False) -> None:
@@ -88,6 +104,9 @@ class Session:
         self.step = 0
         self._values: dict[Tensor, np.ndarray] = {}
         self._compiled: dict[tuple[int, ...], Compiled] = {}
+        # one lock for every use of the state and the compiled steps: a compiled step's
+        # pointer tables and arena are shared between its calls
+        self._lock = threading.RLock()
 
     # -- variables ---------------------------------------------------------------------
     def _state(self, var: Tensor) -> np.ndarray:
@@ -95,46 +114,94 @@ class Session:
             self._values[var] = _aligned_copy(var.value, var.value.dtype)
         return self._values[var]
 
-    def _check_var(self, var: Tensor) -> None:
+    def _variable(self, var: Tensor | str, what: str) -> Tensor:
+        """``var`` itself, or the variable named ``var``; a clear error otherwise."""
+        if isinstance(var, str):
+            found = [v for v in self.graph.variables() if v.name == var]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise ArgumentError(f"{what}: {len(found)} variables are named {var!r}; pass "
+                                    f"the variable tensor{at(user_site())}")
+            if any(p.name == var for p in self.graph.placeholders()):
+                raise ArgumentError(f"{what}: {var!r} is a placeholder, not a variable"
+                                    f"{at(user_site())}")
+            names = [v.name for v in self.graph.variables()]
+            raise ArgumentError(f"{what}: no variable named {var!r}"
+                                f"{_feeds.close_names(var, names, 'variables')}{at(user_site())}")
         if not isinstance(var, Tensor) or var.op.kind is not Kind.VARIABLE or var.graph is not self.graph:
-            raise GraphcError(f"{var!r} is not a variable of this session's graph")
+            raise ArgumentError(f"{what}: {var!r} is not a variable of this session's graph"
+                                f"{at(user_site())}")
+        return var
 
-    def get_value(self, var: Tensor) -> np.ndarray:
-        """A copy of the current value of ``var``."""
-        self._check_var(var)
-        return self._state(var).copy()
+    def get_value(self, var: Tensor | str) -> np.ndarray:
+        """A copy of the current value of ``var`` (the variable or its name).
 
-    def set_value(self, var: Tensor, value: Any) -> None:
-        """Overwrite ``var`` (same shape; converted to its dtype)."""
-        self._check_var(var)
-        arr = np.asarray(value)
+        Example::
+
+            w = sess.get_value(W)          # or sess.get_value("W")
+        """
+        var = self._variable(var, "get_value")
+        with self._lock:
+            return self._state(var).copy()
+
+    def set_value(self, var: Tensor | str, value: Any) -> None:
+        """Overwrite ``var`` (the variable or its name) with ``value`` of the same shape.
+
+        The value is converted to the variable's dtype by the rules feeds follow: never
+        floats into an int variable, never a value that would wrap or overflow.
+        Example::
+
+            sess.set_value("W", np.zeros((784, 10)))
+        """
+        var = self._variable(var, "set_value")
+        what = f"set_value: {var.name} ({var.dtype})"
+        arr = _feeds.convert(value, var.dtype, what, range_error=ArgumentError)
         if arr.shape != var.shape:
-            raise ShapeError(f"set_value: {var.name} has shape {var.shape}, got {arr.shape}")
-        if arr.dtype.kind not in "fiub" or (arr.dtype.kind == "f" and var.dtype.startswith("int")):
-            raise DTypeError(f"set_value: cannot store {arr.dtype} in {var.name} ({var.dtype})")
-        self._values[var] = _aligned_copy(arr, var.dtype)
+            raise ShapeError(f"set_value: {var.name} has shape {var.shape}, got {arr.shape}"
+                             f"{at(user_site())}")
+        with self._lock:
+            self._values[var] = _aligned_copy(arr, var.dtype)
 
-    def save(self, path: str) -> None:
-        """Write every variable (optimizer state included) and the step to ``.npz``."""
-        arrays = {v.name: self._state(v) for v in self.graph.variables()}
-        arrays["__step__"] = np.array(self.step)
-        np.savez(path, **arrays)
+    def save(self, path: str | os.PathLike) -> None:
+        """Write every variable (optimizer state included) and the step to ``path``.
 
-    def load(self, path: str) -> None:
-        """Restore what :meth:`save` wrote; all-or-nothing on a mismatch."""
-        with np.load(path) as data:
-            new = {}
-            for v in self.graph.variables():
-                if v.name not in data:
-                    raise GraphcError(f"load: {path} has no value for variable {v.name}")
-                arr = data[v.name]
-                if arr.shape != v.shape:
-                    raise ShapeError(f"load: {v.name} has shape {v.shape} in the graph but "
-                                     f"{arr.shape} in {path}")
-                new[v] = _aligned_copy(arr, v.dtype)
-            step = int(data["__step__"]) if "__step__" in data else self.step
-        self._values.update(new)
-        self.step = step
+        The file is written exactly at ``path`` (no suffix is added) and replaces an
+        existing one atomically: if the save is interrupted, the previous checkpoint is
+        intact. The format is described in :mod:`graphc.runtime.checkpoint`. Example::
+
+            sess.save("model.ckpt"); sess.load("model.ckpt")
+        """
+        with self._lock:
+            variables = self.graph.variables()
+            values = {v.name: self._state(v) for v in variables}
+            if len(values) != len(variables):
+                raise CheckpointError(f"save: {os.fsdecode(path)}: two variables share a name")
+            _checkpoint.write(path, values, self.step)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore what :meth:`save` wrote (or an earlier graphc's ``.npz``).
+
+        All or nothing: a missing variable, another shape or a value that does not fit
+        the variable's dtype changes nothing. Every failure names ``path``.
+        """
+        stored, step = _checkpoint.read(path)
+        shown = os.fsdecode(path) if not hasattr(path, "read") else getattr(path, "name", "file")
+        new = {}
+        for v in self.graph.variables():
+            if v.name not in stored:
+                raise CheckpointError(f"load: {shown} has no value for variable {v.name!r}"
+                                      f"{_feeds.close_names(v.name, stored, 'it holds')}")
+            arr = _feeds.convert(stored[v.name], v.dtype, f"load: {shown}: variable {v.name} "
+                                 f"({v.dtype})", range_error=CheckpointError)
+            if arr.shape != v.shape:
+                raise ShapeError(f"load: {v.name} has shape {v.shape} in the graph but "
+                                 f"{arr.shape} in {shown}")
+            new[v] = _aligned_copy(arr, v.dtype)
+        with self._lock:
+            self._values.update(new)
+            if step is not None:
+                self.step = step
 
     # -- running -----------------------------------------------------------------------
     def compile(self, fetches: list[Tensor]) -> Compiled:
@@ -147,18 +214,35 @@ class Session:
             for k in compiled.kernels: print(k["name"], k["nodes"])
             compiled.arena_bytes(64)          # scratch bytes at batch 64
         """
-        fetches = [fetches] if isinstance(fetches, Tensor) else list(fetches)
-        key = tuple(f.id for f in fetches)
-        if key not in self._compiled:
-            for f in fetches:
-                if not isinstance(f, Tensor):
-                    raise GraphcError(f"run: fetch {f!r} is not a graph tensor")
-                if f.graph is not self.graph:
-                    raise GraphcError(f"run: fetch {f.name} belongs to another graph")
-            check_single_writer([f for f in fetches if f.dtype is None])
-            program = optimize(Program(fetches))
-            self._compiled[key] = Compiled(fetches, program, self._backend.compile(program))
-        return self._compiled[key]
+        if isinstance(fetches, Tensor):
+            fetches = [fetches]
+        elif isinstance(fetches, (list, tuple)):
+            fetches = list(fetches)
+        else:
+            raise GraphcError(f"compile: fetches must be a tensor or a list/tuple of tensors, "
+                              f"got {type(fetches).__name__}{at(user_site())}")
+        key = tuple(getattr(f, "id", None) for f in fetches)
+        known = self._compiled.get(key)
+        if known is not None and all(a is b for a, b in zip(known.fetches, fetches)):
+            return known  # (the per-step path: nothing to check again)
+        for i, f in enumerate(fetches):
+            self._check_fetch(f"[{i}]", f)
+        with self._lock:
+            if key not in self._compiled:
+                check_single_writer([f for f in fetches if f.dtype is None])
+                source = Program(fetches)
+                reads = source.placeholders
+                program = optimize(source)
+                self._compiled[key] = Compiled(fetches, program, self._backend.compile(program),
+                                               reads)
+            return self._compiled[key]
+
+    def _check_fetch(self, label: str, f) -> None:
+        if not isinstance(f, Tensor):
+            raise GraphcError(f"run: fetch {label} is {f!r}, not a graph tensor{at(user_site())}")
+        if f.graph is not self.graph:
+            raise GraphcError(f"run: fetch {label} ({f.name}) belongs to another graph"
+                              f"{at(user_site())}")
 
     def run(self, fetches, feed: dict | None = None, training: bool | None = None):
         """Run ``fetches`` (a tensor, a list/tuple of tensors or a dict of them).
@@ -167,9 +251,10 @@ class Session:
         ``training`` feeds the graph's learning phase (dropout, BatchNorm); by
         default it is True exactly when an update op is fetched.
         """
-        flat, pack = _flatten(fetches)
-        compiled, arrays, batch = self._prepare(flat, feed, training)
-        return pack(self._step(flat, compiled, arrays, batch))
+        flat, pack = self._flatten(fetches)
+        with self._lock:
+            compiled, arrays, batch = self._prepare(flat, feed, training)
+            return pack(self._step(flat, compiled, arrays, batch))
 
     def profile(self, fetches, feed: dict | None = None, runs: int = 10,
                 training: bool | None = None) -> Profile:
@@ -186,7 +271,11 @@ class Session:
         """
         if runs < 1:
             raise GraphcError(f"profile: runs must be >= 1, got {runs}")
-        flat, _ = _flatten(fetches)
+        flat, _ = self._flatten(fetches)
+        with self._lock:
+            return self._profile(flat, feed, runs, training)
+
+    def _profile(self, flat: list, feed: dict | None, runs: int, training: bool | None) -> Profile:
         compiled, arrays, batch = self._prepare(flat, feed, training)
         units = compiled.executable.timed_units
         saved = {v: self._state(v).copy() for v in compiled.variables}
@@ -216,9 +305,12 @@ class Session:
             if training is None:
                 training = any(f.dtype is None for f in flat)
             defaults[phase] = np.array(bool(training))
-        # every fed placeholder is checked (and may fix the batch size), needed or not
-        extra = [p for p in feed if not any(p is q for q in compiled.placeholders)]
-        arrays, batch = _feeds.check(compiled.placeholders + extra, feed, defaults)
+        # every fed placeholder is checked, but only those the fetches depend on fix the
+        # batch size: one feed dict may serve several fetch sets
+        needed = {id(p) for p in compiled.placeholders}
+        extra = [p for p in feed if id(p) not in needed]
+        free = {id(p) for p in extra if id(p) not in compiled.reads}
+        arrays, batch = _feeds.check(compiled.placeholders, feed, defaults, extra, free)
         if batch is None and compiled.needs_batch:
             raise FeedError("run: the batch size (the None dimension) is unknown: feed a "
                             "placeholder that has a None dimension")
@@ -240,6 +332,25 @@ class Session:
         return [None if f.dtype is None else np.array(o, copy=True)
                 for f, o in zip(flat, outputs)]
 
+    def _flatten(self, fetches):
+        """The fetched tensors as a list, and how to pack results in the same structure."""
+        if isinstance(fetches, Tensor):
+            flat, labels, pack = [fetches], ["[0]"], lambda r: r[0]
+        elif isinstance(fetches, dict):
+            keys = list(fetches)
+            flat, labels = [fetches[k] for k in keys], [f"[{k!r}]" for k in keys]
+            pack = lambda r: dict(zip(keys, r))  # noqa: E731
+        elif isinstance(fetches, (list, tuple)):
+            kind = type(fetches)
+            flat, labels = list(fetches), [f"[{i}]" for i in range(len(fetches))]
+            pack = lambda r: kind(r)  # noqa: E731
+        else:
+            raise GraphcError(f"run: fetches must be a tensor, a list/tuple or a dict, "
+                              f"got {type(fetches).__name__}{at(user_site())}")
+        for label, f in zip(labels, flat):
+            self._check_fetch(label, f)
+        return flat, pack
+
     def __repr__(self) -> str:
         return f"<graphc.Session backend={self.backend!r} step={self.step}>"
 
@@ -254,16 +365,3 @@ def _aligned_copy(value, dtype) -> np.ndarray:
     out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
     out[...] = a
     return out
-
-
-def _flatten(fetches):
-    if isinstance(fetches, Tensor):
-        return [fetches], lambda r: r[0]
-    if isinstance(fetches, dict):
-        keys = list(fetches)
-        return [fetches[k] for k in keys], lambda r: dict(zip(keys, r))
-    if isinstance(fetches, (list, tuple)):
-        kind = type(fetches)
-        return list(fetches), lambda r: kind(r)
-    raise GraphcError(f"run: fetches must be a tensor, a list/tuple or a dict, "
-                      f"got {type(fetches).__name__}")
