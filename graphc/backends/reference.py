@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..ir.errors import GraphcError, NumericsError, at
+from ..ir.errors import GraphcError, NumericsError, at, numerics_message
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
 
@@ -64,9 +64,7 @@ class ReferenceExecutable:
 def _check(node: Tensor, out: np.ndarray) -> None:
     if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
         bad = "NaN" if np.isnan(out).any() else "Inf"
-        role = " (gradient)" if node.role == "grad" else ""
-        raise NumericsError(f"{bad} produced by {node.op.label(node.attrs)}{role} "
-                            f"({node.name}){at(node.site)}")
+        raise NumericsError(numerics_message(node, bad))
 
 
 class ReferenceBackend:

@@ -26,7 +26,7 @@ from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
 from . import conv, ir, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
 from .elementwise import lower_group
-from .fusion import Group, assigned_values, fuse
+from .fusion import Group, assigned_values, fuse, source_of
 from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place, prod
 from .memplan import Plan, plan_memory
 from .reduce import lower_reduction
@@ -38,13 +38,17 @@ __all__ = ["lower"]
 def lower(program: Program, check_numerics: bool = False) -> LoweredProgram:
     """Fuse, plan and lower ``program``.
 
-    ``check_numerics`` makes every kernel check the float values it stores and fail on
-    the first NaN/Inf; nothing is then written to a variable before the step ends (an
-    update computed in place could not be taken back).
+    ``check_numerics`` builds the debug step: no fusion (one kernel per node, in program
+    order, each storing its value) and after each kernel a check of the float value it
+    made, so the first NaN/Inf is named at the node that produced it, as the NumPy
+    backend names it; nothing is written to a variable before the step ends (an update
+    computed in place could not be taken back).
     """
-    groups = fuse(program)
+    groups = fuse(program, separate=check_numerics)
     plan = plan_memory(groups, program, in_place=not check_numerics)
     kernels = [_kernel(g, plan, check_numerics) for g in groups]
+    if check_numerics:
+        kernels = _with_view_checks(program, kernels, plan)
     finish = _fetch_copies(program, plan) + _commits(program, plan)
     return LoweredProgram(plan.feeds, plan.variables, plan.constants, list(program.outputs),
                           plan.arena_bytes, kernels, finish)
@@ -63,16 +67,57 @@ def _kernel(group: Group, plan: Plan, check_numerics: bool) -> Kernel:
                               f"registered for {type(root.op).__name__}{at(root.site)}")
         body = fn(group, plan)
     if check_numerics:
-        body += [s for n in group.stores if n.dtype in FLOATS for s in _check_finite(n, plan)]
-    return Kernel(group.name, group.kind, group.nodes, group.stores, body)
+        body += [s for n in group.stores if n.dtype in FLOATS for s in check_finite(n, plan)]
+    return Kernel(group.name, group.kind, group.nodes, group.stores, _prune(body))
 
 
-def _check_finite(node: Tensor, plan: Plan) -> list:
-    """Fail on the first NaN or Inf of a stored value (``check_numerics``)."""
+def _prune(stmts: list) -> list:
+    """``stmts`` without the loops that do nothing: an empty static extent, or a body of
+    such loops only. (A (N, 0) value: the loop over N rows of no elements is skipped, not
+    run N times, which for a huge N would never end.)"""
+    out = []
+    for s in stmts:
+        if isinstance(s, ir.Loop):
+            body = _prune(s.body)
+            if body and s.extent != Lit(0):
+                out.append(ir.Loop(s.var, s.extent, body, s.threads, s.collapse, s.vector, s.reduce))
+        elif isinstance(s, ir.Block):
+            out.append(ir.Block(_prune(s.body)))
+        elif isinstance(s, If):
+            out.append(If(s.cond, _prune(s.then), _prune(s.orelse)))
+        else:
+            out.append(s)
+    return out
+
+
+def _with_view_checks(program: Program, kernels: list[Kernel], plan: Plan) -> list[Kernel]:
+    """Insert, in program order, a check of each float view (reshape) of a leaf: the NumPy
+    backend checks a view's value too, and a fed NaN reshaped is first seen there. A view
+    of a computed value needs none (its source was checked first)."""
+    home = {n.id: k for k in kernels for n in k.nodes}
+    out: list[Kernel] = []
+    for n in program.nodes:
+        k = home.pop(n.id, None)
+        if k is not None:
+            out.append(k)
+        elif (n.op.kind is Kind.VIEW and n.dtype in FLOATS
+              and source_of(n).op.kind.is_leaf):
+            out.append(Kernel(f"c{len(out)}_{n.op.name}_check", "check", [n], [n],
+                              check_finite(n, plan)))
+    return out
+
+
+def check_finite(node: Tensor, plan: Plan) -> list:
+    """Statements that fail if ``node``'s stored value holds a NaN (anywhere: NaN is named
+    before Inf, as the NumPy backend does) or else an Inf (``check_numerics``).
+
+    The message is ``"NaN produced by <node name>"`` (or ``Inf``); the executable turns it
+    into the same :class:`NumericsError` as the NumPy backend's.
+    """
+    n = prod(node.shape)
     v = ir.Load(plan.buffer(node), ir.Sym("q"))
-    return [ir.Loop("q", prod(node.shape), [
-        If(Call("isnan", (v,), node.dtype), [Fail((f"NaN produced by {node.name}",))]),
-        If(Call("isinf", (v,), node.dtype), [Fail((f"Inf produced by {node.name}",))])])]
+    return [ir.Loop("q", n, [If(Call(test, (v,), node.dtype), [Fail((f"{bad} produced by {node.name}",))])])
+            for test, bad in (("isnan", "NaN"), ("isinf", "Inf"))]
 
 
 def _fetch_copies(program: Program, plan: Plan) -> list:

@@ -8,6 +8,7 @@ col2im (backward data).
 
 from __future__ import annotations
 
+from ..ir.errors import GraphcError, at
 from ..ir.graph import Tensor
 from ..ops.conv import Conv2D, Conv2DBackwardData, Conv2DBackwardFilter
 from .elementwise import lower_epilogue
@@ -18,6 +19,38 @@ from .registry import lowers
 
 #: the index variables of a conv epilogue: image, channel, flat position in the image
 IMAGE_AXES = [("n", 1), ("i", 1), ("j", 2)]
+
+#: the conv2d/pool2d templates index within one image in C ``int`` (see kernels/common.h)
+INT_MAX = 2**31 - 1
+
+
+def window_out(n: int, k: int, stride: int, pad: int) -> int:
+    """Output size of a window sliding over ``n`` elements (as the templates compute it)."""
+    span = n + 2 * pad - k
+    return 0 if span < 0 else span // stride + 1
+
+
+def check_image_sizes(node: Tensor, sizes: dict[str, int]) -> None:
+    """Refuse, at compile time, an image whose per-image sizes (``sizes``: what, elements)
+    reach 2**31: the templates do per-image index arithmetic in 32 bits (only the batch,
+    which crosses images, is 64-bit)."""
+    big = {k: v for k, v in sizes.items() if v > INT_MAX}
+    if big:
+        what = ", ".join(f"{k} = {v}" for k, v in big.items())
+        raise GraphcError(f"{node.op.label(node.attrs)} ({node.name}): one image is too large for "
+                          f"the C backend ({what}; at most 2**31 - 1 elements per image, input "
+                          f"shape {tuple(node.inputs[0].shape)}){at(node.site)}")
+
+
+def _check_conv(node: Tensor, x_shape: tuple, w_shape: tuple, attrs: dict) -> None:
+    (sh, sw), (ph, pw) = attrs["stride"], attrs["padding"]
+    _, c, h, w = x_shape
+    o, _, kh, kw = w_shape
+    oh, ow = window_out(h, kh, sh, ph), window_out(w, kw, sw, pw)
+    hp, wp = h + 2 * ph, w + 2 * pw
+    check_image_sizes(node, {"C": c, "O": o, "C*H*W": c * h * w, "C*(H+2PH)*(W+2PW)": c * hp * wp,
+                             "H+2PH": hp, "W+2PW": wp, "O*OH*OW": o * oh * ow,
+                             "C*KH*KW*OH*OW": c * kh * kw * oh * ow, "O*C*KH*KW": o * c * kh * kw})
 
 
 def conv_shape(x: Tensor, w_shape: tuple, attrs: dict) -> tuple[tuple[str, Expr], ...]:
@@ -32,6 +65,7 @@ def conv_shape(x: Tensor, w_shape: tuple, attrs: dict) -> tuple[tuple[str, Expr]
 def _call(group: Group, plan: Plan, fn: str, x: Tensor, w_shape, a: Tensor, b: Tensor,
           epilogue_ok: bool) -> list:
     node = group.root
+    _check_conv(node, x.shape, w_shape, node.attrs)
     out = host_output(group) if group.members else node
     epi = None
     if group.members and epilogue_ok:

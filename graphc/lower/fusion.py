@@ -120,8 +120,13 @@ def assigned_values(program: Program) -> list[tuple[Tensor, Tensor]]:
     return [(n.inputs[0], n.inputs[1]) for n in program.nodes if isinstance(n.op, Assign)]
 
 
-def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> list[Group]:
-    """Partition ``program`` into kernels in execution order."""
+def fuse(program: Program, epilogues: bool = True, prologues: bool = True,
+         separate: bool = False) -> list[Group]:
+    """Partition ``program`` into kernels in execution order.
+
+    ``separate`` (the ``check_numerics`` build): no fusion at all, one kernel per node in
+    program order, each storing its value, so every value can be checked where it is made.
+    """
     consumers: dict[int, list[Tensor]] = {}
     for n in program.nodes:
         for i in n.inputs:
@@ -140,7 +145,7 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> li
         kind = node.op.kind
         if kind.is_leaf or kind in (Kind.VIEW, Kind.UPDATE):
             continue  # no kernel: leaves and views are storage, updates happen at the end
-        if fusable(node):
+        if fusable(node) and not separate:
             target = _group_for(node, owner, ready) or _open_group(node, kernels, ready)
             if target is None:
                 target = Group(len(kernels), None)
@@ -152,10 +157,11 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True) -> li
         kernels.append(kernel)
         owner[node.id] = kernel
 
-    kernels = _sink_leaf_groups(kernels, consumers, pinned, owner)
-    kernels = _merge_epilogues(kernels, consumers, pinned, owner) if epilogues else kernels
-    kernels = _merge_prologues(kernels, consumers, pinned, owner) if prologues else kernels
-    kernels = _merge_joins(kernels, owner)
+    if not separate:
+        kernels = _sink_leaf_groups(kernels, consumers, pinned, owner)
+        kernels = _merge_epilogues(kernels, consumers, pinned, owner) if epilogues else kernels
+        kernels = _merge_prologues(kernels, consumers, pinned, owner) if prologues else kernels
+        kernels = _merge_joins(kernels, owner)
     _mark_stores(kernels, consumers, pinned, assigned)
     kernels = [k for k in kernels if k.stores or k.root is not None]
     for k, kernel in enumerate(kernels):

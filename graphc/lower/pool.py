@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..ir.graph import Tensor
 from ..ops.pool import AvgPool2D, AvgPool2DBackward, MaxPool2D, MaxPool2DBackward, MaxPool2DSelect
+from .conv import check_image_sizes, window_out
 from .fusion import Group
 from .ir import Lit, Ptr, TemplateCall, size
 from .memplan import Plan
@@ -31,5 +32,10 @@ def lower_pool(group: Group, plan: Plan) -> list:
     image = node if isinstance(node.op, AvgPool2DBackward) else node.inputs[0]
     arrays = (*node.inputs, node)
     args = tuple(Ptr(plan.buffer(t), Lit(0), written=t is node) for t in arrays)
+    (kh, kw), (sh, sw), (ph, pw) = (node.attrs[k] for k in ("kernel", "stride", "padding"))
+    _, c, h, w = image.shape
+    oh, ow = window_out(h, kh, sh, ph), window_out(w, kw, sw, pw)
+    check_image_sizes(node, {"C": c, "H*W": h * w, "(H+2PH)*(W+2PW)": (h + 2 * ph) * (w + 2 * pw),
+                             "OH*OW": oh * ow, "KH*KW": kh * kw})
     fn = _FUNCTIONS[type(node.op)]
     return [TemplateCall("pool2d", fn, node.dtype, args, pool_shape(image, node.attrs))]

@@ -12,11 +12,13 @@ import time
 
 import numpy as np
 
-from ...env import cache_dir, find_c_compiler
-from ...ir.errors import GraphcError, NumericsError, at
+from ...env import c_compiler_problem, cache_dir, find_c_compiler
+from ...ir.dtypes import FLOATS
+from ...ir.errors import GraphcError, NumericsError, at, numerics_message
 from ...ir.graph import Tensor
 from ...ir.program import Program
 from ...lower import lower
+from ...lower.sizes import step_bytes
 from .abi import ERR_BYTES
 from .build import load_or_build, native_ffi
 from .library import render
@@ -47,6 +49,7 @@ class CExecutable:
         self._var_arrays: list = [None] * len(r.variables)
         self._out_ptrs = ffi.new("void *[]", max(len(program.outputs), 1))
         self._out_shapes: dict[int, list] = {}  # batch -> shape of each output (None: update)
+        self._planned: dict[int, int] = {}  # batch -> bytes of arena + scratch (checked sizes)
 
     fresh_outputs = True  # run() returns arrays nobody else references: no copy needed
 
@@ -63,8 +66,20 @@ class CExecutable:
                  "stores": [n.name for n in k.stores]} for k in self.kernels]
 
     def arena_bytes(self, batch: int | None = 1) -> int:
-        """Scratch bytes for a batch size."""
-        return int(self.lib.gc_arena_bytes(batch or 0))
+        """Scratch bytes for a batch size (GraphcError when they cannot be addressed)."""
+        return self._native_arena_bytes(batch or 0)
+
+    def _native_arena_bytes(self, batch: int) -> int:
+        # The sizes are computed in Python integers first (lower.sizes: every value, the
+        # planned arena, scratch), so the native size arithmetic below cannot wrap.
+        planned = self._planned.get(batch)
+        if planned is None:
+            planned = self._planned[batch] = step_bytes(self.lowered, batch)
+        need = int(self.lib.gc_arena_bytes(batch))
+        if need < planned:  # (cannot happen when the two agree: a guard, not a path)
+            raise GraphcError(f"compiled step: scratch size at batch size {batch} is "
+                              f"inconsistent ({need} < {planned} bytes)")
+        return need
 
     # -- running ----------------------------------------------------------------------------
     # The pointer tables handed to gc_run live as long as the executable; a run only rewrites
@@ -73,9 +88,13 @@ class CExecutable:
     def _arena_for(self, batch: int):
         # asked every run: the GEMM workspace grows with omp_get_max_threads(), which the
         # caller may raise between runs (threadpoolctl, omp_set_num_threads)
-        need = int(self.lib.gc_arena_bytes(batch)) + 64
+        need = self._native_arena_bytes(batch) + 64
         if self._arena.size < need:
-            self._arena = np.empty(need, np.uint8)
+            try:
+                self._arena = np.empty(need, np.uint8)
+            except (MemoryError, ValueError) as exc:
+                raise _allocation_error(f"the step's scratch memory at batch size {batch}",
+                                        (need,), np.uint8, exc) from None
             addr = self._arena.ctypes.data
             self._arena_ptr = self._ffi.cast("char *", addr + (-addr % 64))
         return self._arena_ptr
@@ -112,6 +131,7 @@ class CExecutable:
                 self._var_arrays[i] = a
         shapes = self._out_shapes.get(batch)
         if shapes is None:
+            self._native_arena_bytes(batch)  # every size checked before anything is allocated
             shapes = self._out_shapes[batch] = [
                 None if o.dtype is None else tuple(batch if d is None else d for d in o.shape)
                 for o in self.program.outputs]
@@ -120,7 +140,10 @@ class CExecutable:
             if shape is None:
                 outs.append(None)
                 continue
-            a = np.empty(shape, o.dtype)
+            try:
+                a = np.empty(shape, o.dtype)
+            except (MemoryError, ValueError) as exc:  # (the message is built only here)
+                raise _allocation_error(f"fetch {o.name}", shape, o.dtype, exc) from None
             self._out_ptrs[i] = self._ffi.from_buffer(a)
             outs.append(a)
         args = (batch, ctx.step, self._feed_ptrs, self._var_ptrs, self._const_ptrs,
@@ -139,14 +162,29 @@ class CExecutable:
         kernel = self.kernels[index] if 0 <= index < len(self.kernels) else None
         if kernel is None:
             raise GraphcError(f"compiled step failed: {message}")
+        if self.check_numerics:
+            bad = _numerics_failure(kernel, message)
+            if bad is not None:
+                raise NumericsError(numerics_message(*bad))
         node = kernel.nodes[0] if kernel.kind != "elementwise" else kernel.nodes[-1]
         for n in kernel.nodes:
             if n.name in message:
                 node = n
-        cls = NumericsError if ("NaN" in message or "Inf" in message) and self.check_numerics \
-            else GraphcError
-        raise cls(f"{node.op.label(node.attrs)} ({node.name}) failed at run time in kernel "
-                  f"{kernel.name}: {message}{at(node.site)}")
+        raise GraphcError(f"{node.op.label(node.attrs)} ({node.name}) failed at run time in kernel "
+                          f"{kernel.name}: {message}{at(node.site)}")
+
+
+def _numerics_failure(kernel, message: str) -> tuple[Tensor, str] | None:
+    """(node, "NaN" or "Inf") when ``message`` is a failed check of the debug build
+    (``lower.check_finite``), whose kernels each store and check one value."""
+    bad = message[:3]
+    if bad not in ("NaN", "Inf") or not message.startswith(f"{bad} produced by "):
+        return None
+    checked = [n for n in kernel.stores if n.dtype in FLOATS]
+    named = [n for n in checked if message == f"{bad} produced by {n.name}"]
+    if len(named) == 1 or len(checked) == 1:  # (a long name may come back truncated)
+        return (named or checked)[0], bad
+    return None
 
 
 class CBackend:
@@ -159,11 +197,15 @@ class CBackend:
         # start never compiles); an uncached graph then fails in load_or_build with a
         # clear message. With neither, the backend is unavailable.
         if find_c_compiler() is None and not _cache_has_libraries():
-            raise GraphcError("no C compiler found (set CC or install gcc)")
+            raise GraphcError(f"no C compiler found: {c_compiler_problem()}")
         self.check_numerics = check_numerics
 
     def compile(self, program: Program) -> CExecutable:
         return CExecutable(program, self.check_numerics)
+
+
+def _allocation_error(what: str, shape: tuple, dtype, exc: Exception) -> GraphcError:
+    return GraphcError(f"cannot allocate {what} (shape {shape}, {np.dtype(dtype).name}): {exc}")
 
 
 def _cache_has_libraries() -> bool:

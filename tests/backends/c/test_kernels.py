@@ -39,20 +39,20 @@ _IS_X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 _CDEF_COMMON = """
 typedef struct gc_epilogue gc_epilogue;
-typedef void (*gc_tile_fn)(const gc_epilogue *e, int64_t image, int i0, int j0, int m, int n,
-                           void *c, ptrdiff_t ldc);
+typedef void (*gc_tile_fn)(const gc_epilogue *e, int64_t image, int64_t i0, int64_t j0,
+                           int64_t m, int64_t n, void *c, ptrdiff_t ldc);
 struct gc_epilogue { gc_tile_fn fn; int owns_store; const void *ctx; };
-typedef struct { int N, C, H, W, O, KH, KW, SH, SW, PH, PW; } gc_conv_shape;
-typedef struct { int N, C, H, W, KH, KW, SH, SW, PH, PW; } gc_pool_shape;
+typedef struct { int64_t N; int C, H, W, O, KH, KW, SH, SW, PH, PW; } gc_conv_shape;
+typedef struct { int64_t N; int C, H, W, KH, KW, SH, SW, PH, PW; } gc_pool_shape;
 typedef struct { const void *col, *row; void *out; ptrdiff_t ldo, image_stride; } test_ctx;
 const char *test_isa(void);
 void test_set_threads(int n);
 int test_max_threads(void);
 """
 _CDEF_TYPED = """
-size_t gc_{p}gemm_workspace_size(int M, int N, int K);
-void gc_{p}gemm(int ta, int tb, int M, int N, int K, const {t} *A, ptrdiff_t lda, const {t} *B,
-    ptrdiff_t ldb, {t} *C, ptrdiff_t ldc, void *ws, size_t ws_bytes, const gc_epilogue *epi);
+size_t gc_{p}gemm_workspace_size(int64_t M, int64_t N, int64_t K);
+void gc_{p}gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const {t} *A, ptrdiff_t lda,
+    const {t} *B, ptrdiff_t ldb, {t} *C, ptrdiff_t ldc, void *ws, size_t ws_bytes, const gc_epilogue *epi);
 size_t gc_{p}conv2d_forward_workspace_size(const gc_conv_shape *s);
 size_t gc_{p}conv2d_backward_data_workspace_size(const gc_conv_shape *s);
 size_t gc_{p}conv2d_backward_filter_workspace_size(const gc_conv_shape *s);
@@ -67,20 +67,20 @@ void gc_{p}max_pool2d_backward(const gc_pool_shape *s, const {t} *x, const {t} *
 void gc_{p}max_pool2d_select(const gc_pool_shape *s, const {t} *x, const {t} *gx, {t} *y);
 void gc_{p}avg_pool2d_forward(const gc_pool_shape *s, const {t} *x, {t} *y);
 void gc_{p}avg_pool2d_backward(const gc_pool_shape *s, const {t} *gy, {t} *gx);
-void gc_{p}test_tile(const gc_epilogue *e, int64_t image, int i0, int j0, int m, int n, void *c,
-    ptrdiff_t ldc);
+void gc_{p}test_tile(const gc_epilogue *e, int64_t image, int64_t i0, int64_t j0, int64_t m,
+    int64_t n, void *c, ptrdiff_t ldc);
 """
 # The test epilogue, once for both types (after templates.prelude): v -> 2 v + col[j] +
 # row[i] + image / 2 on each block (applied twice, it would show), in place, or (owns_store)
 # stored to out[image][i][j] (row stride ldo).
 _TILE = """
-static void GC_FN(test_tile)(const gc_epilogue *e, int64_t image, int i0, int j0, int m, int n,
-                             void *cv, ptrdiff_t ldc) {
+static void GC_FN(test_tile)(const gc_epilogue *e, int64_t image, int64_t i0, int64_t j0,
+                             int64_t m, int64_t n, void *cv, ptrdiff_t ldc) {
     const test_ctx *t = (const test_ctx *)e->ctx;
     const GC_T *col = (const GC_T *)t->col, *row = (const GC_T *)t->row;
     GC_T *c = (GC_T *)cv, *out = (GC_T *)t->out + image * t->image_stride;
-    for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j) {
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
             GC_T v = 2 * c[i * ldc + j] + col[j0 + j] + row[i0 + i] + (GC_T)image / 2;
             if (e->owns_store) out[(i0 + i) * t->ldo + j0 + j] = v;
             else c[i * ldc + j] = v;

@@ -114,6 +114,12 @@ static inline int gc_threads_for(double flop, int tmax) {
     return t < (double)tmax ? (int)t : tmax;
 }
 
+/* Start of part `part` of `parts` equal splits of [0, n): floor(n * part / parts), without
+ * forming n * part (n may be a 64-bit batch size). */
+static inline int64_t gc_split(int64_t n, int part, int parts) {
+    return n / parts * part + n % parts * part / parts;
+}
+
 /* x rounded up to a multiple of m. */
 static inline size_t gc_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -156,9 +162,10 @@ static inline gc_scratch gc_scratch_take(int want, size_t per, void *ws, size_t 
 /* ------------------------------------------------------------------ epilogue hook */
 typedef struct gc_epilogue gc_epilogue;
 /* Called once per block of final values: the m x n block c (row stride ldc, element type of
- * the GEMM) whose first element is C[i0][j0] of image `image` (0 for a plain matmul). */
-typedef void (*gc_tile_fn)(const gc_epilogue *e, int64_t image, int i0, int j0, int m, int n,
-                           void *c, ptrdiff_t ldc);
+ * the GEMM) whose first element is C[i0][j0] of image `image` (0 for a plain matmul).  Every
+ * index and size is 64-bit: a matmul's rows are the batch, which may exceed 2**31. */
+typedef void (*gc_tile_fn)(const gc_epilogue *e, int64_t image, int64_t i0, int64_t j0, int64_t m,
+                           int64_t n, void *c, ptrdiff_t ldc);
 struct gc_epilogue {
     gc_tile_fn fn;
     int owns_store;  /* matmul only: 1 = final blocks handed to fn in scratch, never stored
@@ -167,12 +174,18 @@ struct gc_epilogue {
     const void *ctx; /* the caller's context, untouched by the kernels */
 };
 
-/* ------------------------------------------------------------------ shapes */
+/* ------------------------------------------------------------------ shapes
+ * The batch N is 64-bit.  The other sizes are int: the lowering (graphc/lower/conv.py,
+ * pool.py) refuses an image whose per-image sizes and their products (C*H*W, the padded
+ * image, C*KH*KW * OH*OW, O*OH*OW ...) reach 2**31, so that per-image index arithmetic in
+ * int cannot overflow; everything that crosses images is ptrdiff_t. */
 typedef struct {
-    int N, C, H, W, O, KH, KW, SH, SW, PH, PW;
+    int64_t N;
+    int C, H, W, O, KH, KW, SH, SW, PH, PW;
 } gc_conv_shape; /* x (N, C, H, W), w (O, C, KH, KW) */
 typedef struct {
-    int N, C, H, W, KH, KW, SH, SW, PH, PW;
+    int64_t N;
+    int C, H, W, KH, KW, SH, SW, PH, PW;
 } gc_pool_shape; /* x (N, C, H, W) */
 
 /* Output size of a window sliding over `in` elements: floor((in + 2 pad - k) / stride) + 1,

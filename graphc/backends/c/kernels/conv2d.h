@@ -87,8 +87,8 @@ static inline void GC_FN(_im2col_next)(int KH, int KW, int *c, int *a, int *b) {
 /* The forward's B packer: op(B) = col (K = C*KH*KW, N = OH*OW).  The NR output pixels of a
  * panel split into segments along output rows; within a segment the source is contiguous
  * (stride SW), copied with vector moves when SW == 1. */
-static GC_UNUSED GC_NO_LIBCALLS void GC_FN(_pack_im2col)(const void *ctx, int pc, int jc, int kc,
-                                                         int nc, GC_T *restrict bp) {
+static GC_UNUSED GC_NO_LIBCALLS void GC_FN(_pack_im2col)(const void *ctx, int64_t pc, int64_t jc,
+                                                         int kc, int nc, GC_T *restrict bp) {
     enum { NR = GC_FN(_nr), VL = GC_FN(_vl) };
     typedef GC_FN(_vec_u) vec_u;
     const GC_FN(_im2col) *g = (const GC_FN(_im2col) *)ctx;
@@ -101,14 +101,14 @@ static GC_UNUSED GC_NO_LIBCALLS void GC_FN(_pack_im2col)(const void *ctx, int pc
         /* segments of the pixels jc+j0 .. +nr: (panel offset, source offset, length) */
         ptrdiff_t src_at[NR + 1];
         int dst_at[NR + 1], len[NR + 1], ns = 0;
-        const int j = jc + j0;
+        const int j = (int)jc + j0; /* (jc < OH*OW < 2**31: see common.h) */
         for (int oh = j / OW, ow = j % OW, d = 0; d < nr; ++oh, ow = 0, ++ns) {
             len[ns] = OW - ow < nr - d ? OW - ow : nr - d;
             src_at[ns] = oh * rowstep + (ptrdiff_t)ow * SW;
             dst_at[ns] = d;
             d += len[ns];
         }
-        int b = pc % g->KW, t = pc / g->KW, a = t % g->KH, c = t / g->KH;
+        int b = (int)pc % g->KW, t = (int)pc / g->KW, a = t % g->KH, c = t / g->KH;
         for (int kk = 0; kk < kc; ++kk, GC_FN(_im2col_next)(g->KH, g->KW, &c, &a, &b)) {
             const GC_T *restrict base = xp + c * plane + (ptrdiff_t)a * g->Wp + b;
             GC_T *restrict dst = pan + (size_t)kk * NR;
@@ -132,8 +132,9 @@ static GC_UNUSED GC_NO_LIBCALLS void GC_FN(_pack_im2col)(const void *ctx, int pc
 /* The filter gradient's B packer: op(B) = col^T (K = OH*OW, N = C*KH*KW).  Row kk of a panel
  * is output pixel pc+kk of the NR columns (c, a, b): a gather with fixed per-column offsets
  * (vectorised as gathers where the ISA has them). */
-static GC_UNUSED GC_NO_LIBCALLS void GC_FN(_pack_im2col_t)(const void *ctx, int pc, int jc,
-                                                           int kc, int nc, GC_T *restrict bp) {
+static GC_UNUSED GC_NO_LIBCALLS void GC_FN(_pack_im2col_t)(const void *ctx, int64_t pc,
+                                                           int64_t jc, int kc, int nc,
+                                                           GC_T *restrict bp) {
     enum { NR = GC_FN(_nr) };
     const GC_FN(_im2col) *g = (const GC_FN(_im2col) *)ctx;
     const int OW = g->OW, SW = g->SW;
@@ -142,10 +143,11 @@ static GC_UNUSED GC_NO_LIBCALLS void GC_FN(_pack_im2col_t)(const void *ctx, int 
         const int nr = nc - j0 < NR ? nc - j0 : NR;
         GC_T *restrict pan = bp + (size_t)j0 * kc;
         int off[NR];
-        int b = (jc + j0) % g->KW, t = (jc + j0) / g->KW, a = t % g->KH, c = t / g->KH;
+        const int j = (int)jc + j0; /* (jc < C*KH*KW < 2**31) */
+        int b = j % g->KW, t = j / g->KW, a = t % g->KH, c = t / g->KH;
         for (int jj = 0; jj < NR; ++jj, GC_FN(_im2col_next)(g->KH, g->KW, &c, &a, &b))
             off[jj] = jj < nr ? (int)(c * plane + (ptrdiff_t)a * g->Wp + b) : 0;
-        for (int kk = 0, oh = pc / OW, ow = pc % OW; kk < kc; ++kk) {
+        for (int kk = 0, oh = (int)pc / OW, ow = (int)pc % OW; kk < kc; ++kk) {
             const GC_T *restrict src = g->xp + oh * rowstep + (ptrdiff_t)ow * SW;
             GC_T *restrict d = pan + (size_t)kk * NR;
             for (int jj = 0; jj < NR; ++jj) d[jj] = src[off[jj]];
@@ -226,7 +228,8 @@ static inline GC_FN(_conv_bytes) GC_FN(_conv_sizes)(const gc_conv_shape *s, int 
 static inline int GC_FN(_conv_threads)(const gc_conv_shape *s) {
     const double OH = gc_window_out(s->H, s->KH, s->SH, s->PH);
     const double OW = gc_window_out(s->W, s->KW, s->SW, s->PW);
-    return gc_threads_for(2.0 * s->N * s->O * OH * OW * s->C * s->KH * s->KW, gc_max_threads());
+    return gc_threads_for(2.0 * (double)s->N * s->O * OH * OW * s->C * s->KH * s->KW,
+                          gc_max_threads());
 }
 
 /* Bytes of workspace a pass wants: a scratch slice per thread. */
@@ -271,13 +274,13 @@ typedef struct {
 
 /* Computes image n of a pass: GEMM scratch (g, bytes), the image buffer `buf`, par: the GEMM
  * may use every thread. */
-typedef void (*GC_FN(_conv_image_fn))(const GC_FN(_conv_call) *cc, int n, char *g, size_t bytes,
-                                      GC_T *buf, int par);
+typedef void (*GC_FN(_conv_image_fn))(const GC_FN(_conv_call) *cc, int64_t n, char *g,
+                                      size_t bytes, GC_T *buf, int par);
 
 /* Forward, image n: y[n] = w @ col(x[n]) through the im2col packer (or on x[n] itself when
  * pointwise); the epilogue runs on each block the GEMM stores. */
-static GC_UNUSED void GC_FN(_conv_forward_image)(const GC_FN(_conv_call) *cc, int n, char *g,
-                                                 size_t bytes, GC_T *buf, int par) {
+static GC_UNUSED void GC_FN(_conv_forward_image)(const GC_FN(_conv_call) *cc, int64_t n,
+                                                 char *g, size_t bytes, GC_T *buf, int par) {
     const gc_conv_shape *s = cc->s;
     const int Pn = cc->OH * cc->OW, CKK = s->C * s->KH * s->KW;
     const GC_T *x = cc->in + (ptrdiff_t)n * s->C * s->H * s->W;
@@ -298,7 +301,7 @@ static GC_UNUSED void GC_FN(_conv_forward_image)(const GC_FN(_conv_call) *cc, in
 
 /* Backward data, image n: dcol = w^T @ gy[n] (straight into gx[n] when pointwise), col2im
  * into gx[n], then the epilogue on gx[n] while it is in cache. */
-static GC_UNUSED void GC_FN(_conv_backward_data_image)(const GC_FN(_conv_call) *cc, int n,
+static GC_UNUSED void GC_FN(_conv_backward_data_image)(const GC_FN(_conv_call) *cc, int64_t n,
                                                        char *g, size_t bytes, GC_T *dcol, int par) {
     const gc_conv_shape *s = cc->s;
     const int Pn = cc->OH * cc->OW, CKK = s->C * s->KH * s->KW, HW = s->H * s->W;
@@ -322,20 +325,20 @@ static GC_UNUSED void GC_FN(_conv_backward_data_image)(const GC_FN(_conv_call) *
 static GC_UNUSED void GC_FN(_conv_each_image)(const GC_FN(_conv_call) *cc,
                                               GC_FN(_conv_image_fn) one, int pass, void *ws,
                                               size_t ws_bytes) {
-    const int N = cc->s->N;
+    const int64_t N = cc->s->N;
     const GC_FN(_conv_bytes) b = GC_FN(_conv_sizes)(cc->s, pass);
     const int want = GC_FN(_conv_threads)(cc->s);
     const gc_scratch sc = gc_scratch_take(want, b.gemm + b.buffer, ws, ws_bytes);
     const int nt = sc.nt; /* named: the OpenMP clause below uses it */
     if (N < nt) {
-        for (int n = 0; n < N; ++n)
+        for (int64_t n = 0; n < N; ++n)
             one(cc, n, sc.base + b.buffer, sc.per * nt - b.buffer, (GC_T *)sc.base, 1);
     } else {
         GC_OMP("omp parallel num_threads(nt)")
         {
             char *mine = sc.base + sc.per * gc_thread_num();
             GC_OMP("omp for schedule(dynamic, 1)")
-            for (int n = 0; n < N; ++n) one(cc, n, mine, b.gemm, (GC_T *)(mine + b.gemm), 0);
+            for (int64_t n = 0; n < N; ++n) one(cc, n, mine, b.gemm, (GC_T *)(mine + b.gemm), 0);
         }
     }
     free(sc.own);
@@ -394,7 +397,8 @@ static GC_UNUSED void GC_FN(_conv_backward_filter_image)(const gc_conv_shape *s,
 static GC_UNUSED void GC_FN(conv2d_backward_filter)(const gc_conv_shape *s, const GC_T *x,
                                                     const GC_T *gy, GC_T *gw, void *ws,
                                                     size_t ws_bytes) {
-    const int N = s->N, OH = gc_window_out(s->H, s->KH, s->SH, s->PH);
+    const int64_t N = s->N;
+    const int OH = gc_window_out(s->H, s->KH, s->SH, s->PH);
     const int OW = gc_window_out(s->W, s->KW, s->SW, s->PW);
     const ptrdiff_t xs = (ptrdiff_t)s->C * s->H * s->W, ys = (ptrdiff_t)s->O * OH * OW;
     const size_t gwn = (size_t)s->O * s->C * s->KH * s->KW;
@@ -408,7 +412,7 @@ static GC_UNUSED void GC_FN(conv2d_backward_filter)(const gc_conv_shape *s, cons
                                           ws, ws_bytes);
     const int nt = sc.nt; /* named: the OpenMP clause below uses it */
     if (N < nt) { /* [padded image][GEMM panels of every thread] */
-        for (int n = 0; n < N; ++n)
+        for (int64_t n = 0; n < N; ++n)
             GC_FN(_conv_backward_filter_image)(s, OH, OW, x + n * xs, gy + n * ys, gw, n > 0,
                                                sc.base + b.buffer, sc.per * nt - b.buffer,
                                                (GC_T *)sc.base, 1);
@@ -416,11 +420,11 @@ static GC_UNUSED void GC_FN(conv2d_backward_filter)(const gc_conv_shape *s, cons
         GC_OMP("omp parallel num_threads(nt)")
         {
             const int t = gc_thread_num();
-            const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
+            const int64_t n0 = gc_split(N, t, nt), n1 = gc_split(N, t + 1, nt);
             char *mine = sc.base + sc.per * t;
             GC_T *part = t == 0 ? gw : (GC_T *)(mine + b.gemm + b.buffer);
             GC_T *xpad = (GC_T *)(mine + b.gemm);
-            for (int n = n0; n < n1; ++n)
+            for (int64_t n = n0; n < n1; ++n)
                 GC_FN(_conv_backward_filter_image)(s, OH, OW, x + n * xs, gy + n * ys, part,
                                                    n > n0, mine, b.gemm, xpad, 0);
             if (n1 == n0) memset(part, 0, sizeof(GC_T) * gwn);

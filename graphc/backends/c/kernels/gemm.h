@@ -1,8 +1,8 @@
 /* graphc kernel template (typed: GC_T, GC_FN): GEMM, C = op(A) @ op(B), all row-major.
  *
- *   size_t gc_sgemm_workspace_size(int M, int N, int K);
- *   void   gc_sgemm(int ta, int tb, int M, int N, int K, const float *A, ptrdiff_t lda,
- *                   const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc,
+ *   size_t gc_sgemm_workspace_size(int64_t M, int64_t N, int64_t K);
+ *   void   gc_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+ *                   ptrdiff_t lda, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc,
  *                   void *ws, size_t ws_bytes, const gc_epilogue *epi);
  *   ... and gc_dgemm* for double (GC_FN names them).
  *
@@ -30,13 +30,17 @@
  */
 
 /* Packs the kc x nc block of op(B) at depth pc and (global) column jc into NR-wide panels at
- * bp: conv2d.h plugs in its implicit-im2col packers here. */
-typedef void (*GC_FN(_pack_b_fn))(const void *ctx, int pc, int jc, int kc, int nc, GC_T *bp);
+ * bp: conv2d.h plugs in its implicit-im2col packers here.  Sizes and global indices are 64-bit
+ * (M, N, K may be the batch); a block's own sizes (kc <= KC, nc <= NC, mc <= MC) and the
+ * micro-tile counters are int. */
+typedef void (*GC_FN(_pack_b_fn))(const void *ctx, int64_t pc, int64_t jc, int kc, int nc,
+                                  GC_T *bp);
 
 /* One GEMM: C (+)= op(A) op(B) and what to do with the final blocks (built with designated
  * initializers: the fields left out are 0 / NULL). */
 typedef struct {
-    int ta, tb, M, N, K;
+    int ta, tb;
+    int64_t M, N, K;
     const GC_T *A;
     ptrdiff_t lda;
     const GC_T *B; /* unused with pack_b */
@@ -52,7 +56,7 @@ typedef struct {
 } GC_FN(_gemm_job);
 
 /* Scratch bytes of one thread: packed blocks of op(B) (KC x NC) and op(A) (MC x KC). */
-static inline size_t GC_FN(_gemm_thread_bytes)(int M, int N, int K) {
+static inline size_t GC_FN(_gemm_thread_bytes)(int64_t M, int64_t N, int64_t K) {
     const size_t kc = K < GC_FN(_kc) ? (size_t)(K > 0 ? K : 1) : GC_FN(_kc);
     const size_t nc = N < GC_FN(_nc) ? (size_t)(N > 0 ? N : 1) : GC_FN(_nc);
     const size_t mc = M < GC_FN(_mc) ? (size_t)(M > 0 ? M : 1) : GC_FN(_mc);
@@ -61,16 +65,16 @@ static inline size_t GC_FN(_gemm_thread_bytes)(int M, int N, int K) {
 }
 
 /* Threads worth using for an M x N x K product. */
-static inline int GC_FN(_gemm_threads)(int M, int N, int K) {
-    return gc_threads_for(2.0 * M * N * (K > 0 ? K : 1), gc_max_threads());
+static inline int GC_FN(_gemm_threads)(int64_t M, int64_t N, int64_t K) {
+    return gc_threads_for(2.0 * (double)M * (double)N * (double)(K > 0 ? K : 1), gc_max_threads());
 }
 
 /* The block of C at (i0, j0) -- mr x nr valid of an MR x NR micro-tile -- from a packed panel
  * pair: stored into C (added to it when acc); when `last` (the final depth block) then handed
  * to the epilogue, in C or, when the hook owns the store, only in `tile`. */
 static inline void GC_FN(_gemm_block)(const GC_FN(_gemm_job) *g, const GC_T *apan,
-                                      const GC_T *bpan, int kc, int i0, int j0, int mr, int nr,
-                                      int acc, int last, GC_T *tile) {
+                                      const GC_T *bpan, int kc, int64_t i0, int64_t j0, int mr,
+                                      int nr, int acc, int last, GC_T *tile) {
     enum { MR = GC_GEMM_MR, NR = GC_FN(_nr) };
     const gc_epilogue *epi = g->epi;
     const ptrdiff_t ldc = g->ldc;
@@ -100,25 +104,25 @@ static inline void GC_FN(_gemm_block)(const GC_FN(_gemm_job) *g, const GC_T *apa
 /* Rows [m0, m1) x columns [n0, n1) of the product, by one thread; ws: 64-byte aligned,
  * GC_FN(_gemm_thread_bytes)(M, N, K) bytes.  Loops: NC columns of C, KC deep (op(B) packed
  * once per block), MC rows (op(A) packed), then MR x NR micro-tiles. */
-static GC_UNUSED void GC_FN(_gemm_tile)(const GC_FN(_gemm_job) *g, int m0, int m1, int n0,
-                                        int n1, void *ws) {
+static GC_UNUSED void GC_FN(_gemm_tile)(const GC_FN(_gemm_job) *g, int64_t m0, int64_t m1,
+                                        int64_t n0, int64_t n1, void *ws) {
     enum { MR = GC_GEMM_MR, NR = GC_FN(_nr), KC = GC_FN(_kc), MC = GC_FN(_mc), NC = GC_FN(_nc) };
-    const int K = g->K;
+    const int64_t K = g->K;
     if (K <= 0) { /* an empty sum */
         GC_T *c = g->C + m0 * g->ldc + n0;
-        for (int i = 0; i < m1 - m0 && !g->accumulate; ++i)
+        for (int64_t i = 0; i < m1 - m0 && !g->accumulate; ++i)
             memset(c + i * g->ldc, 0, sizeof(GC_T) * (size_t)(n1 - n0));
         if (g->epi) g->epi->fn(g->epi, g->image, m0, n0, m1 - m0, n1 - n0, c, g->ldc);
         return;
     }
-    const int kcmax = K < KC ? K : KC, ncmax = n1 - n0 < NC ? n1 - n0 : NC;
+    const int kcmax = K < KC ? (int)K : KC, ncmax = n1 - n0 < NC ? (int)(n1 - n0) : NC;
     GC_T *bp = (GC_T *)ws;
     GC_T *ap = (GC_T *)gc_align64(bp + (size_t)kcmax * gc_round_up((size_t)ncmax, NR));
     GC_T tile[MR * NR] __attribute__((aligned(64)));
-    for (int jc = n0; jc < n1; jc += NC) {
-        const int nc = n1 - jc < NC ? n1 - jc : NC;
-        for (int pc = 0; pc < K; pc += KC) {
-            const int kc = K - pc < KC ? K - pc : KC;
+    for (int64_t jc = n0; jc < n1; jc += NC) {
+        const int nc = n1 - jc < NC ? (int)(n1 - jc) : NC;
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            const int kc = K - pc < KC ? (int)(K - pc) : KC;
             const int acc = g->accumulate || pc > 0; /* later depth blocks add to C */
             const int last = pc + kc >= K;
             if (g->pack_b) {
@@ -127,8 +131,8 @@ static GC_UNUSED void GC_FN(_gemm_tile)(const GC_FN(_gemm_job) *g, int m0, int m
                 const GC_T *b = g->tb ? g->B + jc * g->ldb + pc : g->B + pc * g->ldb + jc;
                 GC_FN(_pack_b)(g->tb, kc, nc, b, g->ldb, bp);
             }
-            for (int ic = m0; ic < m1; ic += MC) {
-                const int mc = m1 - ic < MC ? m1 - ic : MC;
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                const int mc = m1 - ic < MC ? (int)(m1 - ic) : MC;
                 const GC_T *a = g->ta ? g->A + pc * g->lda + ic : g->A + ic * g->lda + pc;
                 GC_FN(_pack_a)(g->ta, mc, kc, a, g->lda, ap);
                 for (int ir = 0; ir < mc; ir += MR)
@@ -155,9 +159,9 @@ static GC_UNUSED void GC_FN(_gemm_serial)(const GC_FN(_gemm_job) *g, void *ws) {
  * keeps two threads from writing neighbouring halves of the same rows, which measured 2-4x
  * slower for optimizer-update epilogues (GEMM 784x256x64 + momentum, 2 cores).  More threads
  * than panels both ways: rows only. */
-static inline int GC_FN(_gemm_grid_rows)(int M, int N, int K, int T) {
+static inline int GC_FN(_gemm_grid_rows)(int64_t M, int64_t N, int64_t K, int T) {
     const int mr = GC_GEMM_MR, nr = GC_FN(_nr);
-    const long pm = (M + mr - 1) / mr, pn = (N + nr - 1) / nr;
+    const int64_t pm = (M + mr - 1) / mr, pn = (N + nr - 1) / nr;
     double best = -1.0;
     int best_tm = T;
     for (int tm = 1; tm <= T; ++tm) {
@@ -177,7 +181,7 @@ static inline int GC_FN(_gemm_grid_rows)(int M, int N, int K, int T) {
 /* Runs a GEMM job on up to GC_FN(_gemm_threads) threads, scratch from (ws, ws_bytes). */
 static GC_UNUSED void GC_FN(_gemm_run)(const GC_FN(_gemm_job) *g, void *ws, size_t ws_bytes) {
     enum { MR = GC_GEMM_MR, NR = GC_FN(_nr) };
-    const int M = g->M, N = g->N;
+    const int64_t M = g->M, N = g->N;
     if (M <= 0 || N <= 0) return;
     const int want = g->K > 0 ? GC_FN(_gemm_threads)(M, N, g->K) : 1;
     const size_t per = GC_FN(_gemm_thread_bytes)(M, N, g->K);
@@ -187,14 +191,14 @@ static GC_UNUSED void GC_FN(_gemm_run)(const GC_FN(_gemm_job) *g, void *ws, size
         GC_FN(_gemm_tile)(g, 0, M, 0, N, sc.base);
     } else {
         const int tm = GC_FN(_gemm_grid_rows)(M, N, g->K, nt), tn = nt / tm;
-        const long pm = (M + MR - 1) / MR, pn = (N + NR - 1) / NR;
+        const int64_t pm = (M + MR - 1) / MR, pn = (N + NR - 1) / NR;
         GC_OMP("omp parallel num_threads(nt)")
         {
             const int t = gc_thread_num();
             if (t < tm * tn) {
                 const int a = t / tn, b = t % tn;
-                const int m0 = (int)(pm * a / tm) * MR, n0 = (int)(pn * b / tn) * NR;
-                int m1 = (int)(pm * (a + 1) / tm) * MR, n1 = (int)(pn * (b + 1) / tn) * NR;
+                const int64_t m0 = gc_split(pm, a, tm) * MR, n0 = gc_split(pn, b, tn) * NR;
+                int64_t m1 = gc_split(pm, a + 1, tm) * MR, n1 = gc_split(pn, b + 1, tn) * NR;
                 if (m1 > M) m1 = M;
                 if (n1 > N) n1 = N;
                 if (m1 > m0 && n1 > n0)
@@ -206,14 +210,14 @@ static GC_UNUSED void GC_FN(_gemm_run)(const GC_FN(_gemm_job) *g, void *ws, size
 }
 
 /* Bytes of workspace gc_?gemm wants for an M x N x K product (see the header comment). */
-static inline size_t GC_FN(gemm_workspace_size)(int M, int N, int K) {
+static inline size_t GC_FN(gemm_workspace_size)(int64_t M, int64_t N, int64_t K) {
     return gc_scratch_bytes(GC_FN(_gemm_threads)(M, N, K), GC_FN(_gemm_thread_bytes)(M, N, K));
 }
 
 /* C = op(A) @ op(B), then epi on each final block (see the header comment). */
-static inline void GC_FN(gemm)(int ta, int tb, int M, int N, int K, const GC_T *A, ptrdiff_t lda,
-                               const GC_T *B, ptrdiff_t ldb, GC_T *C, ptrdiff_t ldc, void *ws,
-                               size_t ws_bytes, const gc_epilogue *epi) {
+static inline void GC_FN(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, const GC_T *A,
+                               ptrdiff_t lda, const GC_T *B, ptrdiff_t ldb, GC_T *C, ptrdiff_t ldc,
+                               void *ws, size_t ws_bytes, const gc_epilogue *epi) {
     if (epi && !epi->fn) epi = NULL;
     const GC_FN(_gemm_job) g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .A = A, .lda = lda,
                                 .B = B, .ldb = ldb, .C = C, .ldc = ldc, .epi = epi,

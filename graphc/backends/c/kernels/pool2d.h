@@ -100,7 +100,7 @@ static GC_UNUSED __attribute__((noinline)) void GC_FN(_pool_max_grid_any)(
 typedef struct {
     const gc_pool_shape *s;
     int OH, OW;
-    long planes; /* N*C */
+    int64_t planes; /* N*C */
     int par;     /* run the planes in parallel */
     ptrdiff_t in_plane, out_plane;
     int ih0, ih1, iw0, iw1;
@@ -114,7 +114,7 @@ static inline GC_FN(_pool_call) GC_FN(_pool_setup)(const gc_pool_shape *s, const
                                                    const GC_T *b, GC_T *out) {
     const int OH = gc_window_out(s->H, s->KH, s->SH, s->PH);
     const int OW = gc_window_out(s->W, s->KW, s->SW, s->PW);
-    GC_FN(_pool_call) pc = {s, OH, OW, (long)s->N * s->C, 0, (ptrdiff_t)s->H * s->W,
+    GC_FN(_pool_call) pc = {s, OH, OW, s->N * s->C, 0, (ptrdiff_t)s->H * s->W,
                             (ptrdiff_t)OH * OW, 0, 0, 0, 0, a, b, out};
     const double work = (double)pc.planes * (pc.in_plane + pc.out_plane * s->KH * s->KW);
     pc.par = pc.planes > 1 && work > 2.0 * GC_POOL_MIN_WORK_PER_THREAD;
@@ -218,13 +218,13 @@ static inline __attribute__((always_inline)) void GC_FN(_pool_max_tiled_backward
 /* ------------------------------------------------------------------ per plane */
 
 /* y = max_pool2d(x) on one plane (a = x). */
-static GC_UNUSED void GC_FN(_max_pool_forward_plane)(const GC_FN(_pool_call) *pc, long pl) {
+static GC_UNUSED void GC_FN(_max_pool_forward_plane)(const GC_FN(_pool_call) *pc, int64_t pl) {
     GC_FN(_pool_argmax_block)(pc, pc->a + pl * pc->in_plane, 0, pc->OH, 0, pc->OW,
                               pc->out + pl * pc->out_plane, NULL);
 }
 
 /* gx = the max-pool gradient on one plane (a = x, b = gy, out = gx). */
-static GC_UNUSED void GC_FN(_max_pool_backward_plane)(const GC_FN(_pool_call) *pc, long pl) {
+static GC_UNUSED void GC_FN(_max_pool_backward_plane)(const GC_FN(_pool_call) *pc, int64_t pl) {
     const gc_pool_shape *s = pc->s;
     const GC_T *xp = pc->a + pl * pc->in_plane, *gp = pc->b + pl * pc->out_plane;
     GC_T *gxp = pc->out + pl * pc->in_plane;
@@ -241,7 +241,7 @@ static GC_UNUSED void GC_FN(_max_pool_backward_plane)(const GC_FN(_pool_call) *p
 }
 
 /* y = gx at each window's first maximum of x, on one plane (a = x, b = gx, out = y). */
-static GC_UNUSED void GC_FN(_max_pool_select_plane)(const GC_FN(_pool_call) *pc, long pl) {
+static GC_UNUSED void GC_FN(_max_pool_select_plane)(const GC_FN(_pool_call) *pc, int64_t pl) {
     GC_FN(_pool_route)(pc, pc->a + pl * pc->in_plane, pc->b + pl * pc->in_plane,
                        pc->out + pl * pc->out_plane, 1);
 }
@@ -272,7 +272,7 @@ static GC_UNUSED void GC_FN(_avg_pool_clipped)(const GC_FN(_pool_call) *pc, cons
 
 /* y = avg_pool2d(x) on one plane (a = x).  Unpadded: whole output rows, one window offset
  * (kh, kw) at a time. */
-static GC_UNUSED void GC_FN(_avg_pool_forward_plane)(const GC_FN(_pool_call) *pc, long pl) {
+static GC_UNUSED void GC_FN(_avg_pool_forward_plane)(const GC_FN(_pool_call) *pc, int64_t pl) {
     const gc_pool_shape *s = pc->s;
     const GC_T *xp = pc->a + pl * pc->in_plane;
     GC_T *yp = pc->out + pl * pc->out_plane;
@@ -297,7 +297,7 @@ static GC_UNUSED void GC_FN(_avg_pool_forward_plane)(const GC_FN(_pool_call) *pc
 
 /* gx = the average-pool gradient on one plane (a = gy, out = gx).  Unpadded: one window
  * offset (kh, kw) at a time over a whole output row touches distinct inputs. */
-static GC_UNUSED void GC_FN(_avg_pool_backward_plane)(const GC_FN(_pool_call) *pc, long pl) {
+static GC_UNUSED void GC_FN(_avg_pool_backward_plane)(const GC_FN(_pool_call) *pc, int64_t pl) {
     const gc_pool_shape *s = pc->s;
     GC_T *gxp = pc->out + pl * pc->in_plane;
     memset(gxp, 0, sizeof(GC_T) * (size_t)pc->in_plane);
@@ -325,32 +325,32 @@ static GC_UNUSED void GC_FN(_avg_pool_backward_plane)(const GC_FN(_pool_call) *p
 static GC_UNUSED void GC_FN(max_pool2d_forward)(const gc_pool_shape *s, const GC_T *x, GC_T *y) {
     const GC_FN(_pool_call) pc = GC_FN(_pool_setup)(s, x, NULL, y);
     GC_OMP("omp parallel for schedule(static) if(pc.par)")
-    for (long pl = 0; pl < pc.planes; ++pl) GC_FN(_max_pool_forward_plane)(&pc, pl);
+    for (int64_t pl = 0; pl < pc.planes; ++pl) GC_FN(_max_pool_forward_plane)(&pc, pl);
 }
 /* gx = the gradient of max_pool2d with respect to x, given gy. */
 static GC_UNUSED void GC_FN(max_pool2d_backward)(const gc_pool_shape *s, const GC_T *x,
                                                  const GC_T *gy, GC_T *gx) {
     const GC_FN(_pool_call) pc = GC_FN(_pool_setup)(s, x, gy, gx);
     GC_OMP("omp parallel for schedule(static) if(pc.par)")
-    for (long pl = 0; pl < pc.planes; ++pl) GC_FN(_max_pool_backward_plane)(&pc, pl);
+    for (int64_t pl = 0; pl < pc.planes; ++pl) GC_FN(_max_pool_backward_plane)(&pc, pl);
 }
 /* y = gx at each window's first maximum of x. */
 static GC_UNUSED void GC_FN(max_pool2d_select)(const gc_pool_shape *s, const GC_T *x,
                                                const GC_T *gx, GC_T *y) {
     const GC_FN(_pool_call) pc = GC_FN(_pool_setup)(s, x, gx, y);
     GC_OMP("omp parallel for schedule(static) if(pc.par)")
-    for (long pl = 0; pl < pc.planes; ++pl) GC_FN(_max_pool_select_plane)(&pc, pl);
+    for (int64_t pl = 0; pl < pc.planes; ++pl) GC_FN(_max_pool_select_plane)(&pc, pl);
 }
 /* y = avg_pool2d(x). */
 static GC_UNUSED void GC_FN(avg_pool2d_forward)(const gc_pool_shape *s, const GC_T *x, GC_T *y) {
     const GC_FN(_pool_call) pc = GC_FN(_pool_setup)(s, x, NULL, y);
     GC_OMP("omp parallel for schedule(static) if(pc.par)")
-    for (long pl = 0; pl < pc.planes; ++pl) GC_FN(_avg_pool_forward_plane)(&pc, pl);
+    for (int64_t pl = 0; pl < pc.planes; ++pl) GC_FN(_avg_pool_forward_plane)(&pc, pl);
 }
 /* gx = the gradient of avg_pool2d with respect to its input, given gy. */
 static GC_UNUSED void GC_FN(avg_pool2d_backward)(const gc_pool_shape *s, const GC_T *gy,
                                                  GC_T *gx) {
     const GC_FN(_pool_call) pc = GC_FN(_pool_setup)(s, gy, NULL, gx);
     GC_OMP("omp parallel for schedule(static) if(pc.par)")
-    for (long pl = 0; pl < pc.planes; ++pl) GC_FN(_avg_pool_backward_plane)(&pc, pl);
+    for (int64_t pl = 0; pl < pc.planes; ++pl) GC_FN(_avg_pool_backward_plane)(&pc, pl);
 }
