@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -23,9 +24,12 @@ from pathlib import Path
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "c_compiler_problem",
     "cache_dir",
+    "cpu_identity",
     "find_c_compiler",
     "find_dot",
+    "native_target",
 ]
 
 #: Environment variable that overrides the on-disk cache directory.
@@ -111,6 +115,11 @@ find_c_compiler.cache_clear = _find_c_compiler.cache_clear  # type: ignore[attr-
 
 def _compiler_version(path: str) -> str | None:
     """Return the identifying version line of the compiler at ``path``, or None."""
+    return _run_version(path)[0]
+
+
+def _run_version(path: str) -> tuple[str | None, str]:
+    """(version line or None, why it is None) of ``<path> --version``."""
     try:
         proc = subprocess.run(
             [path, "--version"],
@@ -120,21 +129,122 @@ def _compiler_version(path: str) -> str | None:
             stdin=subprocess.DEVNULL,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
-        return None
+    except subprocess.TimeoutExpired:
+        return None, f"`{path} --version` did not finish in {_VERSION_TIMEOUT_S:g} s"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"{path} cannot be run ({getattr(exc, 'strerror', None) or exc})"
     text = proc.stdout.strip() or proc.stderr.strip()
     if proc.returncode != 0 or not text:
-        return None
+        return None, f"`{path} --version` failed (exit status {proc.returncode})"
     first = text.splitlines()[0].strip()
     lowered_first = first.lower()
     if "clang" in lowered_first or "gcc" in lowered_first:
-        return first
+        return first, ""
     lowered = text.lower()
     if "clang" in lowered:
-        return f"{first} [clang]"
+        return f"{first} [clang]", ""
     if "free software foundation" in lowered or "gcc" in lowered:
-        return f"{first} [gcc]"
-    return first
+        return f"{first} [gcc]", ""
+    return first, ""
+
+
+def c_compiler_problem() -> str | None:
+    """Why :func:`find_c_compiler` finds no compiler, in words; ``None`` if it finds one.
+
+    Example::
+
+        $ CC=/nonexistent/gcc python -c "from graphc import env; print(env.c_compiler_problem())"
+        CC=/nonexistent/gcc names a compiler that does not exist
+    """
+    if find_c_compiler() is not None:
+        return None
+    cc = os.environ.get("CC", "").strip()
+    path_env = os.environ.get("PATH", "") or None
+    if not cc:
+        found = [p for p in map(lambda n: shutil.which(n, path=path_env), _DEFAULT_COMPILERS) if p]
+        if not found:
+            return f"none of {', '.join(_DEFAULT_COMPILERS)} is on PATH (install gcc, or set CC)"
+        return "; ".join(_run_version(p)[1] for p in found)
+    words = shlex.split(cc)
+    if len(words) != 1:
+        return (f"CC={cc!r} is not one program: graphc runs CC as one executable "
+                "(put flags in GRAPHC_CFLAGS)")
+    path = shutil.which(words[0], path=path_env)
+    if path is None:
+        if os.sep in words[0] or (os.altsep and os.altsep in words[0]):
+            if not os.path.exists(words[0]):
+                return f"CC={cc} names a compiler that does not exist"
+            return f"CC={cc} names a file that is not an executable program"
+        return f"CC={cc} names a compiler that is not on PATH"
+    return f"CC={cc} names a compiler that cannot run: {_run_version(path)[1]}"
+
+
+@functools.cache
+def cpu_identity() -> str:
+    """What the CPU is and which instructions it has (for cache keys of ``-march=native``
+    builds): the first processor's model and feature lines of ``/proc/cpuinfo``, or
+    :mod:`platform`'s description where there is none. No compiler is needed.
+
+    Example::
+
+        >>> cpu_identity()                            # doctest: +SKIP
+        'x86_64|vendor_id: GenuineIntel|cpu family: 6|model: 85|flags: fpu vme ...'
+    """
+    keys = ("vendor_id", "cpu family", "model", "model name", "flags", "features",
+            "cpu implementer", "cpu architecture", "cpu variant", "cpu part", "isa", "cpu")
+    lines = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    if lines:
+                        break  # the first processor is enough
+                    continue
+                key, _, value = line.partition(":")
+                if key.strip().lower() in keys:
+                    lines.append(f"{key.strip()}: {' '.join(value.split())}")
+    except OSError:
+        pass
+    return "|".join([platform.machine(), *(lines or [platform.processor()])])
+
+
+@functools.lru_cache(maxsize=16)
+def native_target(compiler: str, flags: tuple[str, ...]) -> str:
+    """What the target flags ``flags`` (``-march=native`` ...) mean to ``compiler`` on this
+    machine: its list of enabled target options (``-Q --help=target`` for GCC, the target
+    CPU and features of ``-###`` for clang), or ``""`` if ``flags`` name no ``native``.
+    Asked once per process.
+
+    Example::
+
+        >>> native_target("/usr/bin/gcc", ("-march=native",))    # doctest: +SKIP
+        '-march=skylake-avx512 -mavx2 [enabled] ...'
+    """
+    target = tuple(f for f in flags if f.startswith("-m"))
+    if not any("native" in f for f in target):
+        return ""
+    runs = ([compiler, *target, "-Q", "--help=target"],
+            [compiler, *target, "-###", "-x", "c", "-c", os.devnull, "-o", os.devnull])
+    for cmd in runs:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_VERSION_TIMEOUT_S,
+                                  stdin=subprocess.DEVNULL, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if cmd[-1] == "--help=target":
+            enabled = [" ".join(ln.split()) for ln in proc.stdout.splitlines()
+                       if ln.strip().startswith("-m") and ("[enabled]" in ln or "=" in ln)]
+            if proc.returncode == 0 and any(ln.startswith("-march=") for ln in enabled):
+                return "\n".join(enabled)
+            continue
+        words = shlex.split(" ".join(ln for ln in proc.stderr.splitlines() if ln.startswith(" ")))
+        picked = [w for k, w in enumerate(words) if w.startswith(("-march=", "-mtune=", "-mcpu="))
+                  or w.startswith("-m") and "native" not in w and k > 0
+                  or k > 0 and words[k - 1] in ("-target-cpu", "-target-feature")]
+        if picked:
+            return " ".join(picked)
+    # the compiler would not say: the CPU itself stands for what native means here
+    return cpu_identity()
 
 
 def find_dot() -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import sysconfig
 from pathlib import Path
@@ -75,6 +76,36 @@ def test_find_c_compiler_honours_cc(monkeypatch, fresh_compiler_cache):
 def test_find_c_compiler_missing_cc_is_not_replaced(monkeypatch, fresh_compiler_cache):
     monkeypatch.setenv("CC", "graphc-no-such-compiler-xyz")
     assert env.find_c_compiler() is None
+
+
+@pytest.mark.parametrize("cc, says", [
+    ("/nonexistent/gcc", "CC=/nonexistent/gcc names a compiler that does not exist"),
+    ("graphc-no-such-compiler-xyz", "names a compiler that is not on PATH"),
+    ("gcc -m32", "is not one program"),
+    ("/bin/false", "CC=/bin/false names a compiler that cannot run: `/bin/false --version` failed"),
+])
+def test_c_compiler_problem_says_what_is_wrong_with_cc(monkeypatch, fresh_compiler_cache, cc, says):
+    if cc.startswith("/bin/") and not os.path.exists(cc):
+        pytest.skip(f"{cc} does not exist here")
+    monkeypatch.setenv("CC", cc)
+    assert env.find_c_compiler() is None
+    assert says in env.c_compiler_problem()
+
+
+def test_c_compiler_problem_without_cc_and_with_a_compiler(monkeypatch, fresh_compiler_cache,
+                                                          tmp_path):
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert "none of cc, gcc, clang is on PATH" in env.c_compiler_problem()
+    monkeypatch.undo()
+    env.find_c_compiler.cache_clear()
+    if env.find_c_compiler() is not None:
+        assert env.c_compiler_problem() is None
+
+
+def test_cpu_identity_names_the_machine():
+    ident = env.cpu_identity()
+    assert ident.startswith(platform.machine()) and ident == env.cpu_identity()
 
 
 def test_find_c_compiler_none_on_empty_path(monkeypatch, fresh_compiler_cache, tmp_path):

@@ -22,13 +22,13 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
+from ..render.escape import c_identifier
 from .fusion import Group, assigned_values, host_output, source_of
 from .ir import Buffer, Expr, Lit, Place, add, mul, size
 
@@ -111,7 +111,7 @@ class Plan:
         return Place("arena", offset=add(self._starts[s.section], _term(s.offset, s.section)))
 
     def _new(self, node: Tensor, place: Place | None = None) -> Buffer:
-        base = "p_" + re.sub(r"\W", "_", node.name)
+        base = c_identifier(node.name, "p_")  # (ASCII: not every compiler takes UTF-8)
         name, k = base, 1
         while name in self._names:
             name, k = f"{base}_{k}", k + 1

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ...ir import rng
 from ...lower import ir
 from ...lower.uses import references
+from ...render.escape import c_comment
 from . import templates
 from .abi import ENTRY_POINTS, context_struct, kernel_head
 from .target import CTarget
@@ -45,9 +46,9 @@ def render(program: ir.LoweredProgram) -> Library:
     for k in program.kernels:
         if k.epilogue is not None:
             chunks.append(_epilogue(target, k.epilogue))
-        comment = f"/* {k.name}: {_comment(', '.join(n.name for n in k.nodes))}"
+        comment = f"/* {k.name}: {c_comment(', '.join(n.name for n in k.nodes))}"
         sites = sorted({n.site for n in k.nodes if n.site})
-        chunks.append((comment, f" ({_comment(', '.join(sites))})" if sites else ""))
+        chunks.append((comment, f" ({c_comment(', '.join(sites))})" if sites else ""))
         chunks.append(" */\n" + _function(target, kernel_head(k.name, k.can_fail), k.body,
                                           "return 0;" if k.can_fail else None))
     if program.finish:
@@ -57,10 +58,6 @@ def render(program: ir.LoweredProgram) -> Library:
     with_sites = "".join(c if isinstance(c, str) else c[0] + c[1] for c in chunks)
     key = "".join(c if isinstance(c, str) else c[0] for c in chunks)
     return Library(with_sites, key)
-
-
-def _comment(text: str) -> str:
-    return text.replace("*/", "* /")
 
 
 def _head(program: ir.LoweredProgram) -> str:
@@ -74,6 +71,7 @@ def _head(program: ir.LoweredProgram) -> str:
             + rng_defines
             + templates.read("scalar.h") + templates.read("step.h")
             + templates.source(names, dtypes) + "\n"
+            + templates.read("exact.h")  # no FMA contraction in the generated code
             + context_struct() + "\n")
 
 
@@ -117,13 +115,13 @@ def _epilogue(target: CTarget, epi: ir.Epilogue) -> str:
     call = f"{epi.name}(g, {', '.join(index)}, r[j])"
     simd = target.loop_pragmas(ir.Loop("j", ir.Sym("n"), [], vector=True))
     tile = (f"/* applies {epi.name} to each element of a finished block (the template's hook) */\n"
-            f"static void {epi.name}_tile(const gc_epilogue *e, int64_t image, int i0, int j0, int m, "
-            f"int n, void *cv, ptrdiff_t ldc) {{\n"
+            f"static void {epi.name}_tile(const gc_epilogue *e, int64_t image, int64_t i0, int64_t j0, "
+            f"int64_t m, int64_t n, void *cv, ptrdiff_t ldc) {{\n"
             f"    const gc_ctx *g = (const gc_ctx *)e->ctx;\n"
             + ("" if epi.per_image else "    (void)image;\n")
-            + f"    for (int i = 0; i < m; i++) {{\n        {t} *r = ({t} *)cv + (ptrdiff_t)i * ldc;\n"
+            + f"    for (int64_t i = 0; i < m; i++) {{\n        {t} *r = ({t} *)cv + i * ldc;\n"
             + "".join(f"        {p}\n" for p in simd)
-            + "        for (int j = 0; j < n; j++)\n"
+            + "        for (int64_t j = 0; j < n; j++)\n"
             + (f"            r[j] = {call};\n" if epi.result is not None else f"            {call};\n")
             + "    }\n}\n\n")
     return element + tile

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ...lower import ir
 from ...render.cstyle import CStyle
+from ...render.escape import c_string
 from .abi import ERR_BYTES
 
 #: template function -> (shape struct it takes or None, it takes an epilogue,
@@ -62,12 +63,12 @@ class CTarget(CStyle):
     def fail(self, s: ir.Fail) -> list[str]:
         fmt, args = "", []
         for part in s.parts:
-            if isinstance(part, str):
-                fmt += part.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+            if isinstance(part, str):  # (a NUL would end the format: shown as \0)
+                fmt += part.replace("%", "%%").replace("\0", "\\0")
             else:
                 fmt += "%lld"
                 args.append(f", (long long)({self.expr(part)})")
-        return [f'snprintf(g->err, {ERR_BYTES}, "{fmt}"{"".join(args)});', "return 1;"]
+        return [f'snprintf(g->err, {ERR_BYTES}, {c_string(fmt)}{"".join(args)});', "return 1;"]
 
     def template_name(self, call: ir.TemplateCall, suffix: str = "") -> str:
         return f"gc_{'s' if call.dtype == 'float32' else 'd'}{call.fn}{suffix}"
