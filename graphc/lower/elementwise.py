@@ -2,10 +2,16 @@
 of matmul/conv epilogues, and dtype casts.
 
 A fused body is the composition of its members' scalar formulas (``Op.scalar``;
-inputs from outside the kernel become load symbols ``l0, l1 ...``), with common
-subexpressions removed by ``sympy.cse`` (temporaries ``t0, t1 ...``). Loops run
-over the output's iteration space with adjacent dimensions merged wherever every
-load is uniformly contiguous or broadcast there.
+inputs from outside the kernel become load symbols ``l0, l1 ...``), with repeated
+subexpressions computed once (temporaries ``t0, t1 ...``). Loops run over the output's
+iteration space with adjacent dimensions merged wherever every load is uniformly
+contiguous or broadcast there.
+
+Composition changes no IEEE result: formulas are substituted into each other without
+sympy's automatic evaluation (which would fold ``x - x`` to 0, ``x * 0.0`` to 0, ``x / x``
+to 1 and ``1 / (x - x)`` to ComplexInfinity, and re-associate sums), each op's operations
+stay in the order its formula gives, and a scalar constant becomes a literal only when the
+literal is that exact value (``-0.0``, infinities and NaN are loaded).
 
 Example::
 
@@ -14,6 +20,8 @@ Example::
 """
 
 from __future__ import annotations
+
+import math
 
 import sympy
 
@@ -31,22 +39,83 @@ def load_symbol(j: int) -> sympy.Symbol:
     return sympy.Symbol(f"l{j}", real=True)
 
 
+def literal(t: Tensor) -> sympy.Expr | None:
+    """A scalar constant as a literal, or None when it must be loaded: a literal stands
+    for its exact value, and sympy has no -0.0 and folds arithmetic with oo and nan."""
+    if t.op.kind is not Kind.CONSTANT or t.value.size != 1:
+        return None
+    v = t.value.reshape(())
+    if t.dtype not in FLOATS:
+        return sympy.Integer(int(v))
+    f = float(v)
+    if not math.isfinite(f) or (f == 0.0 and math.copysign(1.0, f) < 0):
+        return None
+    return sympy.Float(f, 17)
+
+
 def compose(members: list[Tensor], loads: list[Tensor]) -> dict[int, sympy.Expr]:
-    """Each member's value (by node id) as one formula over the load symbols."""
+    """Each member's value (by node id) as one formula over the load symbols, unevaluated
+    (see the module docstring): ``x - x`` stays ``l0 - l0``."""
     index = {t.id: j for j, t in enumerate(loads)}
     env: dict[int, sympy.Expr] = {}
 
     def arg(t: Tensor) -> sympy.Expr:
         if t.id in env:
             return env[t.id]
-        if t.op.kind is Kind.CONSTANT and t.value.size == 1:  # scalars become literals
-            v = t.value.reshape(())
-            return sympy.Integer(int(v)) if t.dtype not in FLOATS else sympy.Float(float(v), 17)
-        return load_symbol(index[t.id])
+        lit = literal(t)
+        return lit if lit is not None else load_symbol(index[t.id])
 
-    for m in members:
-        env[m.id] = m.op.scalar(m, [arg(i) for i in m.inputs])
+    with sympy.evaluate(False):
+        for m in members:
+            env[m.id] = m.op.scalar(m, [arg(i) for i in m.inputs])
     return env
+
+
+def substitute(expr: sympy.Expr, subs: dict) -> sympy.Expr:
+    """``expr.xreplace(subs)`` without re-evaluating the composed formula."""
+    with sympy.evaluate(False):
+        return expr.xreplace(subs)
+
+
+def common_subexpressions(values: list[sympy.Expr]) -> tuple[list, list[sympy.Expr]]:
+    """(temporaries, reduced values): each subexpression occurring more than once becomes a
+    temporary ``t0, t1 ...`` computed once. Unlike ``sympy.cse`` it neither re-evaluates
+    (``t0 - t0`` stays) nor regroups sums and products; conditions stay inline."""
+    seen: set = set()
+    repeated: set = set()
+
+    def find(e: sympy.Basic) -> None:
+        if not e.args:
+            return
+        if e in seen:
+            repeated.add(e)
+            return
+        seen.add(e)
+        for a in e.args:
+            find(a)
+
+    for v in values:
+        find(v)
+    temps: list = []
+    done: dict = {}
+
+    def rebuild(e: sympy.Basic) -> sympy.Basic:
+        if not e.args:
+            return e
+        if e in done:
+            return done[e]
+        args = [rebuild(a) for a in e.args]
+        new = e.func(*args) if any(a is not b for a, b in zip(args, e.args)) else e
+        if e in repeated and isinstance(e, sympy.Expr):
+            sym = sympy.Symbol(f"t{len(temps)}", real=True)
+            temps.append((sym, new))
+            new = sym
+        done[e] = new
+        return new
+
+    with sympy.evaluate(False):
+        reduced = [rebuild(v) for v in values]
+    return temps, reduced
 
 
 def calc_dtype(nodes) -> str:
@@ -61,7 +130,7 @@ def math_block(values: list[sympy.Expr], loads: list[Tensor], load_index: list[E
     used = set().union(*(v.free_symbols for v in values)) if values else set()
     stmts: list = [Let(f"l{j}", t.dtype, Load(plan.buffer(t), load_index[j]))
                    for j, t in enumerate(loads) if load_symbol(j) in used]
-    temps, reduced = sympy.cse(values, symbols=sympy.numbered_symbols("t"))
+    temps, reduced = common_subexpressions(values)
     for sym, e in temps:
         stmts.append(Let(str(sym), dtype, Math(e, dtype, flat)))
     return stmts, [Math(e, dtype, flat) for e in reduced]
@@ -211,7 +280,7 @@ def lower_epilogue(group: Group, plan: Plan, axes: list[tuple[str, int]], return
     """
     loads = [t for t in group.loads() if t is not value]
     v = sympy.Symbol("v", real=True)
-    env = {k: e.xreplace({load_symbol(len(loads)): v})
+    env = {k: substitute(e, {load_symbol(len(loads)): v})
            for k, e in compose(group.members, loads + [value]).items()}
     shape = value.shape
     load_index = [axes_index(axes, broadcast_strides(t, shape), shape) for t in loads]

@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 from ..ir.dtypes import FLOATS
-from ..ops.reduce import ArgMax, Count, CumSum, LogSumExp
+from ..ops.reduce import ArgMax, Count, CumSum, LogSumExp, no_maximum
 from . import ir
 from .elementwise import (
     broadcast_strides,
@@ -48,6 +48,13 @@ def kept_strides(shape: tuple, axes: set) -> list[Expr]:
             out.append(own[j])
             j += 1
     return out
+
+
+def nonempty(node, count: Expr) -> list:
+    """max/argmax over the batch axis: fail when it has 0 rows (the op's ``can_fail``)."""
+    if not node.op.can_fail:
+        return []
+    return [If(Bin("==", count, ZERO), [ir.Fail((no_maximum(node),))])]
 
 
 def _combine(op: str, v: Expr, acc: Expr) -> Expr:
@@ -86,6 +93,7 @@ def lower_reduction(group: Group, plan: Plan) -> list:
         return Cast(root.dtype, Bin("/", acc, Cast("float64", count)) if op.average else acc)
 
     acc = Sym("acc")
+    check = nonempty(root, count)
     if not (cls and cls[-1] == "k" and "r" in cls):
         # kept dims outside, reduced dims inside (in memory order, so the innermost loop
         # reads contiguously): one register accumulator per output; a sum's innermost loop
@@ -98,12 +106,12 @@ def lower_reduction(group: Group, plan: Plan) -> list:
         body = [Let("acc", "float64", init, mutable=True)] + inner + [
             Store(out, out_index, finish(acc))]
         if not kept:
-            return [Block(body)]
+            return check + [Block(body)]
         out_size = prod(root.shape)
         threads = None if isinstance(out_size, Lit) and out_size.value <= 1 else prod(shape)
         for j, k in enumerate(reversed(kept)):
             body = [Loop(loop_vars[k], dims[k], body, threads=threads if j == len(kept) - 1 else None)]
-        return body
+        return check + body
     # the innermost dim is kept (column sums of a matrix ...): stream through the input,
     # accumulating into float64 scratch, then convert. The scratch is the arena's
     # workspace: a step never mallocs, so it cannot fail half-way for want of memory.
@@ -115,7 +123,7 @@ def lower_reduction(group: Group, plan: Plan) -> list:
         Let("acc", "float64", Load(tmp_buf, out_index), mutable=True),
         Set("acc", _combine(op.combine, Sym("v"), acc)),
         Store(tmp_buf, out_index, acc)])
-    return [Block([tmp, Loop("o", n_out, [Store(tmp_buf, o, init)])] + inner
+    return check + [Block([tmp, Loop("o", n_out, [Store(tmp_buf, o, init)])] + inner
                   + [Loop("o", n_out, [Store(out, o, finish(Load(tmp_buf, o)))])])]
 
 
@@ -187,7 +195,7 @@ def lower_argmax(group: Group, plan: Plan) -> list:
                                  [Set("best", Sym("a"))])])
     body = [Let("best", "int64", ZERO, mutable=True), scan,
             Store(plan.buffer(node), add(mul(Sym("o"), inner), Sym("i")), best)]
-    return [Loop("o", outer, [Loop("i", inner, body)])]
+    return nonempty(node, length) + [Loop("o", outer, [Loop("i", inner, body)])]
 
 
 @lowers(CumSum)

@@ -19,7 +19,7 @@ from sympy.codegen.cfunctions import expm1
 
 from ..ir import dtypes as _dt
 from ..ir import shapes as _sh
-from ..ir.errors import DTypeError, shape_error
+from ..ir.errors import ArgumentError, DTypeError, located, shape_error
 from ..ir.graph import Kind, Op, Tensor, as_tensor, make
 from . import scalar as S
 
@@ -35,6 +35,8 @@ class Elemwise(Op):
     kind = Kind.ELEMENTWISE
 
     def infer(self, inputs, fn, expr, kind):
+        if not isinstance(expr, sympy.Basic):  # (gc.elementwise checks it fully)
+            raise ArgumentError(f"{fn}: the formula must be a sympy expression, got {type(expr).__name__}")
         shape = _sh.broadcast(i.shape for i in inputs)
         if shape is None:
             raise shape_error(fn, "operands cannot be broadcast together", *(i.shape for i in inputs))
@@ -96,9 +98,29 @@ def elementwise(fn: str, expr: sympy.Expr, inputs: list, kind: str = "float") ->
     """Create an elementwise node computing ``expr`` over ``inputs``.
 
     This is how to add an elementwise op: write its scalar formula over the
-    symbols ``a0, a1, ...`` and the gradient follows by ``sympy.diff``.
+    symbols ``a0, a1, ...`` and the gradient follows by ``sympy.diff``. ``fn`` is a
+    plain name; ``expr`` a sympy expression (never a string: nothing is parsed or run)
+    whose symbols are among ``a0 .. a{n-1}`` for ``n`` inputs and whose functions graphc
+    knows (:data:`graphc.ops.scalar.FUNCTIONS`); anything else is an ArgumentError.
+
+    Example::
+
+        from graphc.ops.elemwise import a0, a1
+        y = gc.elementwise('lerp_half', (a0 + a1) * 0.5, [x, z])
     """
-    assert kind in _KINDS
+    if not isinstance(fn, str) or not fn.isidentifier() or not fn.isascii():
+        raise located(ArgumentError(f"elementwise: the name must be a plain identifier, got {fn!r}"))
+    if not isinstance(inputs, (list, tuple)) or not 1 <= len(inputs) <= len(S.A):
+        raise located(ArgumentError(f"elementwise {fn}: inputs must be a list of 1 to {len(S.A)} "
+                                    f"tensors, got {type(inputs).__name__}"))
+    if kind not in _KINDS:
+        raise located(ArgumentError(f"elementwise {fn}: kind must be one of {', '.join(_KINDS)}, "
+                                    f"got {kind!r}"))
+    problem = S.formula_problem(expr, len(inputs))
+    if problem is not None:
+        raise located(ArgumentError(f"elementwise {fn}: {problem}"))
+    # pi, E ... as float literals: the C printer would declare them as double constants
+    expr = expr.xreplace({c: sympy.Float(c.evalf(20), 17) for c in expr.atoms(sympy.NumberSymbol)})
     return make(Elemwise, list(inputs), {"fn": fn, "expr": expr, "kind": kind})
 
 
@@ -129,7 +151,7 @@ def power(x, y) -> Tensor:
     if isinstance(y, (int, float)) and not isinstance(y, bool):
         p = sympy.Integer(y) if float(y).is_integer() else sympy.Float(y)
         return elementwise("pow", a0**p, [x], "float")
-    return elementwise("pow", a0**a1, [x, y], "float")
+    return elementwise("pow", S.power(a0, a1), [x, y], "float")
 
 
 def negative(x) -> Tensor:
@@ -174,20 +196,22 @@ def where(cond, x, y) -> Tensor:
 
 
 def maximum(x, y) -> Tensor:
-    """Elementwise maximum; at ties the gradient goes to ``x``."""
-    return elementwise("maximum", sympy.Piecewise((a0, a0 >= a1), (a1, True)), [x, y])
+    """Elementwise maximum, NaN where either operand is NaN (as in PyTorch); at ties the
+    gradient goes to ``x``, at a NaN to both."""
+    return elementwise("maximum", S.maximum(a0, a1), [x, y])
 
 
 def minimum(x, y) -> Tensor:
-    """Elementwise minimum; at ties the gradient goes to ``x``."""
-    return elementwise("minimum", sympy.Piecewise((a0, a0 <= a1), (a1, True)), [x, y])
+    """Elementwise minimum, NaN where either operand is NaN; at ties the gradient goes to
+    ``x``, at a NaN to both."""
+    return elementwise("minimum", S.minimum(a0, a1), [x, y])
 
 
 # -- activations and math -----------------------------------------------------------------
 
 def relu(x) -> Tensor:
-    """max(x, 0); relu'(0) = 0."""
-    return elementwise("relu", sympy.Piecewise((a0, a0 > 0), (0, True)), [x])
+    """max(x, 0); relu(NaN) = NaN and relu'(NaN) = 1 (as in PyTorch), relu'(0) = 0."""
+    return elementwise("relu", sympy.Piecewise((0, a0 <= 0), (a0, True)), [x])
 
 
 def sigmoid(x) -> Tensor:

@@ -1,5 +1,11 @@
 """Reductions (sum, mean, max, argmax, logsumexp, the element count) and their adjoint,
-broadcasting (``broadcast_to``; ``sum_to`` sums a gradient back to an operand's shape)."""
+broadcasting (``broadcast_to``; ``sum_to`` sums a gradient back to an operand's shape).
+
+Over an empty axis, as in PyTorch: ``sum`` is 0, ``mean`` NaN, ``logsumexp`` -inf, and
+``max``/``argmax`` have no value: a ShapeError where the op is defined when the axis has
+a static size of 0, a run-time error (naming the op and its line) when it is the batch
+axis and the batch has 0 rows.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +55,12 @@ def _axes(op: str, x: Tensor, axis):
     return axes
 
 
+def _from_zero(total):
+    """A float sum as an accumulator started at +0.0 (the C kernels and PyTorch) gives it:
+    NumPy starts from the first element, so its sum of -0.0s is -0.0."""
+    return total + total.dtype.type(0) if total.dtype.kind == "f" else total
+
+
 def _keep(g: Tensor, x: Tensor, axes, keepdims: bool) -> Tensor:
     """``g`` reshaped to the keepdims shape, then broadcast like ``x``."""
     if not keepdims:
@@ -61,10 +73,17 @@ class Sum(_Reduce):
     kind = Kind.REDUCTION
 
     def reference(self, ctx, node, x):
-        return np.sum(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"], dtype=node.dtype)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN, as in C
+            return _from_zero(np.sum(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"],
+                                     dtype=node.dtype))
 
     def grad(self, node, g):
         return [_keep(g, node.inputs[0], node.attrs["axes"], node.attrs["keepdims"])]
+
+
+def _empty(x: np.ndarray, axes) -> bool:
+    """Whether the reduced axes of ``x`` hold no element."""
+    return any(x.shape[a] == 0 for a in axes)
 
 
 class Mean(_Reduce):
@@ -74,11 +93,21 @@ class Mean(_Reduce):
     average = True
 
     def reference(self, ctx, node, x):
-        return np.mean(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"], dtype=node.dtype)
+        axes, keep = node.attrs["axes"], node.attrs["keepdims"]
+        if _empty(x, axes):  # 0 / 0 (np.mean would warn)
+            return np.full(_reduced_shape(x.shape, axes, keep), np.nan, node.dtype)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return _from_zero(np.mean(x, axis=axes, keepdims=keep, dtype=node.dtype))
 
     def grad(self, node, g):
         x, axes = node.inputs[0], node.attrs["axes"]
         return [_keep(g, x, axes, node.attrs["keepdims"]) / count(x, axes)]
+
+
+def no_maximum(node: Tensor) -> str:
+    """The run-time error of max/argmax over a batch of 0 rows (both backends say it)."""
+    return (f"{node.op.name} ({node.name}) over an empty axis: the batch has 0 rows "
+            f"(shape {_sh.fmt(node.inputs[0].shape)}), which have no maximum")
 
 
 class Max(_Reduce):
@@ -87,6 +116,8 @@ class Max(_Reduce):
     combine = "max"
 
     def reference(self, ctx, node, x):
+        if _empty(x, node.attrs["axes"]):
+            raise ValueError(no_maximum(node))
         return np.max(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"])
 
     def grad(self, node, g):
@@ -97,6 +128,12 @@ class Max(_Reduce):
         return [_keep(g, x, axes, keep) * share]
 
 
+class BatchMax(Max):
+    """``max`` over the batch axis: its kernel fails when the batch has 0 rows."""
+
+    can_fail = True
+
+
 class LogSumExp(_Reduce):
     name = "logsumexp"
     float_only = True
@@ -104,10 +141,12 @@ class LogSumExp(_Reduce):
     def reference(self, ctx, node, x):
         axes, keep = node.attrs["axes"], node.attrs["keepdims"]
         if x.size == 0:
-            return np.log(np.sum(np.exp(x), axis=axes, keepdims=keep))
+            with np.errstate(divide="ignore"):  # log(0) = -inf: the empty axis
+                return np.log(np.sum(np.exp(x), axis=axes, keepdims=keep))
         m = np.max(x, axis=axes, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
-        out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # -inf rows, NaN
+            out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
         return out if keep else np.squeeze(out, axis=axes)
 
     def grad(self, node, g):
@@ -130,9 +169,25 @@ def mean(x, axis=None, keepdims: bool = False) -> Tensor:
     return _reduce(Mean, x, axis, keepdims)
 
 
+def _has_maximum(op: str, x: Tensor, axes) -> bool:
+    """Refuse a static empty axis (max/argmax have no value there, as in PyTorch); True when
+    the batch axis is reduced, so the kernel checks the batch size at run time."""
+    dims = [x.shape[a] for a in axes]
+    if 0 in dims:
+        raise located(shape_error(op, f"cannot reduce over axis {axes[dims.index(0)]} of size 0: "
+                                      "an empty axis has no maximum", x.shape))
+    return None in dims
+
+
 def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Maximum over ``axis``; tied maxima share the gradient."""
-    return _reduce(Max, x, axis, keepdims)
+    """Maximum over ``axis`` (NaN if the axis holds a NaN); tied maxima share the gradient.
+
+    An empty axis has no maximum: a ShapeError here, or a run-time error for a batch of 0.
+    """
+    x = as_tensor(x)
+    axes = _axes("max", x, axis)
+    op = BatchMax if _has_maximum("max", x, axes) else Max
+    return make(op, [x], {"axes": axes, "keepdims": bool(keepdims)})
 
 
 def logsumexp(x, axis=None, keepdims: bool = False) -> Tensor:
@@ -151,18 +206,29 @@ class ArgMax(Op):
         return _reduced_shape(x.shape, (axis,), keepdims), "int64"
 
     def reference(self, ctx, node, x):
-        return np.argmax(x, axis=node.attrs["axis"], keepdims=node.attrs["keepdims"]).astype(np.int64)
+        axis = node.attrs["axis"]
+        if x.size == 0 if axis is None else x.shape[axis] == 0:
+            raise ValueError(no_maximum(node))
+        return np.argmax(x, axis=axis, keepdims=node.attrs["keepdims"]).astype(np.int64)
 
     def grad(self, node, g):
         return [None]
 
 
+class BatchArgMax(ArgMax):
+    """``argmax`` over the batch axis: its kernel fails when the batch has 0 rows."""
+
+    can_fail = True
+
+
 def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
-    """Index of the (first) maximum along ``axis`` (None: of the flattened tensor)."""
+    """Index of the (first) maximum along ``axis`` (None: of the flattened tensor); a NaN
+    counts as the maximum. An empty axis is an error, as for :func:`max`."""
     x = as_tensor(x)
     if axis is not None:
         axis = _axes("argmax", x, axis)[0]
-    return make(ArgMax, [x], {"axis": axis, "keepdims": bool(keepdims)})
+    batch = _has_maximum("argmax", x, tuple(range(x.ndim)) if axis is None else (axis,))
+    return make(BatchArgMax if batch else ArgMax, [x], {"axis": axis, "keepdims": bool(keepdims)})
 
 
 class CumSum(Op):
@@ -179,10 +245,11 @@ class CumSum(Op):
         return x.shape, x.dtype
 
     def reference(self, ctx, node, x):
-        axis = node.attrs["axis"]
-        if node.attrs["reverse"]:
-            return np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=node.dtype), axis)
-        return np.cumsum(x, axis=axis, dtype=node.dtype)
+        axis, dt = node.attrs["axis"], node.dtype
+        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf is NaN, as in C
+            if node.attrs["reverse"]:
+                return _from_zero(np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=dt), axis))
+            return _from_zero(np.cumsum(x, axis=axis, dtype=dt))
 
     def grad(self, node, g):
         # y_i = sum_{j <= i} x_j, so dL/dx_j = sum_{i >= j} g_i: the reverse running sum

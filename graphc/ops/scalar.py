@@ -10,6 +10,12 @@ of their own, so they are evaluated stably and differentiate to each other:
 Conventions at kinks: relu'(0) = 0, |x|'(0) = sign(0) = 0, the gradient of
 ``maximum``/``minimum`` at a tie goes to the first operand, and Dirac deltas
 (second derivatives of kinks) are 0.
+
+NaN propagates as in PyTorch: ``maximum``/``minimum`` (functions of their own: sympy
+would simplify a NaN test away, its symbols being real) give NaN when either operand is
+NaN, and both operands then receive the gradient; ``power(x, y)`` differentiates as
+PyTorch's ``pow``: d/dx is 0 where y == 0 (also at x == 0) and d/dy is 0 where x == 0
+and y >= 0.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import functools
 
 import numpy as np
 import sympy
+from sympy.codegen.cfunctions import expm1, log1p
+from sympy.core.relational import Relational
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import Boolean, BooleanAtom
 
 #: Input symbols of elementwise expressions (real-valued).
 A = sympy.symbols("a0:16", real=True)
@@ -44,6 +54,45 @@ class softplus(sympy.Function):  # noqa: N801
         return sigmoid(self.args[0])
 
 
+class maximum(sympy.Function):  # noqa: N801
+    """The larger of two values; NaN if either is NaN (at a tie of 0 and -0: the second)."""
+
+    nargs = 2
+    is_real = True
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        if argindex == 1:  # a tie goes to the first operand; at a NaN both get the gradient
+            return sympy.Piecewise((0, a < b), (1, True))
+        return sympy.Piecewise((0, a >= b), (1, True))
+
+
+class minimum(sympy.Function):  # noqa: N801
+    """The smaller of two values; NaN if either is NaN (at a tie of 0 and -0: the second)."""
+
+    nargs = 2
+    is_real = True
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        if argindex == 1:
+            return sympy.Piecewise((0, a > b), (1, True))
+        return sympy.Piecewise((0, a <= b), (1, True))
+
+
+class power(sympy.Function):  # noqa: N801
+    """x ** y for a tensor exponent, with PyTorch's gradient at the edges (see above)."""
+
+    nargs = 2
+    is_real = True
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return sympy.Piecewise((0, sympy.Eq(y, 0)), (y * power(x, y - 1), True))
+        return sympy.Piecewise((0, sympy.And(sympy.Eq(x, 0), y >= 0)), (power(x, y) * sympy.log(x), True))
+
+
 class dropout(sympy.Function):  # noqa: N801
     """dropout(x, training, seed, rate) of the element at the kernel's current flat
     index and step: the same counter-based hash as the reference (graphc.ir.rng).
@@ -63,9 +112,22 @@ def _np_softplus(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
+def _np_maximum(a, b):
+    a, b = np.broadcast_arrays(a, b)
+    return np.where((a > b) | (a != a), a, b)
+
+
+def _np_minimum(a, b):
+    a, b = np.broadcast_arrays(a, b)
+    return np.where((a < b) | (a != a), a, b)
+
+
 _NUMPY_FUNCS = {
     "sigmoid": _np_sigmoid,
     "softplus": _np_softplus,
+    "maximum": _np_maximum,
+    "minimum": _np_minimum,
+    "power": np.power,
     "DiracDelta": lambda x, *k: np.zeros_like(x),
     "sign": np.sign,
 }
@@ -79,12 +141,51 @@ def numpy_function(expr: sympy.Expr, nin: int):
 
 def evaluate(expr: sympy.Expr, values: list[np.ndarray], dtype: str) -> np.ndarray:
     """Evaluate an elementwise expression with NumPy broadcasting, in ``dtype``."""
-    out = numpy_function(expr, len(values))(*values)
     shape = np.broadcast_shapes(*(np.shape(v) for v in values)) if values else ()
+    # (broadcast views: lambdify's And/Or stack their operands, which must agree in shape)
+    out = numpy_function(expr, len(values))(*(np.broadcast_to(v, shape) for v in values))
     out = np.asarray(out)
     if out.shape != shape:
         out = np.broadcast_to(out, shape)
     return np.array(out, dtype=dtype, copy=True) if out.dtype != dtype else out
+
+
+#: the functions a user's formula may call: both the NumPy reference and the C printer
+#: know them (an undefined ``sympy.Function("system")`` is neither)
+FUNCTIONS = (sympy.exp, sympy.log, sympy.tanh, sympy.sinh, sympy.cosh, sympy.sin, sympy.cos,
+             sympy.tan, sympy.atan, sympy.asin, sympy.acos, sympy.Abs, sympy.sign,
+             sympy.floor, sympy.ceiling, expm1, log1p, sigmoid, softplus, maximum, minimum, power)
+#: what else a formula may be made of
+_STRUCTURE = (sympy.Add, sympy.Mul, sympy.Pow, sympy.Number, sympy.NumberSymbol, sympy.Piecewise,
+              ExprCondPair, Relational, sympy.And, sympy.Or, sympy.Not, BooleanAtom)
+
+
+def formula_problem(expr, n: int) -> str | None:
+    """Why ``expr`` cannot be the formula of an elementwise op of ``n`` inputs, or None.
+
+    It must be a sympy expression (never a string: nothing is parsed or evaluated) whose
+    symbols are among graphc's ``a0 .. a{n-1}`` and whose functions are in
+    :data:`FUNCTIONS`.
+    """
+    if not isinstance(expr, (sympy.Expr, Boolean)):
+        return (f"the formula must be a sympy expression over graphc's a0, a1 ... "
+                f"(graphc.ops.elemwise.a0), got {type(expr).__name__}")
+    for e in sympy.preorder_traversal(expr):
+        if isinstance(e, sympy.Symbol):
+            if e not in A[:n]:
+                hint = (f"{e} is not graphc's {e} (a real symbol: use graphc.ops.scalar.A)"
+                        if e.name in {a.name for a in A[:n]} else
+                        f"its {n} input(s) are {', '.join(a.name for a in A[:n])}")
+                return f"the formula uses the symbol {e}: {hint}"
+        elif e is sympy.zoo or e is sympy.I:
+            return f"the formula has the value {e}, which is not a real number (1/0? use a tensor)"
+        elif isinstance(e, sympy.Piecewise) and e.args[-1].cond != sympy.true:
+            return "a Piecewise needs a last branch (value, True): what else is the value?"
+        elif not isinstance(e, _STRUCTURE + FUNCTIONS):
+            name = getattr(e.func, "__name__", type(e).__name__)
+            return (f"the formula uses {name}, which graphc cannot evaluate (functions: "
+                    f"{', '.join(f.__name__ for f in FUNCTIONS)})")
+    return None
 
 
 _EXPENSIVE = (sympy.exp, sympy.log, sympy.tanh, sigmoid, softplus, sympy.sqrt)

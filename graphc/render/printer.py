@@ -18,6 +18,7 @@ from sympy.codegen.ast import float32, float64, real
 from sympy.printing.c import C99CodePrinter
 
 from ..ir.dtypes import FLOATS
+from ..ir.errors import GraphcError
 
 
 def float_literal(value: float, dtype: str) -> str:
@@ -49,7 +50,8 @@ class MathPrinter(C99CodePrinter):
     def text(self, expr: sympy.Expr, index: str = "0") -> str:
         """C text of ``expr``; ``index`` is the flat element index."""
         self.index = index
-        out = self.doprint(expr)
+        with sympy.evaluate(False):  # the formula is printed as composed, never re-folded
+            out = self.doprint(expr)
         if self.integer:  # integer arithmetic: no float literals
             out = out.replace(".0F", "").replace(".0", "")
         return out
@@ -66,6 +68,20 @@ class MathPrinter(C99CodePrinter):
     def _print_exp(self, expr):
         return self._call("exp", expr)
 
+    def _named(self, fn: str, expr) -> str:
+        """A scalar.h helper the target's table may not list: gc_<fn>f / gc_<fn>."""
+        name = self.names.get(fn) or f"gc_{fn}{'f' if self.float_dtype == 'float32' else ''}"
+        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_maximum(self, expr):
+        return self._named("max", expr)
+
+    def _print_minimum(self, expr):
+        return self._named("min", expr)
+
+    def _print_power(self, expr):
+        return self._print(sympy.Pow(*expr.args, evaluate=False))
+
     def _print_dropout(self, expr):
         x, training, seed, rate = expr.args
         return (f"{self.names['dropout']}({self._print(x)}, {self._print(training)}, {int(seed)}u, "
@@ -74,9 +90,24 @@ class MathPrinter(C99CodePrinter):
     def _print_Float(self, expr):
         return float_literal(float(expr), self.float_dtype)
 
+    def _print_Infinity(self, expr):
+        return "INFINITY"
+
+    def _print_NegativeInfinity(self, expr):
+        return "(-INFINITY)"
+
+    def _print_NaN(self, expr):
+        return "NAN"
+
+    def _print_ComplexInfinity(self, expr):  # sympy's 1/0 has no sign, so no IEEE value
+        raise GraphcError(f"elementwise formula {expr} has no IEEE value (sympy folded a "
+                          "division by zero): write the division with a tensor operand")
+
     def _print_sign(self, expr):
         a = self._print(expr.args[0])
-        return f"(({a}) > 0 ? 1 : (({a}) < 0 ? -1 : 0))"
+        if self.integer:
+            return f"(({a}) > 0 ? 1 : (({a}) < 0 ? -1 : 0))"
+        return f"(({a}) > 0 ? 1 : (({a}) < 0 ? -1 : (({a}) == 0 ? 0 : ({a}))))"  # sign(NaN) = NaN
 
     def _print_Piecewise(self, expr):
         out = self._print(expr.args[-1].expr)

@@ -29,8 +29,11 @@ def _const_value(node: Tensor):
 
 
 def _is_fill(node: Tensor, value: float) -> bool:
+    """A constant holding only ``value`` (for floats with its sign: 0.0 is not -0.0)."""
     v = _const_value(node)
-    return v is not None and v.size > 0 and bool(np.all(v == value))
+    if v is None or v.size == 0 or not bool(np.all(v == value)):
+        return False
+    return v.dtype.kind != "f" or bool(np.all(np.signbit(v) == np.signbit(value)))
 
 
 # -- stability ------------------------------------------------------------------------------
@@ -56,16 +59,22 @@ def _keeps(node: Tensor, x: Tensor) -> bool:
     return x.shape == node.shape and x.dtype == node.dtype
 
 
+#: the operand each op leaves every value unchanged with, in IEEE arithmetic: x + 0.0 is
+#: +0.0 at x = -0.0, so only x + (-0.0) and x - 0.0 are x (x * 0.0 and x - x are never 0)
+_UNITS = {"mul": 1.0, "div": 1.0, "add": -0.0, "sub": 0.0}
+
+
 def algebraic(program: Program) -> Program:
-    """x*1, 1*x, x/1, x+0, 0+x, x-0 -> x and -(-x) -> x."""
+    """x*1, 1*x, x/1, x+(-0.0), (-0.0)+x, x-0 -> x and -(-x) -> x: only rewrites exact for
+    every input, NaN, infinities and signed zeros included (integers: x+0, 0+x)."""
 
     def simplify(node: Tensor) -> Tensor:
         fn = _fn(node)
         if fn == "neg" and _fn(node.inputs[0]) == "neg":
             return node.inputs[0].inputs[0]
-        if fn in ("mul", "add", "sub", "div"):
+        if fn in _UNITS:
             a, b = node.inputs
-            unit = 1.0 if fn in ("mul", "div") else 0.0
+            unit = _UNITS[fn]
             if _is_fill(b, unit) and _keeps(node, a):
                 return a
             if fn in ("mul", "add") and _is_fill(a, unit) and _keeps(node, b):

@@ -69,16 +69,18 @@ def test_dce_removes_dead_nodes():
 def test_algebraic_identities():
     with gc.Graph() as g:
         x = gc.placeholder((3,), dtype="float64")
-        inner = (x * 1.0 + 0.0) / 1.0 - 0.0
+        inner = (x * 1.0 + -0.0) / 1.0 - 0.0
         y = -(-inner)  # noqa: B002 - double negation is the point
-        z = 1.0 * x + gc.constant(np.zeros((2, 3)))  # broadcasting add: must stay
-    p = dce(algebraic(Program([y, z])))
+        z = 1.0 * x + gc.constant(np.full((2, 3), -0.0))  # broadcasting add: must stay
+        w = x + 0.0  # not x: -0.0 + 0.0 is +0.0
+    p = dce(algebraic(Program([y, z, w])))
     assert p.outputs[0] is x
-    assert p.count("elemwise:add") == 1 and p.outputs[1].shape == (2, 3)
-    feed = {x: np.array([1.0, -2.0, 3.0])}
+    assert p.count("elemwise:add") == 2 and p.outputs[1].shape == (2, 3)
+    feed = {x: np.array([1.0, -2.0, -0.0])}
     out = values(p, feed, g)
     np.testing.assert_array_equal(out[0], feed[x])
     np.testing.assert_array_equal(out[1], np.broadcast_to(feed[x], (2, 3)))
+    assert not np.signbit(out[2][2])
 
 
 def test_stability_rewrites():

@@ -30,7 +30,7 @@ static void k0_elementwise(const gc_ctx *g) {
             const float l1 = p_w[i1];
             const float l2 = p_b[i1];
             const float t0 = l0*l1 + l2;
-            p_relu[i0 * 4 + i1] = (((t0 > 0)) ? (t0) : (0));
+            p_relu[i0 * 4 + i1] = (((t0 <= 0)) ? (0) : (t0));
         }
     }
 }

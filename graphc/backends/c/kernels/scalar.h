@@ -7,6 +7,14 @@
  * bit-identical to the NumPy reference's. Needs <math.h> and <stdint.h>.
  */
 
+/* a*b + c, fused where the target has FMA instructions: gc_expf's Horner steps ask for it
+ * explicitly, since generated code is compiled without contraction (exact.h) */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#define GC_FMAF(a, b, c) fmaf((a), (b), (c))
+#else
+#define GC_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* 2**k as a float, for -126 <= k <= 127 */
 static inline float gc_pow2if(int32_t k) {
     union { uint32_t u; float f; } b = {(uint32_t)(k + 127) << 23};
@@ -18,17 +26,17 @@ static inline float gc_pow2if(int32_t k) {
  * if-convert the selects). exp(x) = 2**k * exp(r), k = round(x / ln 2), |r| <= ln(2)/2,
  * r by a two-constant Cody-Waite reduction, exp(r) by a degree-7 minimax polynomial. */
 static inline float gc_expf(float x) {
-    float k = (x * 1.44269504088896341F + 12582912.0F) - 12582912.0F;
+    float k = GC_FMAF(x, 1.44269504088896341F, 12582912.0F) - 12582912.0F;
     k = k > 129.0F ? 129.0F : (k < -151.0F ? -151.0F : k);
-    float r = x - k * 0.693359375F;
-    r = r + k * 2.12194440e-4F;
+    float r = GC_FMAF(-k, 0.693359375F, x);
+    r = GC_FMAF(k, 2.12194440e-4F, r);
     float p = 1.9875691500e-4F;
-    p = p * r + 1.3981999507e-3F;
-    p = p * r + 8.3334519073e-3F;
-    p = p * r + 4.1665795894e-2F;
-    p = p * r + 1.6666665459e-1F;
-    p = p * r + 5.0000001201e-1F;
-    p = p * r * r + r + 1.0F;
+    p = GC_FMAF(p, r, 1.3981999507e-3F);
+    p = GC_FMAF(p, r, 8.3334519073e-3F);
+    p = GC_FMAF(p, r, 4.1665795894e-2F);
+    p = GC_FMAF(p, r, 1.6666665459e-1F);
+    p = GC_FMAF(p, r, 5.0000001201e-1F);
+    p = GC_FMAF(p * r, r, r) + 1.0F;
     int32_t ki = (int32_t)k, half = ki / 2; /* two factors keep 2**k normal down to 2**-151 */
     float y = p * gc_pow2if(half) * gc_pow2if(ki - half);
     y = x > 88.7228394F ? INFINITY : y;
@@ -51,6 +59,13 @@ static inline double gc_sigmoid(double x) {
 static inline float gc_softplusf(float x) { return fmaxf(x, 0.0F) + log1pf(gc_expf(-fabsf(x))); }
 
 static inline double gc_softplus(double x) { return fmax(x, 0.0) + log1p(exp(-fabs(x))); }
+
+/* maximum / minimum propagating NaN (as NumPy and PyTorch do, unlike fmax), the second
+ * operand at a tie (0 and -0), as NumPy; branch-free selects, so loops vectorize */
+static inline float gc_maxf(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline double gc_max(double a, double b) { return (a > b || a != a) ? a : b; }
+static inline float gc_minf(float a, float b) { return (a < b || a != a) ? a : b; }
+static inline double gc_min(double a, double b) { return (a < b || a != a) ? a : b; }
 
 /* the finalizer of MurmurHash3 */
 static inline uint32_t gc_fmix32(uint32_t h) {
