@@ -9,12 +9,20 @@ that is creating a node; :func:`at` formats it for a message.
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 
 from . import shapes as _sh
 
 #: graphc's own folder: frames inside it are not the user's
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+#: graphc's applications (demo, bench): their lines are the "user's" when graphc's own
+#: command line runs them
+_TOOLS_DIR = os.path.join(_PKG_DIR, "tools") + os.sep
+#: where graphc's command line starts: what called it (a console-script shim, runpy,
+#: ``python -m graphc``) is a launcher, never the user's line
+_ENTRY_FILES = frozenset({os.path.join(_TOOLS_DIR, "cli.py"), os.path.join(_PKG_DIR, "__main__.py"),
+                          os.path.join(_TOOLS_DIR, "bench", "__main__.py")})
 
 
 class GraphcError(Exception):
@@ -46,6 +54,16 @@ class NumericsError(GraphcError, FloatingPointError):
     """A NaN or Inf produced while ``check_numerics`` is on."""
 
 
+class VerifyError(GraphcError):
+    """``Session(..., verify=True)``: a compiled step differs from the NumPy reference
+    beyond the numerical contract; ``report`` is the :class:`~graphc.runtime.verify.VerifyReport`
+    (its text is the message). Nothing was committed."""
+
+    def __init__(self, message: str, report=None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class CheckpointError(GraphcError, OSError):
     """A checkpoint that cannot be written or read (``Session.save``/``load``), naming the path."""
 
@@ -63,13 +81,37 @@ def at(site: str | None) -> str:
     return f"\n  defined at {site}" if site else ""
 
 
+#: runpy's frames (``python -m``, ``runpy.run_path``) start programs: not the user's code
+_LAUNCHERS = frozenset({runpy.__file__, "<frozen runpy>"})
+
+
 def user_site() -> str | None:
-    """``file:line`` of the innermost stack frame outside the graphc package."""
+    """``file:line`` of the user's line that is creating a node.
+
+    That is the innermost stack frame outside the graphc package, unless none
+    is found before graphc's command line (``graphc demo``, ``python -m graphc``):
+    then whatever called it (a console-script shim, runpy) is a launcher and the
+    site is the innermost frame of graphc's applications (``graphc/tools/``),
+    e.g. the line of the demo that built the layer. runpy's frames are
+    launchers too.
+    """
     f = sys._getframe(1)
-    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+    tool = None
+    while f is not None:
+        path = f.f_code.co_filename
+        if not path.startswith(_PKG_DIR):
+            if path in _LAUNCHERS:
+                break
+            return _format_site(f)
+        if tool is None and path.startswith(_TOOLS_DIR):
+            tool = f
+        if path in _ENTRY_FILES:
+            break
         f = f.f_back
-    if f is None:
-        return None
+    return _format_site(tool) if tool is not None else None
+
+
+def _format_site(f) -> str:
     path = f.f_code.co_filename
     try:
         rel = os.path.relpath(path)

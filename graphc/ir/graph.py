@@ -12,7 +12,8 @@ specification) and its gradient rule (``grad``, which builds graph nodes).
 Elementwise ops also give their scalar formula (``scalar``). Nothing outside
 an op's class lists op names. The three leaves (placeholders, variables,
 constants) are defined here because the graph itself creates them: Python
-numbers become constants, the learning phase is a placeholder.
+numbers become constants, the learning phase is a placeholder. Node names
+follow the current name scope (:mod:`graphc.ir.scopes`) and are unique per graph.
 
 Example::
 
@@ -37,6 +38,7 @@ import numpy as np
 from . import dtypes as _dt
 from . import shapes as _sh
 from .errors import DTypeError, GraphcError, at, user_site
+from .scopes import current_scope, join, scope_path
 
 if TYPE_CHECKING:
     import sympy
@@ -80,6 +82,9 @@ class Op:
     #: False for ops whose value depends on more than their inputs (RNG, state, the
     #: batch size); such nodes are never constant-folded or merged by CSE.
     pure: ClassVar[bool] = True
+    #: impure only through the batch size, which is the same for every node of a step:
+    #: never constant-folded, but CSE may merge two such nodes with the same attributes
+    batch_only: ClassVar[bool] = False
     #: its kernel can fail on the data at run time (an out-of-range label): optimizer
     #: updates computed before it must not reach the variables until the step succeeded
     can_fail: ClassVar[bool] = False
@@ -189,6 +194,8 @@ class Graph:
         self.seed = int(seed)
         self.nodes: list[Tensor] = []
         self._names: set[str] = set()
+        #: every scope path in use: the "/"-prefixes of node names and the layers' scopes
+        self._scopes: set[str] = set()
         self._rng_counter = itertools.count()
         self._role: str = "forward"
         self._site_override: str | None = None
@@ -207,12 +214,17 @@ class Graph:
         _stack().pop()
 
     @contextlib.contextmanager
-    def derived(self, role: str, site: str | None) -> Iterator[None]:
-        """Nodes created inside get ``role`` (e.g. "grad") and ``site``."""
+    def derived(self, role: str, site: str | None, scope: str | None = None) -> Iterator[None]:
+        """Nodes created inside get ``role`` (e.g. "grad") and ``site``, and the whole
+        scope path ``scope`` when it is given (gradients: their forward node's scope)."""
         saved = self._role, self._site_override
         self._role, self._site_override = role, site
         try:
-            yield
+            if scope is None:
+                yield
+            else:
+                with scope_path(scope):
+                    yield
         finally:
             self._role, self._site_override = saved
 
@@ -227,12 +239,45 @@ class Graph:
 
     # -- naming and queries ---------------------------------------------------
     def unique_name(self, base: str) -> str:
+        """``base``, or ``base_1``, ``base_2`` ...: the first name no node has; reserved.
+
+        ``base`` is a full name (``"encoder/matmul"``); its "/"-prefixes count as scopes
+        in use (see :meth:`unique_scope`).
+        """
         name, k = base, 1
         while name in self._names:
             name = f"{base}_{k}"
             k += 1
         self._names.add(name)
+        parts = name.split("/")[:-1]
+        self._scopes.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
         return name
+
+    def unique_scope(self, base: str) -> str:
+        """A new scope path for ``base`` inside the current scope, unique in this graph.
+
+        ``"dense"``, then ``"dense_1"``, ``"dense_2"`` ... (as Keras names layers): the
+        first path that is neither a scope in use nor a node's name. It is reserved.
+
+        Example::
+
+            with gc.Graph() as g, gc.name_scope("encoder"):
+                assert g.unique_scope("dense") == "encoder/dense"
+                assert g.unique_scope("dense") == "encoder/dense_1"
+        """
+        first = join(current_scope(), base)
+        path, k = first, 1
+        while path in self._scopes or path in self._names:
+            path = f"{first}_{k}"
+            k += 1
+        self._scopes.add(path)
+        return path
+
+    def release_scope(self, path: str) -> None:
+        """Give back a scope from :meth:`unique_scope` when no node was named in it
+        (a layer whose build failed)."""
+        if not any(n.startswith(path + "/") for n in self._names):
+            self._scopes.discard(path)
 
     def next_seed(self) -> int:
         """A per-node seed derived from the graph seed (dropout, initializers)."""
@@ -257,7 +302,7 @@ class Graph:
         default True exactly when an update op (an optimizer step) is fetched.
         """
         if self.phase is None:
-            with self.derived("forward", "<learning phase>"):
+            with self.derived("forward", "<learning phase>", scope=""):
                 self.phase = make(Placeholder, [], {"shape": (), "dtype": "bool"}, name="training",
                                   graph=self)
         return self.phase
@@ -291,13 +336,16 @@ class Tensor:
     ``shape`` is a tuple of ints where ``None`` is the run-time batch size.
     ``role`` is ``"forward"``, ``"grad"`` (built by ``gc.grad``) or
     ``"update"`` (optimizer steps). ``site`` is the user's ``file:line``.
+    ``scope`` is the "/"-joined name scope it was made in (``""`` outside any
+    ``gc.name_scope`` or layer); ``name`` then starts with ``scope + "/"``.
     """
 
     __array_priority__ = 1000  # make ndarray + Tensor call Tensor.__radd__
 
     def __init__(self, op: Op, inputs: tuple[Tensor, ...], attrs: dict[str, Any],
                  shape: tuple, dtype: str | None, *, graph: Graph | None, name: str,
-                 site: str | None, role: str, value: np.ndarray | None = None) -> None:
+                 site: str | None, role: str, value: np.ndarray | None = None,
+                 scope: str = "") -> None:
         self.id = next(_ids)
         self.op = op
         self.inputs = inputs
@@ -308,6 +356,7 @@ class Tensor:
         self.name = name
         self.site = site
         self.role = role
+        self.scope = scope
         self.value = value  # constants and the initial value of variables
 
     # -- properties -----------------------------------------------------------
@@ -341,7 +390,8 @@ def constant_node(value: Any, dtype: str | None = None, name: str | None = None,
                   graph: Graph | None = None, add: bool = True) -> Tensor:
     """A constant holding ``value`` (Python floats become float32, ints int64, unless
     ``dtype`` says otherwise). ``add=False`` makes a node that is not recorded in the
-    graph (the compiler's constant folding)."""
+    graph (the compiler's constant folding); its ``name`` is kept as given (the name of
+    the node it replaces), its scope is the current one."""
     if dtype is None and isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
         dtype = "bool" if isinstance(value, bool) else "int64" if isinstance(value, int) else "float32"
     arr = np.array(value, dtype=dtype)
@@ -353,7 +403,7 @@ def constant_node(value: Any, dtype: str | None = None, name: str | None = None,
     if not add:
         return Tensor(Constant(), (), attrs, arr.shape, attrs["dtype"], graph=graph,
                       name=name or "const", site=graph._site_override or user_site(),
-                      role=graph._role, value=arr)
+                      role=graph._role, value=arr, scope=current_scope())
     node = make(Constant, [], attrs, name=name or "const", graph=graph)
     node.value = arr
     return node
@@ -380,7 +430,8 @@ def make(op: type[Op], inputs: list, attrs: dict[str, Any] | None = None, name: 
     ``op`` is an :class:`~graphc.ir.op.Op` subclass. Python numbers and arrays
     among ``inputs`` become constants (numbers take the dtype of the tensors they
     meet). Shape/dtype inference runs first; its errors get the user's line
-    appended, and a failed call adds nothing to the graph.
+    appended, and a failed call adds nothing to the graph. The node is named
+    ``name`` (default: the op's label) inside the current name scope, made unique.
     """
     attrs = dict(attrs or {})
     tensors = [i for i in inputs if isinstance(i, Tensor)]
@@ -406,8 +457,10 @@ def make(op: type[Op], inputs: list, attrs: dict[str, Any] | None = None, name: 
     if dtype is not None:
         dtype = _dt.normalize(dtype)
     base = name or (f"grad/{instance.label(attrs)}" if graph._role == "grad" else instance.label(attrs))
-    node = Tensor(instance, ins, attrs, shape, dtype, graph=graph, name=graph.unique_name(base),
-                  site=site, role=graph._role)
+    scope = current_scope()
+    node = Tensor(instance, ins, attrs, shape, dtype, graph=graph,
+                  name=graph.unique_name(join(scope, base)), site=site, role=graph._role,
+                  scope=scope)
     if graph._recording:
         graph.nodes.append(node)
     return node

@@ -64,7 +64,8 @@ class Program:
 def clone(node: Tensor, inputs: tuple[Tensor, ...]) -> Tensor:
     """A copy of ``node`` reading other inputs (same op, attrs, shape, site)."""
     return Tensor(node.op, tuple(inputs), node.attrs, node.shape, node.dtype, graph=node.graph,
-                  name=node.name, site=node.site, role=node.role, value=node.value)
+                  name=node.name, site=node.site, role=node.role, value=node.value,
+                  scope=node.scope)
 
 
 def rewrite(program: Program, fn: Callable[[Tensor], Tensor]) -> Program:
@@ -82,7 +83,7 @@ def rewrite(program: Program, fn: Callable[[Tensor], Tensor]) -> Program:
         else:
             node_ = node
         if node.graph is not None:
-            with node.graph.detached(), node.graph.derived(node.role, node.site):
+            with node.graph.detached(), node.graph.derived(node.role, node.site, node.scope):
                 replaced = fn(node_)
         else:
             replaced = fn(node_)

@@ -106,6 +106,21 @@ def read(path: str | os.PathLike | BinaryIO) -> tuple[dict[str, np.ndarray], int
                               f"checkpoint ({type(exc).__name__}: {exc})") from exc
 
 
+def stored_name(stored: dict, name: str) -> str | None:
+    """The key of variable ``name`` in ``stored``: the name itself or, for checkpoints of
+    graphc before layers had name scopes, the name an optimizer slot had then (the
+    optimizer first: ``SGD/dense/W/momentum`` for today's ``dense/SGD/W/momentum``).
+    None when neither is there."""
+    if name in stored:
+        return name
+    parts = name.split("/")
+    for i in range(1, len(parts) - 1):
+        earlier = "/".join([parts[i]] + parts[:i] + parts[i + 1:])
+        if earlier in stored:
+            return earlier
+    return None
+
+
 def _read_open(f: BinaryIO, shown: str) -> tuple[dict[str, np.ndarray], int | None]:
     data = np.load(f, allow_pickle=False)
     if not isinstance(data, np.lib.npyio.NpzFile):

@@ -5,6 +5,14 @@ it applies a step to every trainable variable (or to ``var_list``). The
 learning rate may be a float or a scalar tensor (e.g. a placeholder fed by a
 schedule). Formulas follow PyTorch's definitions.
 
+Names: the update arithmetic of a variable and its slot variables (momentum,
+Adam's moments) live in the sub-scope ``"<variable's scope>/<Optimizer>/<variable>"``
+of the variable's scope: for ``"dense/W"``, Adam's first moment is
+``"dense/Adam/W/m"`` (``opt.slot(W, "m")``); for a variable ``"W"`` outside any
+scope, ``"Adam/W/m"``. State the optimizer shares (Adam's step count ``"Adam/t"``)
+and the step op (``"Adam/step"``) live in the scope ``"<Optimizer>"`` inside the
+scope where ``minimize`` is called.
+
 Example::
 
     train = gc.optim.Adam(lr=1e-3).minimize(loss)
@@ -18,6 +26,7 @@ import numpy as np
 from ..ir import dtypes as _dt
 from ..ir.errors import GraphcError, at, user_site
 from ..ir.graph import Kind, Tensor
+from ..ir.scopes import name_scope, update_scope
 from ..ops.elemwise import cast, sqrt
 from ..ops.leaves import constant, variable
 from ..ops.state import Assign, assign, group
@@ -33,6 +42,7 @@ class Optimizer:
             number(type(self).__name__, "lr", lr, low=0.0, low_open=True)
         self.lr = lr
         self.state: dict[str, Tensor] = {}
+        self._slots: dict[tuple[int, str], Tensor] = {}
         #: decoupled weight decay (AdamW/SGDW): p <- p_step - lr * weight_decay * p
         self.weight_decay = 0.0
         #: the variables that decay (None: all trained variables)
@@ -53,14 +63,16 @@ class Optimizer:
                 raise GraphcError(f"minimize: {v.name} is not a variable{at(site)}")
         grads = grad(loss, variables)
         updates = []
-        with graph.derived("update", site):
+        owner = type(self).__name__
+        with graph.derived("update", site), name_scope(owner):
             shared = self._shared(graph, loss.dtype)
             for v, g in zip(variables, grads):
-                lr = self._lr(v.dtype)
-                updates.extend(self._decayed(v, lr, self._update(v, g, lr, shared)))
+                with graph.derived("update", site, update_scope(v, owner)):
+                    lr = self._lr(v.dtype)
+                    updates.extend(self._decayed(v, lr, self._update(v, g, lr, shared)))
             updates.extend(self._shared_updates(shared))
             updates.extend(graph.extra_updates)  # e.g. BatchNorm running statistics
-            return group(*updates, name=f"{type(self).__name__}/step")
+            return group(*updates, name="step")
 
     def _decayed(self, v: Tensor, lr, updates: list[Tensor]) -> list[Tensor]:
         """Apply decoupled weight decay to the assign of ``v`` (from the old value)."""
@@ -79,10 +91,24 @@ class Optimizer:
         return constant(float(self.lr), dtype=dtype)
 
     def _slot(self, v: Tensor, name: str, fill: float = 0.0) -> Tensor:
-        s = variable(np.full(v.shape, fill, dtype=v.dtype), name=f"{type(self).__name__}/"
-                     f"{v.name}/{name}", trainable=False)
+        """A new slot variable ``name`` of ``v`` (made in ``v``'s update scope)."""
+        s = variable(np.full(v.shape, fill, dtype=v.dtype), name=name, trainable=False)
         self.state[s.name] = s
+        self._slots[v.id, name] = s
         return s
+
+    def slot(self, var: Tensor, name: str) -> Tensor | None:
+        """The slot variable ``name`` this optimizer keeps for ``var`` (``"momentum"`` of
+        SGD, ``"m"``/``"v"`` of Adam, ``"square_avg"`` of RMSProp, ``"sum"`` of AdaGrad),
+        or None; from the latest ``minimize`` that trained ``var``.
+
+        Example::
+
+            opt = gc.optim.Adam(1e-3)
+            train = opt.minimize(loss)
+            m = sess.get_value(opt.slot(W, "m"))
+        """
+        return self._slots.get((var.id, name)) if isinstance(var, Tensor) else None
 
     def _shared(self, graph, dtype: str) -> dict:
         return {}
@@ -131,7 +157,7 @@ class Adam(Optimizer):
         self.eps = number("Adam", "eps", eps, low=0.0)
 
     def _shared(self, graph, dtype):
-        t = variable(np.zeros((), np.float64), name="Adam/t", trainable=False)
+        t = variable(np.zeros((), np.float64), name="t", trainable=False)
         self.state[t.name] = t
         return {"t": t, "t_new": t + 1.0}
 

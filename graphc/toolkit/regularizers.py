@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from ..ir.errors import GraphcError, at, user_site
 from ..ir.graph import Kind, Tensor
+from ..ir.scopes import update_scope
 from ..ops.elemwise import abs as _abs
 from ..ops.elemwise import cast, sqrt, square
 from ..ops.reduce import sum as _sum
@@ -143,7 +144,7 @@ def decoupled_weight_decay(params, rate: float, lr) -> Tensor:
         if p.op.kind is not Kind.VARIABLE:
             raise GraphcError(f"decoupled_weight_decay: {p.name} is not a variable"
                               f"{at(user_site())}")
-        with p.graph.derived("update", user_site()):
+        with p.graph.derived("update", user_site(), update_scope(p, "weight_decay")):
             updates.append(assign(p, p - _lr_as(lr, p.dtype) * rate * p))
     return group(*updates, name="weight_decay")
 

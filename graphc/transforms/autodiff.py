@@ -3,7 +3,10 @@
 ``grad(y, xs)`` walks the graph backwards from the scalar ``y`` and asks each
 op for the gradients of its inputs; those are ordinary graph tensors (tagged
 ``role="grad"``), so they can be optimized, fused, exported to DOT and
-differentiated again.
+differentiated again. Each gradient node belongs to the name scope of the
+forward node it differentiates (``"dense/grad/matmul"`` in scope ``"dense"``)
+and records that node's line; the gradient of each ``x`` is summed in ``x``'s
+scope.
 """
 
 from __future__ import annotations
@@ -71,13 +74,13 @@ def _backward(graph, y: Tensor, xs: list[Tensor], site: str | None) -> list[Tens
 
     path = _path_nodes(y, xs)
     on_path = {n.id for n in path}
-    with graph.derived("grad", site):
+    with graph.derived("grad", site, y.scope):
         grads: dict[int, list[Tensor]] = {y.id: [constant(1.0, dtype=y.dtype)]}
     for node in reversed(path):
         contributions = grads.get(node.id)
         if not contributions or not node.inputs:
             continue
-        with graph.derived("grad", node.site or site):
+        with graph.derived("grad", node.site or site, node.scope):
             g = _accumulate(contributions)
             grads[node.id] = [g]
             if not node.op.differentiable:
@@ -87,8 +90,8 @@ def _backward(graph, y: Tensor, xs: list[Tensor], site: str | None) -> list[Tens
                     continue
                 grads.setdefault(x.id, []).append(sum_to(gx, x.shape))
     out = []
-    with graph.derived("grad", site):
-        for x in xs:
+    for x in xs:
+        with graph.derived("grad", site, x.scope):
             contributions = grads.get(x.id)
             out.append(_accumulate(contributions) if contributions else zeros_like(x))
     return out

@@ -87,14 +87,14 @@ def test_bench_compile_rows_tell_a_cold_cache_from_a_warm_one(bench_run):
 @pytest.mark.slow
 def test_bench_reports_fusions_and_where_the_time_goes(bench_run):
     fused = bench_run.result["fusions"][MLP_LABEL]
-    first = next(k for k in fused if "matmul" in k["nodes"])
-    assert first["nodes"][:3] == ["matmul", "add", "relu"]    # layer 1 = one kernel
-    assert f"  - `{first['name']}`: matmul, add, relu" in bench_run.table
+    first = next(k for k in fused if "dense/matmul" in k["nodes"])
+    assert first["nodes"][:3] == ["dense/matmul", "dense/add", "dense/relu"]  # layer 1 = one kernel
+    assert f"  - `{first['name']}`: dense/matmul, dense/add, dense/relu" in bench_run.table
     profile = bench_run.result["profiles"][MLP_LABEL]
     assert profile["batch"] == 64 and profile["rows"]
     assert sum(r["share"] for r in profile["rows"]) == pytest.approx(1.0, abs=0.05)
     assert f"### Where the time goes: {MLP_LABEL}, batch 64" in bench_run.table
-    assert f"| `{first['name']}` | matmul, add, relu |" in bench_run.table
+    assert f"| `{first['name']}` | dense/matmul, dense/add, dense/relu |" in bench_run.table
 
 
 # ----------------------------------------------------------------------------- options

@@ -1,12 +1,14 @@
 """The :class:`Layer` protocol, :class:`Sequential` and parameter counting.
 
 A layer is a plain Python object. The first call on a graph tensor *builds*
-it: it creates its parameters as ``gc.variable``s in that tensor's graph,
-named ``"<scope>/<param>"`` (``"dense/W"``, ``"dense_1/W"`` ...) and drawn
-from an initializer seeded by ``graph.next_seed()``. Every call returns
-ordinary graph tensors, so ``gc.grad``, fusion and DOT export see the layer
-as the ops it is made of. Calling a built layer again reuses (shares) its
-parameters.
+it: it opens a name scope of its own, unique in the graph (``"dense"``,
+``"dense_1"`` ..., inside any enclosing ``gc.name_scope``), and creates its
+parameters there as ``gc.variable``s named ``"<scope>/<param>"``
+(``"dense/W"``, ``"dense_1/W"`` ...), drawn from an initializer seeded by
+``graph.next_seed()``. Its ops are made in that scope too (``"dense/matmul"``).
+Every call returns ordinary graph tensors, so ``gc.grad``, fusion and DOT
+export see the layer as the ops it is made of. Calling a built layer again
+reuses (shares) its parameters and scope.
 
 Example::
 
@@ -21,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,6 +33,7 @@ from ...ir import dtypes as _dt
 from ...ir import shapes as _sh
 from ...ir.errors import GraphcError, ShapeError, at, user_site
 from ...ir.graph import Graph, Tensor, as_tensor
+from ...ir.scopes import check_segment, scope_path
 from ...ops import elemwise as _ew
 from ...ops import nn as _nnops
 from ...ops.leaves import variable
@@ -64,23 +68,14 @@ def get_activation(spec: None | str | Activation) -> Activation | None:
     raise bad_type(f"activation must be None, a name or a callable, got {type(spec).__name__}")
 
 
-def _scope(graph: Graph, base: str) -> str:
-    """``base``, or ``base_1``, ``base_2`` ... : the first not yet used as a name prefix."""
-    used = {n.name.split("/", 1)[0] for n in graph.nodes if "/" in n.name}
-    name, k = base, 1
-    while name in used:
-        name = f"{base}_{k}"
-        k += 1
-    return name
-
-
 class Layer:
     """Base class: subclasses implement ``build(x)`` (create parameters) and ``forward(x)``.
 
     ``parameters`` lists the trainable variables, ``variables`` all of them
     (BatchNorm's running statistics included); both are empty until the
-    first call. ``name`` is the scope of the parameter names (default: the
-    layer kind, made unique in the graph).
+    first call. ``name`` is the layer's name scope once built: the given name
+    (default: the layer kind), made unique in the graph, inside the enclosing
+    ``gc.name_scope`` (``"encoder/dense"``). Its parameters and ops are named in it.
 
     Example::
 
@@ -97,6 +92,8 @@ class Layer:
     default_name = "layer"
 
     def __init__(self, name: str | None = None) -> None:
+        if name is not None:
+            check_segment(name, type(self).__name__)
         self.name = name
         self.graph: Graph | None = None
         self.built = False
@@ -115,15 +112,21 @@ class Layer:
         x = as_tensor(x)
         graph = x.graph
         if not self.built:
+            given = self.name
             with graph:
-                self.graph = graph
-                self.name = _scope(graph, self.name or self.default_name)
-                self.build(x)
+                self.graph, self.name = graph, graph.unique_scope(given or self.default_name)
+                try:
+                    with scope_path(self.name):
+                        self.build(x)
+                except BaseException:  # a failed build changes nothing and can be retried
+                    graph.release_scope(self.name)
+                    self.graph, self.name = None, given
+                    raise
             self.built = True
         elif graph is not self.graph:
             raise GraphcError(f"{type(self).__name__} {self.name!r} was built in another graph; "
                               f"make a new layer for this one{at(user_site())}")
-        with graph:
+        with graph, scope_path(self.name):
             y = self.forward(x)
         self.output_shape = getattr(y, "shape", None)
         return y
@@ -142,8 +145,8 @@ class Layer:
         if value.shape != shape:
             raise ShapeError(f"{type(self).__name__}: initializer for {name} returned shape "
                              f"{value.shape}, expected {shape}{at(user_site())}")
-        v = variable(value.astype(dtype, copy=False), name=f"{self.name}/{name}",
-                     trainable=trainable)
+        with scope_path(self.name) if self.name is not None else contextlib.nullcontext():
+            v = variable(value.astype(dtype, copy=False), name=name, trainable=trainable)
         self._variables.append(v)
         return v
 

@@ -111,7 +111,7 @@ class BatchNorm(Layer):
             self.update = group(
                 assign(self.running_mean, where(phase, new_mean, self.running_mean)),
                 assign(self.running_var, where(phase, new_var, self.running_var)),
-                name=f"{self.name}/update",
+                name="update",
             )
         graph.add_update(self.update)
         return y

@@ -83,9 +83,7 @@ def _given(value: np.ndarray) -> Callable[..., np.ndarray]:
 
 def _momentum_slots(opt, variables: list) -> list:
     """The optimizer's momentum buffer of each variable (None where it has none)."""
-    state = getattr(opt, "state", {})
-    return [next((s for name, s in state.items() if name.endswith(f"/{v.name}/momentum")), None)
-            for v in variables]
+    return [opt.slot(v, "momentum") for v in variables]
 
 
 def _finish(g, x, y, net, optimizer, extra: dict | None = None) -> Model:
