@@ -16,7 +16,8 @@ leaves a group and comes back into it):
   (activation-derivative masks), applied per image right after col2im;
 * an elementwise group that only feeds a reduction becomes its *prologue*
   (sum of squares, mean of per-example losses) and is never stored;
-* reshape is a view (no kernel); every other op is a kernel of its own;
+* reshape is a view (no kernel); every other op is a kernel of its own; a print or
+  check (an op with ``effect``) also stays where the step's order puts it;
 * softmax cross-entropy forward + backward: a ``softmax_cross_entropy_grad``
   kernel joins the ``softmax_cross_entropy`` kernel of the same logits and
   labels (as its member: one pass per row writes the loss and d logits), when
@@ -338,6 +339,8 @@ def _merge_joins(kernels: list[Group], owner) -> list[Group]:
             need[id(k)] = k
             todo.extend(source_of(t) for t in k.loads())
         else:
+            if any(getattr(n.op, "effect", False) for k in need.values() for n in k.nodes):
+                continue  # a print or check stays in the step's order
             moved = sorted(need.values(), key=lambda k: pos[id(k)])
             rest = [k for k in kernels if id(k) not in need and k is not grad]
             at = rest.index(fwd)

@@ -305,6 +305,19 @@ class Fail:
 
 
 @dataclass
+class Print:
+    """Write one line to the standard output and flush it: ``parts`` (text, and integer
+    expressions whose values are written), then the summary of the ``count``
+    elements at ``data`` (a :class:`Ptr`) that :func:`graphc.ops.debug.summary` states:
+    the first and last ``summarize`` values, min, max and mean."""
+
+    parts: tuple
+    data: Ptr
+    count: Expr
+    summarize: int
+
+
+@dataclass
 class Scratch:
     """Declare ``name`` as an array of ``count`` elements of ``dtype`` in the kernel's
     scratch memory (the arena's workspace), ``offset`` elements from its start. The

@@ -38,6 +38,8 @@ def _statement_exprs(s) -> list:
         return [s.count, s.offset]
     if isinstance(s, ir.Fail):
         return [p for p in s.parts if not isinstance(p, str)]
+    if isinstance(s, ir.Print):
+        return [p for p in s.parts if not isinstance(p, str)] + [s.data, s.count]
     if isinstance(s, ir.TemplateCall):
         return list(s.args) + [v for _, v in s.shape]
     return []

@@ -150,6 +150,8 @@ class CStyle:
             return self.scratch(s)
         if isinstance(s, ir.Fail):
             return self.fail(s)
+        if isinstance(s, ir.Print):
+            return self.print_line(s)
         if isinstance(s, ir.TemplateCall):
             return self.template_call(s)
         raise TypeError(f"cannot render {s!r}")
@@ -173,6 +175,9 @@ class CStyle:
         raise NotImplementedError
 
     def fail(self, s: ir.Fail) -> list[str]:
+        raise NotImplementedError
+
+    def print_line(self, s: ir.Print) -> list[str]:
         raise NotImplementedError
 
     def template_call(self, s: ir.TemplateCall) -> list[str]:

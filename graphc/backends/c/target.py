@@ -70,6 +70,23 @@ class CTarget(CStyle):
                 args.append(f", (long long)({self.expr(part)})")
         return [f'snprintf(g->err, {ERR_BYTES}, {c_string(fmt)}{"".join(args)});', "return 1;"]
 
+    #: graphc dtype -> the helper of kernels/debug.h that ends a print line for its elements
+    print_helpers = {"float32": "gc_print_summary_f32", "float64": "gc_print_summary_f64",
+                     "int32": "gc_print_summary_i32", "int64": "gc_print_summary_i64",
+                     "bool": "gc_print_summary_u8"}
+
+    def print_line(self, s: ir.Print) -> list[str]:
+        fmt, args = "", []
+        for part in s.parts:
+            if isinstance(part, str):
+                fmt += part.replace("%", "%%").replace("\0", "\\0")
+            else:
+                fmt += "%lld"
+                args.append(f", (long long)({self.expr(part)})")
+        helper = self.print_helpers[s.data.buf.dtype]
+        return [f'printf({c_string(fmt)}{"".join(args)});',
+                f"{helper}({self.expr(s.data)}, {self.expr(s.count)}, {int(s.summarize)});"]
+
     def template_name(self, call: ir.TemplateCall, suffix: str = "") -> str:
         return f"gc_{'s' if call.dtype == 'float32' else 'd'}{call.fn}{suffix}"
 
