@@ -28,10 +28,14 @@ from .ir.errors import (
     GraphcError,
     NumericsError,
     ShapeError,
+    VerifyError,
 )
 from .ir.graph import Graph, Tensor, get_default_graph
+from .ir.html import to_html
+from .ir.scopes import name_scope
 from .ops import operators  # noqa: F401 - installs + - * / @ ... on Tensor
 from .ops.conv import conv2d
+from .ops.debug import check, check_finite, print  # noqa: A004 - gc.print, as tf.print
 from .ops.elemwise import (
     abs,
     add,
@@ -87,8 +91,8 @@ from .transforms.autodiff import grad, zeros_like
 
 __all__ = [
     "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError", "ArgumentError",
-    "ArgumentTypeError", "CheckpointError",
-    "DTypeError", "FeedError", "NumericsError", "Graph", "Tensor", "get_default_graph",
+    "ArgumentTypeError", "CheckpointError", "name_scope", "to_html",
+    "DTypeError", "FeedError", "NumericsError", "VerifyError", "Graph", "Tensor", "get_default_graph",
     "conv2d", "max_pool2d", "avg_pool2d", "abs", "add", "cast", "divide", "elementwise", "elu",
     "equal", "exp", "greater", "greater_equal", "hard_tanh", "leaky_relu", "less", "less_equal",
     "log", "maximum", "minimum", "multiply", "negative", "not_equal", "power", "relu", "selu",
@@ -97,5 +101,5 @@ __all__ = [
     "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy", "argmax", "logsumexp", "max",
     "mean", "sum", "cumsum", "clip", "broadcast_like", "broadcast_to", "concat", "expand_dims",
     "flatten", "one_hot", "reshape", "squeeze", "transpose", "assign", "group", "Session", "data", "train",
-    "init", "losses", "nn", "regularizers", "schedules",
+    "init", "losses", "nn", "regularizers", "schedules", "print", "check", "check_finite",
 ]

@@ -24,7 +24,7 @@ from ..ir.dtypes import FLOATS
 from ..ir.errors import GraphcError, at
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
-from . import conv, ir, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
+from . import conv, debug, ir, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
 from .elementwise import lower_group
 from .fusion import Group, assigned_values, fuse, source_of
 from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place, prod
@@ -35,17 +35,19 @@ from .registry import lowering_of
 __all__ = ["lower"]
 
 
-def lower(program: Program, check_numerics: bool = False) -> LoweredProgram:
+def lower(program: Program, check_numerics: bool = False, separate: bool = False) -> LoweredProgram:
     """Fuse, plan and lower ``program``.
 
     ``check_numerics`` builds the debug step: no fusion (one kernel per node, in program
     order, each storing its value) and after each kernel a check of the float value it
     made, so the first NaN/Inf is named at the node that produced it, as the NumPy
     backend names it; nothing is written to a variable before the step ends (an update
-    computed in place could not be taken back).
+    computed in place could not be taken back). ``separate`` builds the same unfused
+    step without the checks (``Session.verify`` stores every value with it).
     """
-    groups = fuse(program, separate=check_numerics)
-    plan = plan_memory(groups, program, in_place=not check_numerics)
+    separate = separate or check_numerics
+    groups = fuse(program, separate=separate)
+    plan = plan_memory(groups, program, in_place=not separate)
     kernels = [_kernel(g, plan, check_numerics) for g in groups]
     if check_numerics:
         kernels = _with_view_checks(program, kernels, plan)

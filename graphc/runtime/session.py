@@ -2,7 +2,7 @@
 
 Example::
 
-    sess = gc.Session(g, backend="numpy")
+    sess = gc.Session(g)                 # compiled C when a compiler is available
     l, _ = sess.run([loss, train], {x: xb, y: yb})
     sess.save("model.npz")
 
@@ -21,14 +21,27 @@ from typing import Any
 import numpy as np
 
 from ..backends import get_backend
-from ..ir.errors import ArgumentError, CheckpointError, FeedError, GraphcError, ShapeError, at, user_site
+from ..ir.errors import (
+    ArgumentError,
+    CheckpointError,
+    FeedError,
+    GraphcError,
+    ShapeError,
+    VerifyError,
+    at,
+    user_site,
+)
 from ..ir.graph import Graph, Kind, RunContext, Tensor
 from ..ir.program import Program
 from ..ops.state import check_single_writer
 from ..transforms.passes import optimize
 from . import checkpoint as _checkpoint
+from . import explain as _explain
 from . import feeds as _feeds
+from . import verify as _verify
+from .explain import Explanation
 from .profile import Profile
+from .verify import VerifyReport
 
 log = logging.getLogger("graphc")
 
@@ -61,6 +74,7 @@ class Compiled:
         self.needs_batch = any(None in n.shape for n in program.nodes)
         # a backend whose outputs are new arrays each run needs no defensive copy
         self.fresh_outputs = getattr(executable, "fresh_outputs", False)
+        self.last_batch: int | None = None  # the batch size of its latest run (explain's default)
 
     @property
     def source(self) -> str | None:
@@ -79,10 +93,14 @@ class Compiled:
 class Session:
     """Runs a graph's fetch sets on a backend; owns the variables' values.
 
-    ``backend`` is ``"numpy"`` (reference), ``"c"`` or ``"auto"``
-    (the fastest available; ``session.backend_choice`` says what it picked).
+    ``backend`` is ``"auto"`` (the default: ``"c"`` when a C compiler or the compile
+    cache makes it available, else ``"numpy"``, with a one-time ``RuntimeWarning``),
+    ``"c"`` or ``"numpy"`` (the reference); ``session.backend`` is the one that runs
+    and ``session.backend_choice`` says why.
     ``check_numerics=True`` raises on the first NaN/Inf, naming the node and
-    the line that defined it.
+    the line that defined it. ``verify=True`` checks every run against the NumPy
+    reference first (see :meth:`verify`) and raises :class:`~graphc.VerifyError`,
+    committing nothing, when a value differs.
 
     Threads: one Session may serve several threads. Its runs are serialised by a
     lock the Session holds (as are compile, get_value, set_value, save and load), so
@@ -91,7 +109,8 @@ class Session:
     its own Session (they share nothing at run time).
     """
 
-    def __init__(self, graph: Graph, backend: str = "numpy", check_numerics: bool = False) -> None:
+    def __init__(self, graph: Graph, backend: str = "auto", check_numerics: bool = False,
+                 verify: bool = False) -> None:
         if not isinstance(graph, Graph):
             raise GraphcError(f"Session: expected a gc.Graph, got {type(graph).__name__}")
         self.graph = graph
@@ -99,9 +118,8 @@ class Session:
         self.backend = self._backend.name
         if hasattr(self._backend, "check_numerics"):
             self._backend.check_numerics = check_numerics
-        if backend == "auto":
-            log.info(self.backend_choice)
         self.step = 0
+        self.verify_runs = verify  # every run checked by verify() first
         self._values: dict[Tensor, np.ndarray] = {}
         self._compiled: dict[tuple[int, ...], Compiled] = {}
         # one lock for every use of the state and the compiled steps: a compiled step's
@@ -189,10 +207,11 @@ class Session:
         shown = os.fsdecode(path) if not hasattr(path, "read") else getattr(path, "name", "file")
         new = {}
         for v in self.graph.variables():
-            if v.name not in stored:
+            key = _checkpoint.stored_name(stored, v.name)
+            if key is None:
                 raise CheckpointError(f"load: {shown} has no value for variable {v.name!r}"
                                       f"{_feeds.close_names(v.name, stored, 'it holds')}")
-            arr = _feeds.convert(stored[v.name], v.dtype, f"load: {shown}: variable {v.name} "
+            arr = _feeds.convert(stored[key], v.dtype, f"load: {shown}: variable {v.name} "
                                  f"({v.dtype})", range_error=CheckpointError)
             if arr.shape != v.shape:
                 raise ShapeError(f"load: {v.name} has shape {v.shape} in the graph but "
@@ -253,6 +272,10 @@ class Session:
         """
         flat, pack = self._flatten(fetches)
         with self._lock:
+            if self.verify_runs:
+                report = _verify.verify(self, flat, feed, training)
+                if not report.ok:
+                    raise VerifyError(str(report), report)
             compiled, arrays, batch = self._prepare(flat, feed, training)
             return pack(self._step(flat, compiled, arrays, batch))
 
@@ -295,6 +318,41 @@ class Session:
             self.step = step
         return Profile.from_runs(self.backend, batch, units, per_unit, totals)
 
+    def explain(self, fetches, kernel: str | None = None, batch: int | None = None) -> Explanation:
+        """What the compiled step of ``fetches`` does: kernels, memory, FLOPs, source.
+
+        Compiles (nothing runs, no state changes). ``batch`` sizes the ``None``
+        dimension (default: the batch of the fetch set's latest run, else 1);
+        ``kernel`` names one kernel whose generated source is included. See
+        :mod:`graphc.runtime.explain`. Example::
+
+            print(sess.explain([loss, train], batch=64))
+            print(sess.explain([loss, train], kernel="k3_matmul_ew"))   # + its C
+            sess.explain([loss, train]).kernels[0]["flops"]
+        """
+        flat, _ = self._flatten(fetches)
+        with self._lock:
+            return _explain.explain(self.compile(flat), self.backend, kernel, batch)
+
+    def verify(self, fetches, feed: dict | None = None,
+               training: bool | None = None) -> VerifyReport:
+        """Check one step of ``fetches`` value by value against the NumPy reference.
+
+        Runs the compiled step, an unfused build storing every value and each node's NumPy
+        reference, all from copies of the current state; nothing changes (variables and
+        ``step`` stay as they are, training fetches included). The report names the
+        first value, in graph order, outside the numerical contract (float64 1e-10
+        relative; float32 1e-5 per element, 1e-4 of the norm for matmul, conv and
+        reductions; NaN/Inf in place; ints equal): its op, line, kernel and the largest
+        errors. See :mod:`graphc.runtime.verify`. Example::
+
+            report = sess.verify([loss, train], {x: xb, y: yb})
+            print(report); assert report.ok
+        """
+        flat, _ = self._flatten(fetches)
+        with self._lock:
+            return _verify.verify(self, flat, feed, training)
+
     def _prepare(self, flat: list, feed: dict | None, training: bool | None):
         """Compile ``flat`` and check ``feed``: (compiled, feed arrays, batch size)."""
         compiled = self.compile(flat)
@@ -319,6 +377,7 @@ class Session:
     def _step(self, flat: list, compiled: Compiled, arrays: dict, batch: int | None,
               seconds: np.ndarray | None = None) -> list:
         ctx = _StepContext(self.step, batch)
+        compiled.last_batch = batch
         state = {v: self._state(v) for v in compiled.variables}
         if seconds is None:
             outputs = compiled.executable.run(arrays, state, ctx)

@@ -1,4 +1,5 @@
-"""The ``graphc`` command line (also ``python -m graphc``): ``info``, ``demo``, ``bench``.
+"""The ``graphc`` command line (also ``python -m graphc``): ``info``, ``demo``, ``bench``,
+``explain``.
 
 Subcommands live in :data:`COMMANDS`, a dict ``name -> Command(help, add_arguments, run)``.
 A new subcommand is one registration, no edit of :func:`main`::
@@ -24,6 +25,7 @@ Example::
     $ graphc info
     $ graphc demo --epochs 5 --out /tmp/demo
     $ graphc bench --quick
+    $ graphc explain --batch 64 --kernel k0_conv2d_ew
 """
 
 from __future__ import annotations
@@ -176,14 +178,18 @@ def _backends_description() -> str:
 
     A CUDA backend is planned; this version has none, and says so.
     """
-    parts = []
-    for name in ("numpy", "c", "auto"):
+    parts, usable = [], []
+    for name in ("numpy", "c"):
         try:
-            picked = gc.Session(gc.Graph(), backend=name).backend
-        except Exception as exc:  # noqa: BLE001 - GraphcError, or a broken install
-            parts.append(f"{name}: unavailable ({exc})")
-        else:
-            parts.append(f"auto picks {picked}" if name == "auto" else name)
+            why = gc.backends.why_unavailable(name)
+        except Exception as exc:  # noqa: BLE001 - a broken install
+            why = str(exc)
+        parts.append(name if why is None else f"{name}: unavailable ({why})")
+        if why is None:
+            usable.append(name)
+    # (asked without making a Session: a fallback to NumPy would warn, and info only reports)
+    picked = "c" if "c" in usable else "numpy" if usable else "nothing"
+    parts.append(f"auto picks {picked} (the default)")
     return "; ".join(parts) + "; cuda: planned, not available in this version"
 
 
@@ -232,3 +238,30 @@ COMMANDS["demo"] = Command("train a digits CNN, export its graph and benchmark i
                            demo.add_arguments, demo.run)
 COMMANDS["bench"] = Command("benchmark graphc (C backend) against NumPy: tables, ratios, floors",
                             bench.add_arguments, bench.run)
+
+
+# --------------------------------------------------------------------------- explain
+def _add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="auto",
+                        help="numpy | c | auto (default: C when a compiler is available)")
+    parser.add_argument("--batch", type=int, default=32,
+                        help="batch size the sizes are given at (default 32, the demo's)")
+    parser.add_argument("--kernel", metavar="NAME",
+                        help="also print the generated source of this kernel")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+@command("explain", "explain the demo CNN's compiled training step: kernels, memory, FLOPs",
+         _add_explain_arguments)
+def _run_explain(args: argparse.Namespace) -> int:
+    """Compile (nothing is trained) the demo's training step and print its explanation."""
+    cnn = demo.build_digits_cnn(args.seed)
+    try:
+        sess = gc.Session(cnn["graph"], backend=args.backend)
+        report = sess.explain([cnn["loss"], cnn["train"]], kernel=args.kernel, batch=args.batch)
+    except gc.GraphcError as exc:
+        print(f"graphc explain: {exc}", file=sys.stderr)
+        return 2
+    print(f"digits CNN training step (loss, Adam update); {sess.backend_choice}")
+    print(report)
+    return 0

@@ -257,6 +257,6 @@ def test_run_time_label_error_names_node_and_line():
         loss = gc.softmax_cross_entropy(z, y)
         line = sys._getframe().f_lineno - 1  # the line that defined loss
     with pytest.raises(gc.GraphcError) as info:
-        gc.Session(g).run(loss, {z: np.ones((2, 3), np.float32), y: np.array([0, 3])})
+        gc.Session(g, backend="numpy").run(loss, {z: np.ones((2, 3), np.float32), y: np.array([0, 3])})
     msg = str(info.value)
     assert "softmax_cross_entropy" in msg and f"{HERE}:{line}" in msg, msg

@@ -221,7 +221,7 @@ def test_dropout_statistics(rate):
     rng = np.random.default_rng(8)
     xv, rv = rng.uniform(0.5, 2.0, size=(201, 50)), rng.uniform(-2, 2, size=(201, 50))
     g, x, r, y, gx = _dropout_graph(rate, "float64")
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     out, grad = sess.run([y, gx], {x: xv, r: rv}, training=True)
     dropped = out == 0
     assert abs(dropped.mean() - rate) < 0.03, dropped.mean()
@@ -237,7 +237,7 @@ def test_dropout_seeds():
 
     def masks(seed, op_seed=None):
         g, x, _, y, _ = _dropout_graph(0.4, seed=seed, op_seed=op_seed)
-        sess = gc.Session(g)
+        sess = gc.Session(g, backend="numpy")
         return [sess.run(y, {x: xv}, training=True) for _ in range(2)]
 
     a = masks(3)
@@ -251,13 +251,13 @@ def test_dropout_is_identity_out_of_training():
     xv = np.random.default_rng(10).uniform(-2, 2, size=(7, 50))
     rv = np.random.default_rng(11).uniform(-2, 2, size=(7, 50))
     g, x, r, y, gx = _dropout_graph(0.5, "float64")
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     for kwargs in ({"training": False}, {}):  # no update op fetched: eval by default
         out, grad = sess.run([y, gx], {x: xv, r: rv}, **kwargs)
         np.testing.assert_array_equal(out, xv)
         np.testing.assert_array_equal(grad, rv)
     g, x, _, y, _ = _dropout_graph(0.0, "float64")
-    np.testing.assert_array_equal(gc.Session(g).run(y, {x: xv}, training=True), xv)
+    np.testing.assert_array_equal(gc.Session(g, backend="numpy").run(y, {x: xv}, training=True), xv)
 
 
 # -- stability with check_numerics ------------------------------------------------------------
@@ -271,7 +271,7 @@ def _finite_run(fn, *arrays):
         phs = [gc.placeholder(a.shape, a.dtype.name) for a in arrays]
         out = fn(*phs)
         grads = gc.grad(gc.sum(out), [p for p in phs if p.dtype.startswith("float")])
-    return gc.Session(g, check_numerics=True).run([out] + grads, dict(zip(phs, arrays)))
+    return gc.Session(g, check_numerics=True, backend="numpy").run([out] + grads, dict(zip(phs, arrays)))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -126,7 +126,7 @@ def test_logsumexp_of_equal_large_values():
             y = gc.logsumexp(p, axis=1)
             gx = gc.grad(gc.sum(y), p)
         x = np.array([[1e4, 1e4, -1e4], [-1e4, -1e4, -1e4]], dtype)
-        out, grad = gc.Session(g).run([y, gx], {p: x})
+        out, grad = gc.Session(g, backend="numpy").run([y, gx], {p: x})
         np.testing.assert_allclose(out, [1e4 + np.log(2), -1e4 + np.log(3)], rtol=rtol)
         if dtype == "float64":
             np.testing.assert_allclose(grad, [[0.5, 0.5, 0], [1 / 3] * 3], rtol=rtol)
@@ -136,5 +136,5 @@ def test_argmax_has_no_gradient():
     with gc.Graph() as g:
         x = gc.placeholder((None, 3), "float64")
         gx = gc.grad(gc.sum(gc.cast(gc.argmax(x, axis=1), "float64")) + gc.sum(x * 0.0), x)
-    out = gc.Session(g).run(gx, {x: np.arange(6.0).reshape(2, 3)})
+    out = gc.Session(g, backend="numpy").run(gx, {x: np.arange(6.0).reshape(2, 3)})
     np.testing.assert_array_equal(out, np.zeros((2, 3)))

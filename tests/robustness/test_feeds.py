@@ -62,7 +62,7 @@ def _expected(value, dtype):
 @pytest.mark.parametrize("value, dtype, outcome", CASES, ids=[f"{i}-{c[1]}" for i, c in enumerate(CASES)])
 def test_feed_converts_exactly_or_names_the_placeholder(value, dtype, outcome):
     g, p, v, out = _one(dtype)
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     feed = {p: _as_1d(value)}
     if outcome is True:
         got = sess.run(out, feed)
@@ -80,7 +80,7 @@ def test_set_value_and_load_follow_the_feed_rules(value, dtype, outcome, tmp_pat
     """The same values are accepted or refused by set_value and load as by a feed."""
     stored = np.asarray(_as_1d(value))
     g, p, v, out = _one(dtype, len(stored))
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     if stored.dtype != object:  # npz cannot hold Python ints beyond 64 bits
         np.savez(tmp_path / "c.npz", v=stored)
     if outcome is True:
@@ -110,7 +110,7 @@ def test_an_unused_placeholder_does_not_fix_the_batch_size():
         x = gc.placeholder((None, 3), name="x")
         labels = gc.placeholder((None,), dtype="int64", name="labels")
         y = gc.sum(x * 2.0, axis=1)
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     feed = {x: np.ones((4, 3), np.float32), labels: np.zeros(9, np.int64)}
     np.testing.assert_array_equal(sess.run(y, feed), np.full(4, 6.0, np.float32))
     with pytest.raises(gc.FeedError, match="labels"):  # still checked: rank, dtype
@@ -130,7 +130,7 @@ def _named():
 
 def test_get_and_set_value_by_name():
     g, x, w, y = _named()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.set_value("dense/kernel", np.eye(2))
     np.testing.assert_array_equal(sess.get_value("dense/kernel"), np.eye(2))
     np.testing.assert_array_equal(sess.get_value(w), np.eye(2))
@@ -153,7 +153,7 @@ def test_get_and_set_value_by_name():
 ])
 def test_a_fetch_that_is_not_a_tensor_is_named_by_its_position(fetches, where):
     g, x, w, y = _named()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     with pytest.raises(gc.GraphcError) as info:
         sess.run(fetches(y), {x: np.ones((1, 2), np.float32)})
     assert where in str(info.value) and "not a graph tensor" in str(info.value)
@@ -171,4 +171,4 @@ def test_variable_keeps_the_dtype_of_numpy_scalars(value, dtype):
         v = gc.variable(value)
         c = gc.constant(value)
     assert v.dtype == dtype and c.dtype == dtype
-    assert gc.Session(g).get_value(v).dtype == np.dtype(dtype)
+    assert gc.Session(g, backend="numpy").get_value(v).dtype == np.dtype(dtype)

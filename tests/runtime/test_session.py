@@ -68,7 +68,7 @@ def test_feeding_by_name_and_batch_size_change(backend):
 
 def test_missing_placeholder_names_it_and_its_line():
     g, x, y, W, b, logits, loss, train = _model()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     with pytest.raises(gc.FeedError) as info:
         sess.run(loss, {x: XB})
     assert "placeholder y" in str(info.value) and HERE in str(info.value)
@@ -81,7 +81,7 @@ def test_missing_placeholder_names_it_and_its_line():
 ])
 def test_bad_feeds_are_clear_and_leave_the_session_usable(bad, exc, words):
     g, x, y, W, b, logits, loss, train = _model()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.run(train, {x: XB, y: YB})
     w_before, step_before = sess.get_value(W), sess.step
     with pytest.raises(exc) as info:
@@ -95,7 +95,7 @@ def test_bad_feeds_are_clear_and_leave_the_session_usable(bad, exc, words):
 
 def test_float_feed_to_int_placeholder_and_batch_mismatch():
     g, x, y, W, b, logits, loss, train = _model()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     with pytest.raises(gc.DTypeError, match="int64"):
         sess.run(loss, {x: XB, y: YB.astype(np.float32)})
     with pytest.raises(gc.FeedError, match="batch size"):
@@ -104,7 +104,7 @@ def test_float_feed_to_int_placeholder_and_batch_mismatch():
 
 def test_run_time_error_names_the_node_and_leaves_state():
     g, x, y, W, b, logits, loss, train = _model()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     w0 = sess.get_value(W)
     with pytest.raises(gc.GraphcError) as info:
         sess.run([loss, train], {x: XB, y: np.full(8, 7)})  # label 7 out of range
@@ -117,16 +117,16 @@ def test_check_numerics_names_the_node():
         x = gc.placeholder((2,), name="x")
         y = gc.log(x)  # numerics-marker
         z = y * 2.0
-    sess = gc.Session(g, check_numerics=True)
+    sess = gc.Session(g, check_numerics=True, backend="numpy")
     with pytest.raises(gc.NumericsError) as info:
         sess.run(z, {x: np.array([1.0, -1.0], np.float32)})
     assert "log" in str(info.value) and HERE in str(info.value)
-    assert np.isnan(gc.Session(g).run(z, {x: np.array([1.0, -1.0], np.float32)})[1])
+    assert np.isnan(gc.Session(g, backend="numpy").run(z, {x: np.array([1.0, -1.0], np.float32)})[1])
 
 
 def test_set_value_checks_shape_and_dtype():
     g, x, y, W, *_ = _model()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     with pytest.raises(gc.ShapeError):
         sess.set_value(W, np.ones((2, 3)))
     sess.set_value(W, np.ones((3, 2)))
@@ -137,14 +137,14 @@ def test_set_value_checks_shape_and_dtype():
 
 def test_save_and_load_round_trip_with_optimizer_state(tmp_path):
     g, x, y, W, b, logits, loss, train = _model()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     feed = {x: XB, y: YB}
     for _ in range(3):
         sess.run(train, feed)
     path = tmp_path / "model.npz"
     sess.save(path)
     expected_next = [sess.run([loss, train], feed)[0] for _ in range(3)]
-    fresh = gc.Session(g)
+    fresh = gc.Session(g, backend="numpy")
     fresh.load(path)
     got_next = [fresh.run([loss, train], feed)[0] for _ in range(3)]
     np.testing.assert_array_equal(got_next, expected_next)  # momentum buffers restored too
@@ -154,7 +154,7 @@ def test_save_and_load_round_trip_with_optimizer_state(tmp_path):
 
 def test_load_rejects_mismatched_files_without_partial_update(tmp_path):
     g, x, y, W, b, *_ = _model()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     bad = tmp_path / "bad.npz"
     np.savez(bad, W=np.zeros((3, 2)), b=np.zeros(5))
     with pytest.raises(gc.ShapeError):
@@ -169,7 +169,7 @@ def test_training_flag_defaults_to_whether_an_update_runs():
         y = gc.dropout(x * w, 0.5)
         loss = gc.sum(y)
         train = gc.optim.SGD(lr=0.0001).minimize(loss)
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     ones = np.ones((4, 100), np.float32)
     np.testing.assert_array_equal(sess.run(y, {x: ones}), ones)  # evaluation: identity
     dropped = sess.run(y, {x: ones}, training=True)
@@ -202,7 +202,7 @@ def test_unknown_backend_and_auto():
 
 def test_compiles_each_fetch_set_once():
     g, x, y, W, b, logits, loss, train = _model()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     for n in (4, 8, 4):
         sess.run([loss, train], {x: XB[:n], y: YB[:n]})
     assert len(sess._compiled) == 1

@@ -89,7 +89,7 @@ def test_learning_rate_can_be_a_fed_tensor():
         w = gc.variable(W0, name="w")
         loss = gc.mean(gc.square(gc.constant(A) @ w - gc.constant(T)))
         step = gc.optim.SGD(lr=lr).minimize(loss)
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.run(step, {lr: 0.1})
     sess.run(step, {lr: 0.05})
     expected = sgd(sgd(W0, 1, 0.1), 1, 0.05)
@@ -103,7 +103,7 @@ def test_var_list_limits_the_update():
         v = gc.variable(np.ones(2), name="v")
         loss = gc.sum(w * v)
         step = gc.optim.SGD(lr=0.5).minimize(loss, var_list=[w])
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.run(step)
     np.testing.assert_allclose(sess.get_value(w), [0.5, 0.5])
     np.testing.assert_allclose(sess.get_value(v), [1.0, 1.0])
@@ -140,7 +140,7 @@ def test_two_assigns_to_one_variable_in_a_step_are_refused():
         w = gc.variable(np.ones(2), name="w")
         a, b = gc.assign(w, w + 1.0), gc.assign(w, w * 10.0)
     with pytest.raises(gc.GraphcError, match="assigned twice"):
-        gc.Session(g).run([a, b])
+        gc.Session(g, backend="numpy").run([a, b])
 
 
 def test_decoupled_weight_decay_follows_adamw():
@@ -149,7 +149,7 @@ def test_decoupled_weight_decay_follows_adamw():
         loss = gc.mean(gc.square(gc.constant(A) @ w - gc.constant(T)))
         opt = gc.regularizers.weight_decay(gc.optim.SGD(lr=0.1), 0.5)
         step = opt.minimize(loss)
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.run(step)
     np.testing.assert_allclose(sess.get_value(w), W0 - 0.1 * grad_np(W0) - 0.1 * 0.5 * W0,
                                rtol=1e-12)

@@ -42,7 +42,7 @@ def test_values_and_gradients(name, value, grads):
             pen = getattr(reg, name)([wa, wb], 0.3)
         ga, gb = gc.grad(pen, [wa, wb])
     assert pen.shape == ()
-    got = gc.Session(g).run([pen, ga, gb])
+    got = gc.Session(g, backend="numpy").run([pen, ga, gb])
     np.testing.assert_allclose(got[0], value(), rtol=1e-12)
     for got_g, want_g in zip(got[1:], grads()):
         np.testing.assert_allclose(got_g, want_g, rtol=1e-12)
@@ -56,7 +56,7 @@ def test_single_tensor_and_layer_arguments():
         pen_layer = reg.l2(layer, 0.5)
         pen_w = reg.l2(layer.W, 0.5)
         pen_list = reg.l1([layer, layer.W], 1.0)   # duplicates are counted once
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     W, b = sess.get_value(layer.W), sess.get_value(layer.b)
     sess.set_value(layer.b, np.array([1.0, -2.0], np.float32))
     b = sess.get_value(layer.b)
@@ -74,7 +74,7 @@ def test_penalty_in_a_training_step_shrinks_weights():
     g, wa, wb = _graph()
     with g:
         train = gc.optim.SGD(0.1).minimize(reg.l2([wa, wb], 0.5))
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.run(train)
     np.testing.assert_allclose(sess.get_value(wa), A - 0.1 * A, rtol=1e-12)
 
@@ -86,7 +86,7 @@ def test_decoupled_weight_decay_update_op():
         decay = reg.decoupled_weight_decay([wa, wb], 0.5, lr)
         decay_const = reg.decoupled_weight_decay(wa, 0.5, 0.1)
     assert decay.dtype is None
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.run(decay, {lr: 0.25})                 # float32 placeholder: 0.25 is exact
     np.testing.assert_allclose(sess.get_value(wa), A * (1 - 0.25 * 0.5), rtol=1e-12)
     np.testing.assert_allclose(sess.get_value(wb), B * (1 - 0.25 * 0.5), rtol=1e-12)
@@ -110,7 +110,7 @@ def test_weight_decay_wrapper_matches_an_undecayed_step_minus_decay(make_opt):
             if decayed:
                 opt = reg.weight_decay(opt, 0.3, params=[wa])
             train = opt.minimize(loss)
-        sess = gc.Session(g)
+        sess = gc.Session(g, backend="numpy")
         sess.run(train)
         return sess.get_value(wa), sess.get_value(wb)
 

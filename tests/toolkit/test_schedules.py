@@ -73,7 +73,7 @@ def test_fed_lr_placeholder_trains_with_each_value_and_compiles_once():
         lr = S.lr_placeholder()
         train = gc.optim.SGD(lr).minimize(loss)
     assert lr.shape == () and lr.dtype == "float32" and lr.name == "lr"
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sched = S.step_decay(0.1, drop=0.1, every=2)
     w = w0.astype(np.float64)
     for step in range(5):

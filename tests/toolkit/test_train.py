@@ -31,7 +31,7 @@ def _model(lr=0.5, momentum=0.0):
         rate = lr if not isinstance(lr, str) else gc.placeholder((), name="lr")
         step = gc.optim.SGD(lr=rate, momentum=momentum).minimize(loss)
     m = dict(g=g, x=x, y=y, W=W, b=b, logits=logits, loss=loss, step=step, rate=rate)
-    m["sess"] = gc.Session(g)
+    m["sess"] = gc.Session(g, backend="numpy")
     return m
 
 
@@ -188,7 +188,7 @@ def test_dropout_graph_runs_train_steps_in_training_mode():
         out = gc.dropout(x, 0.5) @ w
         loss = gc.mean(gc.square(out))
         step = gc.optim.SGD(lr=1e-9).minimize(loss)
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     xs = np.ones((64, 4), np.float32)
     h = fit(sess, step, loss, x, xs, epochs=1, batch_size=64, progress=False, eval_train=False)
     assert h["loss"][0] != pytest.approx(16.0)  # dropout was active in the step

@@ -8,6 +8,7 @@ never recompiles.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ from ...ir.dtypes import FLOATS
 from ...ir.errors import GraphcError, NumericsError, at, numerics_message
 from ...ir.graph import Tensor
 from ...ir.program import Program
-from ...lower import lower
+from ...lower import ir, lower
 from ...lower.sizes import step_bytes
 from .abi import ERR_BYTES
 from .build import load_or_build, native_ffi
@@ -25,13 +26,19 @@ from .library import render
 
 
 class CExecutable:
-    """A compiled fetch set: call :meth:`run` once per step."""
+    """A compiled fetch set: call :meth:`run` once per step.
 
-    def __init__(self, program: Program, check_numerics: bool = False) -> None:
+    ``separate``: the unfused build, one kernel per node each storing its value, with no
+    checks (``Session.verify`` compares every value of it with the reference).
+    """
+
+    def __init__(self, program: Program, check_numerics: bool = False,
+                 separate: bool = False) -> None:
         t0 = time.perf_counter()
         self.program = program
-        self.lowered = lower(program, check_numerics)
+        self.lowered = lower(program, check_numerics, separate)
         self.kernels = self.lowered.kernels
+        self._prints = any(isinstance(s, ir.Print) for k in self.kernels for s in ir.walk(k.body))
         self.library = render(self.lowered)
         self.lib, self.build_info = load_or_build(self.library.source, self.library.key_source)
         self.compile_seconds = time.perf_counter() - t0
@@ -148,6 +155,8 @@ class CExecutable:
             outs.append(a)
         args = (batch, ctx.step, self._feed_ptrs, self._var_ptrs, self._const_ptrs,
                 self._out_ptrs, self._arena_for(batch), self._err)
+        if self._prints:  # gc.print lines come from C: Python's pending output goes first
+            _flush_stdout()
         if seconds is None:
             code = self.lib.gc_run(*args)
         else:
@@ -202,6 +211,14 @@ class CBackend:
 
     def compile(self, program: Program) -> CExecutable:
         return CExecutable(program, self.check_numerics)
+
+
+def _flush_stdout() -> None:
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError):  # (a closed or broken stream: C writes regardless)
+        pass
 
 
 def _allocation_error(what: str, shape: tuple, dtype, exc: Exception) -> GraphcError:

@@ -33,7 +33,7 @@ def test_variables_and_parameters():
 def test_training_output_is_normalized_per_feature(shape):
     g, x, bn, y, _ = _bn_graph(shape)
     xb = np.random.default_rng(0).normal(3.0, 2.5, size=(16,) + shape).astype(np.float32)
-    out = gc.Session(g).run(y, {x: xb}, training=True)
+    out = gc.Session(g, backend="numpy").run(y, {x: xb}, training=True)
     axes = (0,) if len(shape) == 1 else (0, 2, 3)
     np.testing.assert_allclose(out.mean(axis=axes), 0.0, atol=1e-5)
     np.testing.assert_allclose(out.var(axis=axes), 1.0, atol=1e-3)
@@ -41,7 +41,7 @@ def test_training_output_is_normalized_per_feature(shape):
 
 def test_running_stats_move_by_momentum_after_one_step_and_eval_uses_them():
     g, x, bn, y, train = _bn_graph((2, 3, 3))
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     xb = np.random.default_rng(1).normal(2.0, 3.0, size=(4, 2, 3, 3)).astype(np.float32)
     # evaluation before any step: running stats are (0, 1)
     np.testing.assert_allclose(sess.run(y, {x: xb}), xb / np.sqrt(1 + 1e-5), rtol=1e-5)
@@ -64,7 +64,7 @@ def test_running_stats_move_by_momentum_after_one_step_and_eval_uses_them():
 
 def test_switching_modes_needs_no_new_graph_or_compilation():
     g, x, bn, y, _ = _bn_graph((3,))
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.set_value(bn.running_mean, np.array([1.0, 2.0, 3.0], np.float32))
     n_nodes = len(g.nodes)
     xb = np.random.default_rng(2).normal(size=(8, 3)).astype(np.float32)
@@ -78,7 +78,7 @@ def test_switching_modes_needs_no_new_graph_or_compilation():
 
 def test_update_is_a_no_op_when_an_optimizer_step_runs_in_eval_mode():
     g, x, bn, _, train = _bn_graph((3,))
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.run(train, {x: np.ones((4, 3), np.float32)}, training=False)
     np.testing.assert_array_equal(sess.get_value(bn.running_mean), 0.0)
     np.testing.assert_array_equal(sess.get_value(bn.running_var), 1.0)
@@ -88,7 +88,7 @@ def test_channels_last_axis():
     g, x, bn, y, _ = _bn_graph((4, 5), axis=-1)
     assert bn.gamma.shape == (5,)
     xb = np.random.default_rng(3).normal(1.0, 2.0, size=(6, 4, 5)).astype(np.float32)
-    out = gc.Session(g).run(y, {x: xb}, training=True)
+    out = gc.Session(g, backend="numpy").run(y, {x: xb}, training=True)
     np.testing.assert_allclose(out.mean(axis=(0, 1)), 0.0, atol=1e-5)
 
 
@@ -130,7 +130,7 @@ def test_gradient_matches_finite_differences_float64(shape, training):
         y = bn(x)
         loss = gc.sum(gc.tanh(y) * gc.constant(R))
         grads = gc.grad(loss, [x, bn.gamma, bn.beta])
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     c = shape[0]
     sess.set_value(bn.gamma, rng.normal(size=c))
     sess.set_value(bn.beta, rng.normal(size=c))

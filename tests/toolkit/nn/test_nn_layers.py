@@ -54,7 +54,7 @@ def test_unbuilt_layer_has_no_parameters():
 
 
 def test_seeded_initialization_is_deterministic():
-    sess = [gc.Session(_dense_net([5, 7, 3], seed=s)[0]) for s in (1, 1, 2)]
+    sess = [gc.Session(_dense_net([5, 7, 3], seed=s)[0], backend="numpy") for s in (1, 1, 2)]
     vals = [[s.get_value(v) for v in s.graph.trainable_variables()] for s in sess]
     for a, b in zip(vals[0], vals[1]):
         np.testing.assert_array_equal(a, b)
@@ -71,7 +71,7 @@ def _np_act(name, z):
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
 def test_dense_forward_matches_numpy(activation):
     g, x, net, y = _dense_net([3, 4, 2], activation=activation)
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     xb = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     W1, b1, W2, b2 = (sess.get_value(p) for p in net.parameters)
     h = _np_act(activation, xb @ W1 + b1)
@@ -87,7 +87,7 @@ def test_dense_options_callable_activation_no_bias_custom_init():
     assert [p.name for p in layer.parameters] == ["dense/W"]
     assert layer.W.dtype == "float64"
     xb = np.arange(6.0).reshape(2, 3)
-    np.testing.assert_allclose(gc.Session(g).run(y, {x: xb}), 2 * xb @ np.ones((3, 2)))
+    np.testing.assert_allclose(gc.Session(g, backend="numpy").run(y, {x: xb}), 2 * xb @ np.ones((3, 2)))
 
 
 def test_layer_reuse_shares_parameters_and_rejects_other_graphs():
@@ -124,7 +124,7 @@ def test_conv2d_layer_matches_reference():
     assert [p.name for p in conv.parameters] == ["conv2d/W", "conv2d/b"]
     assert conv.W.shape == (3, 2, 3, 3) and conv.b.shape == (3,)
     assert nn.count_parameters(conv) == 3 * 2 * 9 + 3
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     sess.set_value(conv.b, np.array([0.1, -0.2, 0.3], np.float32))
     xb = np.random.default_rng(1).normal(size=(2, 2, 6, 6)).astype(np.float32)
     W, b = sess.get_value(conv.W), sess.get_value(conv.b)
@@ -142,7 +142,7 @@ def test_pooling_flatten_and_a_small_cnn():
     assert y.shape == (None, 5)
     assert nn.count_parameters(net) == (4 * 9 + 4) + (16 * 5 + 5)
     assert mp.parameters == [] and "total" in net.summary()
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     xb = np.random.default_rng(2).normal(size=(3, 1, 8, 8)).astype(np.float32)
     conv, dense = net[0], net[4]
     h = conv2d_reference(xb, sess.get_value(conv.W), (1, 1), (1, 1))
@@ -159,7 +159,7 @@ def test_dropout_layer_only_active_in_training():
         y = nn.Dropout(0.5)(x)
         identity = nn.Dropout(0.0)(x)
     assert identity is x
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     xb = np.ones((10, 200), np.float32)
     np.testing.assert_array_equal(sess.run(y, {x: xb}), xb)
     np.testing.assert_array_equal(sess.run(y, {x: xb}, training=False), xb)
@@ -180,7 +180,7 @@ def test_training_a_sequential_reduces_the_loss_and_exports_dot():
         net = nn.Sequential([nn.Dense(16, activation="tanh"), nn.Dense(2)])
         loss = gc.mean(gc.softmax_cross_entropy(net(x), y))
         train = gc.optim.Adam(0.05).minimize(loss)
-    sess = gc.Session(g)
+    sess = gc.Session(g, backend="numpy")
     first = sess.run(loss, {x: xb, y: yb})
     for _ in range(60):
         sess.run(train, {x: xb, y: yb})
