@@ -6,8 +6,12 @@ The demo shows the whole pipeline in about a minute on a laptop:
    fastest available backend (``--backend auto`` says which it picked), with
    a progress bar per epoch, and prints the test accuracy (about 98%);
 2. writes into ``--out`` (default ``./graphc-demo``) the training graph as
-   Graphviz DOT (``train_graph.dot``, plus ``train_graph.svg`` when Graphviz's
-   ``dot`` is on PATH) and the loss/accuracy curves (``loss_curves.png``);
+   Graphviz DOT with every layer collapsed to one box (``train_graph.dot``; it fits
+   a 1920x1080 screen), the full-detail graph (``train_graph_full.dot``), and when
+   Graphviz's ``dot`` is on PATH the collapsed picture as ``train_graph.svg`` and
+   ``train_graph.png`` and the interactive view of the compiled training step
+   (``train_step.html``: pan, zoom, search, each node's kernel and its C source);
+   and the loss/accuracy curves (``loss_curves.png``);
 3. benchmarks graphc against NumPy with ``graphc bench``'s method (same process,
    alternating rounds A B A B ..., medians and their ratio) for (a) the CNN's
    forward pass over the test set and (b) one training step of a 64-unit MLP
@@ -53,7 +57,10 @@ from .bench import (
 )
 
 __all__ = ["add_arguments", "benchmark", "build_digits_cnn", "demo", "parse_args", "run",
-           "write_svg"]
+           "write_pictures", "write_svg"]
+
+#: how the demo draws its training graph: every layer one box, Adam one box per variable
+PICTURE = {"collapse": True, "rankdir": "TB"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -199,8 +206,9 @@ def benchmark(sess: gc.Session, cnn: dict, x_test: np.ndarray, batch: tuple, rou
 
 
 # =============================================================================== outputs
-def write_svg(dot_path: str, svg_path: str) -> str | None:
-    """Render DOT to SVG with Graphviz's ``dot``; None (and a message) when it is missing.
+def write_svg(dot_path: str, svg_path: str, fmt: str = "svg") -> str | None:
+    """Render DOT to SVG (or ``fmt``: "png") with Graphviz's ``dot``; None (and a message)
+    when it is missing.
 
     Example::
 
@@ -209,15 +217,45 @@ def write_svg(dot_path: str, svg_path: str) -> str | None:
     """
     exe = find_dot()
     if exe is None:
-        print("Graphviz 'dot' is not on PATH: skipped the SVG (the .dot file opens in any "
-              "Graphviz viewer; install graphviz to get the SVG)")
+        print(f"Graphviz 'dot' is not on PATH: skipped the {fmt.upper()} (the .dot file opens "
+              "in any Graphviz viewer; install graphviz to get the pictures)")
         return None
-    proc = subprocess.run([exe, "-Tsvg", dot_path, "-o", svg_path], capture_output=True,
+    proc = subprocess.run([exe, f"-T{fmt}", dot_path, "-o", svg_path], capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
-        print(f"dot failed (exit {proc.returncode}); no SVG: {proc.stderr.strip()[:300]}")
+        print(f"dot failed (exit {proc.returncode}); no {fmt.upper()}: "
+              f"{proc.stderr.strip()[:300]}")
         return None
     return svg_path
+
+
+def write_pictures(cnn: dict, out: str, compiled=None) -> dict[str, str]:
+    """Write the training graph's pictures into folder ``out``; return {kind: path}.
+
+    ``train_graph.dot`` (collapsed: one box per layer, its gradient beside it, one
+    Adam box per variable), ``train_graph_full.dot`` (every node) and, when Graphviz's
+    ``dot`` is on PATH, ``train_graph.svg``, ``train_graph.png`` and ``train_step.html``
+    (the interactive view of ``compiled``, the compiled training step, or of the graph).
+
+    Example::
+
+        >>> files = write_pictures(build_digits_cnn(), "/tmp/demo")    # doctest: +SKIP
+        >>> sorted(files)                                               # doctest: +SKIP
+        ['dot', 'dot_full', 'graph_png', 'html', 'svg']
+    """
+    files = {"dot": os.path.join(out, "train_graph.dot"),
+             "dot_full": os.path.join(out, "train_graph_full.dot")}
+    gc.to_dot(cnn["graph"], path=files["dot"], **PICTURE)
+    gc.to_dot(cnn["graph"], path=files["dot_full"])
+    for key, fmt in (("svg", "svg"), ("graph_png", "png")):
+        if write_svg(files["dot"], os.path.join(out, f"train_graph.{fmt}"), fmt):
+            files[key] = os.path.join(out, f"train_graph.{fmt}")
+        else:
+            return files
+    files["html"] = str(gc.to_html(compiled if compiled is not None else cnn["graph"],
+                                   os.path.join(out, "train_step.html"),
+                                   title="graphc demo: the digits CNN's training step", **PICTURE))
+    return files
 
 
 def _progress(args: argparse.Namespace) -> bool | str:
@@ -265,11 +303,7 @@ def demo(args: argparse.Namespace) -> dict:
     print(f"trained {hist.epochs} epochs in {train_seconds:.1f}s; "
           f"test accuracy {accuracy:.2%} ({len(test[1])} images)")
 
-    files = {"dot": os.path.join(args.out, "train_graph.dot")}
-    gc.to_dot(cnn["graph"], path=files["dot"])
-    svg = write_svg(files["dot"], os.path.join(args.out, "train_graph.svg"))
-    if svg:
-        files["svg"] = svg
+    files = write_pictures(cnn, args.out, sess.compile([cnn["loss"], cnn["train"]]))
     files["png"] = gc.train.plot_history(hist, os.path.join(args.out, "loss_curves.png"),
                                          title=f"digits CNN ({sess.backend} backend)")
 

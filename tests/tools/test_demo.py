@@ -43,8 +43,12 @@ def test_demo_writes_its_files(demo_run):
     dot = (out / "train_graph.dot").read_text()
     assert dot.startswith("digraph") and "conv2d" in dot and "Adam" in dot
     assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "box_scope_conv2d" in dot and (out / "train_graph_full.dot").exists()  # collapsed
     if shutil.which("dot"):
         assert (out / "train_graph.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+        assert (out / "train_graph.png").read_bytes()[:4] == b"\x89PNG"
+        page = (out / "train_step.html").read_text()
+        assert "<svg" in page and '"kernels"' in page
     assert "wrote " + ", ".join(files.values()) in demo_run.stdout
 
 
