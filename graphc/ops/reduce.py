@@ -279,6 +279,7 @@ class Count(Op):
     name = "count"
     differentiable = False
     pure = False  # depends on the batch size: never constant-folded
+    batch_only = True  # ... but one step has one batch size: CSE merges equal counts
 
     def infer(self, inputs, shape, axes, dtype):
         return (), dtype

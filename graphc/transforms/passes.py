@@ -105,11 +105,12 @@ def constant_folding(program: Program) -> Program:
 # -- common subexpressions ------------------------------------------------------------------
 
 def cse(program: Program) -> Program:
-    """Merge pure nodes with the same op, attrs and inputs."""
+    """Merge pure nodes (and nodes impure only through the batch size) with the same op,
+    attrs and inputs."""
     seen: dict[tuple, Tensor] = {}
 
     def merge(node: Tensor) -> Tensor:
-        if not node.op.pure:
+        if not (node.op.pure or node.op.batch_only):
             return node
         try:
             key = node.key()

@@ -55,6 +55,21 @@ def test_cse_keeps_random_ops_apart():
     assert dce(cse(Program([y]))).count("dropout") == 2
 
 
+def test_cse_merges_the_two_gradients_of_grad_and_minimize():
+    # an explicit gc.grad beside minimize's own gradient: both divide by the batch size
+    # (a `count` node, impure only through N), so the whole gradient is computed once
+    with gc.Graph():
+        x = gc.placeholder((None, 3))
+        w = gc.variable(np.ones((3, 1), np.float32))
+        loss = gc.mean(x @ w)
+        (gw,) = gc.grad(loss, [w])
+        train = gc.optim.SGD(0.1).minimize(loss)
+    p = Program([loss, gw, train])
+    assert p.count("count") == 2
+    merged = optimize(p)
+    assert merged.count("count") == 1 and merged.count("matmul") == 2  # forward, one gradient
+
+
 def test_dce_removes_dead_nodes():
     with gc.Graph():
         x = gc.placeholder((4,), dtype="float64")
