@@ -288,12 +288,15 @@ def hard_tanh(x) -> Tensor:
 def clip(x, low: float | None = None, high: float | None = None) -> Tensor:
     """``x`` limited to ``[low, high]`` (None: no bound on that side); NaN stays NaN.
 
-    The gradient is 1 where ``low <= x <= high`` (and at NaN) and 0 outside.
+    The gradient is 1 where ``low <= x <= high`` (and at NaN) and 0 outside. With
+    ``low > high`` every value is ``high``, as in ``torch.clamp`` and ``np.clip``.
 
     Example::
 
         y = gc.clip(x, 0.0, 6.0)     # relu6
     """
+    if low is not None and high is not None and low > high:
+        low = high
     branches = []
     if low is not None:
         branches.append((sympy.Float(low), a0 < sympy.Float(low)))

@@ -21,6 +21,7 @@ and y >= 0.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import sympy
@@ -112,6 +113,13 @@ def _np_softplus(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
+def _np_erf(x):
+    """erf elementwise (NumPy has none; math.erf is accurate to about 1 ulp)."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.float64
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=dtype)
+
+
 def _np_maximum(a, b):
     a, b = np.broadcast_arrays(a, b)
     return np.where((a > b) | (a != a), a, b)
@@ -130,6 +138,7 @@ _NUMPY_FUNCS = {
     "power": np.power,
     "DiracDelta": lambda x, *k: np.zeros_like(x),
     "sign": np.sign,
+    "erf": _np_erf,  # (lambdify's default, math.erf, takes no arrays)
 }
 
 
@@ -154,7 +163,7 @@ def evaluate(expr: sympy.Expr, values: list[np.ndarray], dtype: str) -> np.ndarr
 #: know them (an undefined ``sympy.Function("system")`` is neither)
 FUNCTIONS = (sympy.exp, sympy.log, sympy.tanh, sympy.sinh, sympy.cosh, sympy.sin, sympy.cos,
              sympy.tan, sympy.atan, sympy.asin, sympy.acos, sympy.Abs, sympy.sign,
-             sympy.floor, sympy.ceiling, expm1, log1p, sigmoid, softplus, maximum, minimum, power)
+             sympy.floor, sympy.ceiling, sympy.erf, expm1, log1p, sigmoid, softplus, maximum, minimum, power)
 #: what else a formula may be made of
 _STRUCTURE = (sympy.Add, sympy.Mul, sympy.Pow, sympy.Number, sympy.NumberSymbol, sympy.Piecewise,
               ExprCondPair, Relational, sympy.And, sympy.Or, sympy.Not, BooleanAtom)
@@ -206,6 +215,8 @@ def derivative(expr: sympy.Expr, i: int) -> sympy.Expr:
     d = sympy.diff(expr, A[i])
     # powsimp: x**a * a / x -> a * x**(a - 1), finite at x = 0
     d = sympy.powsimp(d.replace(sympy.DiracDelta, lambda *a: sympy.S.Zero))
+    # pi in erf' = 2 exp(-x**2) / sqrt(pi): a literal of the dtype (C's M_PI is a double)
+    d = d.xreplace({c: sympy.Float(c.evalf(20), 17) for c in d.atoms(sympy.NumberSymbol)})
     if d.is_Number:
         return d
     in_y = d.subs(expr, Y)

@@ -1,4 +1,5 @@
-"""graphc/ops/elemwise.py: arithmetic operators, comparisons, activations, clip, where, cast.
+"""graphc/ops/elemwise.py and elemwise_math.py: arithmetic operators, comparisons,
+activations, math functions (sin ... erf, gelu, silu), clip, where, cast.
 
 Each op is a case (``gradcheck.case``): an independent NumPy formula written here and
 input recipes; the harness checks every element forward in float32 and float64, the
@@ -9,14 +10,19 @@ gradient (``grad_ref``) instead of finite differences; second-order cases differ
 ``gc.grad``. A small hypothesis test draws random broadcast shapes for binary ops.
 """
 
+import math
+import re
+
 import numpy as np
 import pytest
+import sympy
 from graphc_tests_ops_gradcheck import Case, In, case, check_numpy, quick_on_c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import graphc as gc
+from graphc.backends.c.target import CTarget
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -28,6 +34,22 @@ def np_elu(x, alpha=1.0):
 
 def np_sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
+
+
+np_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def np_gelu(x):
+    return x * 0.5 * (1 + np_erf(x / math.sqrt(2)))
+
+
+def np_gelu_tanh(x):  # PyTorch's approximate="tanh"
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def np_gelu_tanh_derivative(x):
+    t = np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
 
 
 def unary(name, fn, ref, low=-3.0, high=3.0, kinks=(), shape=(None, 5)):
@@ -56,8 +78,19 @@ UNARY = [
     unary("clip", lambda x: gc.clip(x, -1.0, 0.5), lambda x: np.clip(x, -1.0, 0.5), kinks=(-1.0, 0.5)),
     unary("clip low only", lambda x: gc.clip(x, low=0.0), lambda x: np.maximum(x, 0.0), kinks=(0.0,)),
     unary("clip high only", lambda x: gc.clip(x, high=6.0), lambda x: np.minimum(x, 6.0), -3, 9, (6.0,)),
+    unary("clip low > high", lambda x: gc.clip(x, 1.0, 0.5), lambda x: np.clip(x, 1.0, 0.5), kinks=(0.5,)),
     case("clip NaN", lambda x: gc.clip(x, -1.0, 1.0), lambda x: np.clip(x, -1.0, 1.0),
          In((None, 5), kind="nan"), grad=False),
+    unary("sin", gc.sin, np.sin, -6, 6),
+    unary("cos", gc.cos, np.cos, -6, 6),
+    unary("log1p", gc.log1p, np.log1p, -0.9, 3),
+    unary("log1p tiny", gc.log1p, np.log1p, -1e-7, 1e-7),  # log(1 + x) would lose every digit
+    unary("expm1", gc.expm1, np.expm1),
+    unary("expm1 tiny", gc.expm1, np.expm1, -1e-7, 1e-7),
+    unary("erf", gc.erf, np_erf),
+    unary("gelu", gc.gelu, np_gelu, -5, 5),
+    unary("gelu tanh", lambda x: gc.gelu(x, approximate="tanh"), np_gelu_tanh, -5, 5),
+    unary("silu", gc.silu, lambda x: x / (1 + np.exp(-x)), -6, 6),
     # +-1e4: no overflow (the derivatives are formulas: finite differences lose too much there)
     case("sigmoid large", gc.sigmoid, lambda x: np.exp(-np.logaddexp(0, -x)), In((None, 5), -1e4, 1e4),
          grad_ref=lambda x, r: [np.exp(-np.logaddexp(0, -x) - np.logaddexp(0, x)) * r]),
@@ -188,6 +221,11 @@ FIRST_DERIVATIVES = {  # name -> (op, f', data range)
     "elu 0.7": (lambda t: gc.elu(t, 0.7), lambda x: np.where(x > 0, 1.0, 0.7 * np.exp(x)), (-3, 3)),
     "selu": (gc.selu, lambda x: SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(x)), (-3, 3)),
     "neg": (lambda t: -t, lambda x: -np.ones_like(x), (-3, 3)),
+    "erf": (gc.erf, lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x), (-3, 3)),
+    "gelu": (gc.gelu, lambda x: 0.5 * (1 + np_erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2)
+             / math.sqrt(2 * math.pi), (-3, 3)),
+    "gelu tanh": (lambda t: gc.gelu(t, approximate="tanh"), np_gelu_tanh_derivative, (-3, 3)),
+    "silu": (gc.silu, lambda x: np_sigmoid(x) * (1 + x * (1 - np_sigmoid(x))), (-4, 4)),
 }
 SECOND_ORDER_CASES = [
     case(f"{name}'", lambda t, f=f: gc.grad(gc.sum(f(t)), t), d, In((None, 3), lo, hi, kinks=(0.0,)))
@@ -217,7 +255,8 @@ SECOND_ORDER_CASES += [_second_order_binary(n, *fs) for n, fs in PARTIALS.items(
 
 CASES = quick_on_c(UNARY + BINARY_CASES + SCALAR_CASES + COMPARE_CASES + INT_CASES + WHERE_CASES
                    + CAST_CASES + KINK_CASES + SECOND_ORDER_CASES,
-                   "relu", "pow [N,3|3]", "maximum ties", "where", "less_equal", "cast round trip", "tanh'")
+                   "relu", "pow [N,3|3]", "maximum ties", "where", "less_equal", "cast round trip", "tanh'",
+                   "gelu", "gelu tanh'")
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -266,3 +305,41 @@ def test_cast_gradient_keeps_the_input_dtype():
     out = gc.Session(g, backend="numpy").run(gx, {p: np.ones((1, 3), np.float32), q: r})
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, r.astype(np.float32))
+
+
+def test_gelu_tanh_is_close_to_exact_but_not_equal():
+    x = np.linspace(-4, 4, 81)
+    with gc.Graph() as g:
+        p = gc.placeholder((81,), "float64")
+        exact, approx = gc.gelu(p), gc.gelu(p, approximate="tanh")
+    e, a = gc.Session(g, backend="numpy").run([exact, approx], {p: x})
+    assert 1e-5 < np.max(np.abs(e - a)) < 1e-3
+    with pytest.raises(gc.ArgumentError, match="gelu: approximate must be 'none' or 'tanh'"):
+        gc.gelu(p, approximate="fast")
+
+
+def test_math_functions_print_float32_c_functions():
+    """float32 C code calls sinf, erff, expm1f ... and never a double function or a double
+    constant such as M_PI (erf' = 2 exp(-x**2) / sqrt(pi)), also in gradients."""
+    with gc.Graph():
+        p = gc.placeholder((3,), "float32")
+        ys = [gc.sin(p), gc.cos(p), gc.log1p(p), gc.expm1(p), gc.erf(p), gc.gelu(p),
+              gc.gelu(p, approximate="tanh"), gc.silu(p)]
+        nodes = ys + [d for y in ys for d in [gc.grad(gc.sum(y), p)]]
+    text = " ".join(CTarget().printer("float32").text(_formula(n)) for n in nodes)
+    for fn in ("sin", "cos", "log1p", "expm1", "erf", "tanh", "exp", "sqrt", "pow"):
+        assert f"{fn}(" not in text.replace(f"gc_{fn}", ""), (fn, text)
+    for fn in ("sinf", "cosf", "log1pf", "expm1f", "erff", "tanhf", "gc_expf"):
+        assert f"{fn}(" in text, fn
+    assert "M_" not in text
+    floats = [w for w in re.findall(r"\d[\d.]*(?:e[-+]?\d+)?F?", text) if "." in w or "e" in w]
+    assert floats and all(w.endswith("F") for w in floats), floats
+
+
+def _formula(t):
+    """The expression of the elementwise node ``t`` (or of the one node feeding it)."""
+    while t.op.name != "elemwise":
+        t = t.inputs[0]
+    expr = t.attrs["expr"]
+    assert isinstance(expr, sympy.Basic)
+    return expr
