@@ -1,10 +1,10 @@
-"""Lowering of reductions: sum/mean/max (with a fused elementwise prologue), logsumexp,
-argmax and the element count.
+"""Lowering of reductions: sum/mean/max/min/prod (with a fused elementwise prologue),
+logsumexp, argmax and the element count.
 
-A reduction of kind REDUCTION says how it combines (``op.combine``: ``sum`` or
-``max``) and whether it averages (``op.average``). Accumulation is in float64 in a
-fixed order (deterministic). When the innermost input dimension is reduced, each
-output keeps one register accumulator (a SIMD reduction for sums); when it is
+A reduction of kind REDUCTION says how it combines (``op.combine``: ``sum``, ``prod``,
+``max`` or ``min``) and whether it averages (``op.average``). Accumulation is in float64
+in a fixed order (deterministic). When the innermost input dimension is reduced, each
+output keeps one register accumulator (a SIMD reduction for sums and products); when it is
 kept (column sums), the input streams once into float64 scratch accumulators.
 
 Example::
@@ -35,6 +35,12 @@ from .memplan import Plan
 from .registry import lowers
 
 MINUS_INF = Lit(float("-inf"), "float64")
+#: the accumulator's start: the identity of the combination
+INIT = {"sum": Lit(0.0, "float64"), "prod": Lit(1.0, "float64"), "max": MINUS_INF,
+        "min": Lit(float("inf"), "float64")}
+#: the OpenMP SIMD reduction operator of a combination (max/min: no SIMD reduction, their
+#: NaN rule is no C operator)
+SIMD = {"sum": "+", "prod": "*"}
 
 
 def kept_strides(shape: tuple, axes: set) -> list[Expr]:
@@ -60,7 +66,9 @@ def nonempty(node, count: Expr) -> list:
 def _combine(op: str, v: Expr, acc: Expr) -> Expr:
     if op == "max":  # NaN propagates: the first-maximum rule
         return ir.Select(Call("first_max_takes", (v, acc), "float64"), v, acc)
-    return Bin("+", acc, v)
+    if op == "min":  # the same rule on the negated values (negation is exact)
+        return ir.Select(Call("first_max_takes", (ir.Neg(v), ir.Neg(acc)), "float64"), v, acc)
+    return Bin("*" if op == "prod" else "+", acc, v)
 
 
 def lower_reduction(group: Group, plan: Plan) -> list:
@@ -84,7 +92,7 @@ def lower_reduction(group: Group, plan: Plan) -> list:
     flat = dense_index(loop_vars, dims)
     out = plan.buffer(root)
     count = prod([shape[a] for a in sorted(axes)])
-    init = MINUS_INF if op.combine == "max" else Lit(0.0, "float64")
+    init = INIT[op.combine]
     stmts, (v,) = math_block([value_expr], loads, load_index, plan,
                              calc_dtype([root] + loads), flat)
     value = stmts + [Let("v", "float64", v)]
@@ -96,13 +104,13 @@ def lower_reduction(group: Group, plan: Plan) -> list:
     check = nonempty(root, count)
     if not (cls and cls[-1] == "k" and "r" in cls):
         # kept dims outside, reduced dims inside (in memory order, so the innermost loop
-        # reads contiguously): one register accumulator per output; a sum's innermost loop
-        # is a SIMD reduction (a fixed, deterministic order)
+        # reads contiguously): one register accumulator per output; a sum's or product's
+        # innermost loop is a SIMD reduction (a fixed, deterministic order)
         kept = [k for k in range(len(cls)) if cls[k] == "k"]
         red = [k for k in range(len(cls)) if cls[k] == "r"]
         inner = serial_nest([dims[k] for k in red], [loop_vars[k] for k in red],
                             value + [Set("acc", _combine(op.combine, Sym("v"), acc))],
-                            None if op.combine == "max" else (("+", "acc"),))
+                            ((SIMD[op.combine], "acc"),) if op.combine in SIMD else None)
         body = [Let("acc", "float64", init, mutable=True)] + inner + [
             Store(out, out_index, finish(acc))]
         if not kept:

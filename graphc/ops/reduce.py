@@ -1,10 +1,11 @@
-"""Reductions (sum, mean, max, argmax, logsumexp, the element count) and their adjoint,
-broadcasting (``broadcast_to``; ``sum_to`` sums a gradient back to an operand's shape).
+"""Reductions (sum, mean, max, min, prod, argmax, logsumexp, the element count) and their
+adjoint, broadcasting (``broadcast_to``; ``sum_to`` sums a gradient back to an operand's
+shape). ``var``/``std`` are composed from these in :mod:`graphc.ops.stats`.
 
-Over an empty axis, as in PyTorch: ``sum`` is 0, ``mean`` NaN, ``logsumexp`` -inf, and
-``max``/``argmax`` have no value: a ShapeError where the op is defined when the axis has
-a static size of 0, a run-time error (naming the op and its line) when it is the batch
-axis and the batch has 0 rows.
+Over an empty axis, as in PyTorch: ``sum`` is 0, ``prod`` 1, ``mean`` NaN, ``logsumexp``
+-inf, and ``max``/``min``/``argmax`` have no value: a ShapeError where the op is defined
+when the axis has a static size of 0, a run-time error (naming the op and its line) when
+it is the batch axis and the batch has 0 rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..ir import dtypes as _dt
 from ..ir import shapes as _sh
 from ..ir.errors import DTypeError, located, shape_error
 from ..ir.graph import Kind, Op, Tensor, as_tensor, make
-from .elemwise import cast, equal, exp
+from .elemwise import cast, equal, exp, where
 from .shape import reshape
 
 
@@ -28,9 +29,9 @@ def _reduced_shape(shape, axes, keepdims):
 class _Reduce(Op):
     """Shared shape rule: attrs ``axes`` (normalized tuple) and ``keepdims``.
 
-    Reductions of kind REDUCTION say how they combine elements (``combine``:
-    ``"sum"`` or ``"max"``, with ``max`` propagating NaN) and whether the result is
-    divided by the element count (``average``); the lowering needs nothing else.
+    Reductions of kind REDUCTION say how they combine elements (``combine``: ``"sum"``,
+    ``"prod"``, ``"max"`` or ``"min"``, the last two propagating NaN) and whether the
+    result is divided by the element count (``average``); the lowering needs nothing else.
     """
 
     float_only = False
@@ -48,7 +49,9 @@ class _Reduce(Op):
         return self.name
 
 
-def _axes(op: str, x: Tensor, axis):
+def reduce_axes(op: str, x: Tensor, axis):
+    """``axis`` of a reduction ``op`` over ``x`` as a normalized tuple (a ShapeError at the
+    user's line when out of range)."""
     axes = _sh.normalize_axes(axis, x.ndim)
     if axes is None:
         raise located(shape_error(op, f"axis {axis} out of range for {x.ndim} dims", x.shape))
@@ -105,9 +108,10 @@ class Mean(_Reduce):
 
 
 def no_maximum(node: Tensor) -> str:
-    """The run-time error of max/argmax over a batch of 0 rows (both backends say it)."""
+    """The run-time error of max/min/argmax over a batch of 0 rows (both backends say it)."""
+    what = "minimum" if getattr(node.op, "combine", "") == "min" else "maximum"
     return (f"{node.op.name} ({node.name}) over an empty axis: the batch has 0 rows "
-            f"(shape {_sh.fmt(node.inputs[0].shape)}), which have no maximum")
+            f"(shape {_sh.fmt(node.inputs[0].shape)}), which have no {what}")
 
 
 class Max(_Reduce):
@@ -134,6 +138,46 @@ class BatchMax(Max):
     can_fail = True
 
 
+class Min(Max):
+    name = "min"
+    combine = "min"
+
+    def reference(self, ctx, node, x):
+        if _empty(x, node.attrs["axes"]):
+            raise ValueError(no_maximum(node))
+        return np.min(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"])
+
+
+class BatchMin(Min):
+    """``min`` over the batch axis: its kernel fails when the batch has 0 rows."""
+
+    can_fail = True
+
+
+class Prod(_Reduce):
+    name = "prod"
+    kind = Kind.REDUCTION
+    float_only = True  # an int64 product overflows quickly; the kernel accumulates in float64
+    combine = "prod"
+
+    def reference(self, ctx, node, x):
+        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, as in C
+            out = np.prod(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"], dtype=np.float64)
+        return np.asarray(out).astype(node.dtype)
+
+    def grad(self, node, g):
+        # d prod / d x_i is the product of the other elements, exact at zeros (as PyTorch's
+        # prod_backward): no zero: prod / x_i; one zero: the product of the non-zeros at
+        # the zero, 0 elsewhere; two or more zeros: 0 everywhere.
+        x, axes, keep = node.inputs[0], node.attrs["axes"], node.attrs["keepdims"]
+        zero = equal(x, 0.0)
+        zeros = sum(cast(zero, x.dtype), axes, keepdims=True)
+        others = prod(where(zero, 1.0, x), axes, keepdims=True)  # the non-zeros' product
+        d = where(zero, where(equal(zeros, 1.0), others, 0.0),
+                  where(equal(zeros, 0.0), others / where(zero, 1.0, x), 0.0))
+        return [_keep(g, x, axes, keep) * d]
+
+
 class LogSumExp(_Reduce):
     name = "logsumexp"
     float_only = True
@@ -156,7 +200,7 @@ class LogSumExp(_Reduce):
 
 def _reduce(op: Op, x, axis, keepdims: bool) -> Tensor:
     x = as_tensor(x)
-    return make(op, [x], {"axes": _axes(op.name, x, axis), "keepdims": bool(keepdims)})
+    return make(op, [x], {"axes": reduce_axes(op.name, x, axis), "keepdims": bool(keepdims)})
 
 
 def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 - the contract's name
@@ -170,12 +214,13 @@ def mean(x, axis=None, keepdims: bool = False) -> Tensor:
 
 
 def _has_maximum(op: str, x: Tensor, axes) -> bool:
-    """Refuse a static empty axis (max/argmax have no value there, as in PyTorch); True when
-    the batch axis is reduced, so the kernel checks the batch size at run time."""
+    """Refuse a static empty axis (max/min/argmax have no value there, as in PyTorch); True
+    when the batch axis is reduced, so the kernel checks the batch size at run time."""
     dims = [x.shape[a] for a in axes]
     if 0 in dims:
+        what = "minimum" if op == "min" else "maximum"
         raise located(shape_error(op, f"cannot reduce over axis {axes[dims.index(0)]} of size 0: "
-                                      "an empty axis has no maximum", x.shape))
+                                      f"an empty axis has no {what}", x.shape))
     return None in dims
 
 
@@ -185,9 +230,35 @@ def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     An empty axis has no maximum: a ShapeError here, or a run-time error for a batch of 0.
     """
     x = as_tensor(x)
-    axes = _axes("max", x, axis)
+    axes = reduce_axes("max", x, axis)
     op = BatchMax if _has_maximum("max", x, axes) else Max
     return make(op, [x], {"axes": axes, "keepdims": bool(keepdims)})
+
+
+def min(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over ``axis`` (NaN if the axis holds a NaN); tied minima share the gradient.
+
+    An empty axis has no minimum: a ShapeError here, or a run-time error for a batch of 0.
+
+    Example::
+
+        gc.min(x, axis=1)         # [[3, 1, 2]] -> [1]
+    """
+    x = as_tensor(x)
+    axes = reduce_axes("min", x, axis)
+    op = BatchMin if _has_maximum("min", x, axes) else Min
+    return make(op, [x], {"axes": axes, "keepdims": bool(keepdims)})
+
+
+def prod(x, axis=None, keepdims: bool = False) -> Tensor:
+    """Product over ``axis`` (float tensors; 1 over an empty axis), accumulated in float64.
+    Its gradient is the product of the other elements, exact where ``x`` has zeros.
+
+    Example::
+
+        gc.prod(x, axis=1)        # [[2, 3, 4]] -> [24]
+    """
+    return _reduce(Prod, x, axis, keepdims)
 
 
 def logsumexp(x, axis=None, keepdims: bool = False) -> Tensor:
@@ -226,7 +297,7 @@ def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
     counts as the maximum. An empty axis is an error, as for :func:`max`."""
     x = as_tensor(x)
     if axis is not None:
-        axis = _axes("argmax", x, axis)[0]
+        axis = reduce_axes("argmax", x, axis)[0]
     batch = _has_maximum("argmax", x, tuple(range(x.ndim)) if axis is None else (axis,))
     return make(BatchArgMax if batch else ArgMax, [x], {"axis": axis, "keepdims": bool(keepdims)})
 
@@ -267,7 +338,7 @@ def cumsum(x, axis: int = -1, reverse: bool = False) -> Tensor:
         gc.cumsum(x, axis=1)      # [[1, 2, 3]] -> [[1, 3, 6]]
     """
     x = as_tensor(x)
-    return make(CumSum, [x], {"axis": _axes("cumsum", x, axis)[0], "reverse": bool(reverse)})
+    return make(CumSum, [x], {"axis": reduce_axes("cumsum", x, axis)[0], "reverse": bool(reverse)})
 
 
 class Count(Op):
