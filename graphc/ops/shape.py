@@ -167,7 +167,7 @@ class Concat(Op):
             index = [(None, None, None)] * g.ndim
             index[axis] = (start, start + x.shape[axis], 1)
             start += x.shape[axis]
-            out.append(_slice(g, tuple(index)))
+            out.append(slice_of(g, tuple(index)))
         return out
 
 
@@ -273,7 +273,7 @@ class Slice(Op):
         return x[_slices(node.attrs["index"])]
 
     def grad(self, node, g):
-        return [_slice_grad(g, node.attrs["index"], node.inputs[0].shape)]
+        return [slice_grad(g, node.attrs["index"], node.inputs[0].shape)]
 
 
 class BatchSlice(Slice):
@@ -299,7 +299,7 @@ class SliceGrad(Op):
         return out
 
     def grad(self, node, g):
-        return [_slice(g, node.attrs["index"])]
+        return [slice_of(g, node.attrs["index"])]
 
 
 class BatchSliceGrad(SliceGrad):
@@ -318,11 +318,14 @@ def _takes_rows(shape, index) -> bool:
         return False
 
 
-def _slice(x: Tensor, index: tuple) -> Tensor:
+def slice_of(x: Tensor, index: tuple) -> Tensor:
+    """``x[index]`` for an index of ints and (start, stop, step) triples, one per axis
+    from the first (as :func:`getitem` normalizes them)."""
     return make(BatchSlice if _takes_rows(x.shape, index) else Slice, [x], {"index": index})
 
 
-def _slice_grad(g: Tensor, index: tuple, shape: tuple) -> Tensor:
+def slice_grad(g: Tensor, index: tuple, shape: tuple) -> Tensor:
+    """Zeros of ``shape`` with ``g`` at ``index`` (the adjoint of :func:`slice_of`)."""
     cls = BatchSliceGrad if _takes_rows(shape, index) else SliceGrad
     return make(cls, [g], {"index": index, "shape": shape})
 
@@ -353,7 +356,7 @@ def getitem(x: Tensor, index) -> Tensor:
     # negative ints count from the end; out-of-range ones are left for infer to reject
     norm = [i + d if isinstance(i, int) and d and -d <= i < 0 else i
             for d, i in zip(x.shape, out)]
-    return _slice(x, tuple(norm))
+    return slice_of(x, tuple(norm))
 
 
 class OneHot(Op):

@@ -46,9 +46,10 @@ __all__ = ["Explanation", "explain", "node_flops"]
 #: how many arena buffers the report lists
 TOP_BUFFERS = 8
 
-_MOVES = {"reshape", "transpose", "concat", "slice", "slice_grad", "cast", "broadcast_to",
+_MOVES = {"reshape", "transpose", "concat", "slice", "slice_grad", "cast", "broadcast_to", "gather",
           "one_hot", "assign", "group", "count"}
-_PER_INPUT = {"sum": 1, "max": 1, "argmax": 1, "cumsum": 1, "mean": 1, "logsumexp": 4}
+_PER_INPUT = {"sum": 1, "max": 1, "min": 1, "prod": 1, "argmax": 1, "cumsum": 1, "mean": 1,
+              "logsumexp": 4}
 _PER_LOGIT = {"softmax": 5, "log_softmax": 5, "softmax_cross_entropy": 5,
               "softmax_cross_entropy_grad": 7}
 

@@ -98,6 +98,9 @@ def _backward(graph, y: Tensor, xs: list[Tensor], site: str | None) -> list[Tens
 
 
 def _accumulate(terms: list[Tensor]) -> Tensor:
+    from ..ops.indexing import join_slice_grads  # split's gradient: one concat, not a sum
+
+    terms = join_slice_grads(terms) if len(terms) > 1 else terms
     total = terms[0]
     for t in terms[1:]:
         total = total + t
