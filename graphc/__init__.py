@@ -69,6 +69,8 @@ from .ops.elemwise import (
     tanh,
     where,
 )
+from .ops.elemwise_math import cos, erf, expm1, gelu, log1p, silu, sin
+from .ops.indexing import gather, pad, split, stack, take, tril, triu
 from .ops.leaves import constant, placeholder, variable
 from .ops.linalg import matmul
 from .ops.nn import (
@@ -82,9 +84,10 @@ from .ops.nn import (
     softmax_cross_entropy,
 )
 from .ops.pool import avg_pool2d, max_pool2d
-from .ops.reduce import argmax, broadcast_like, broadcast_to, cumsum, logsumexp, max, mean, sum
+from .ops.reduce import argmax, broadcast_like, broadcast_to, cumsum, logsumexp, max, mean, min, prod, sum
 from .ops.shape import concat, expand_dims, flatten, one_hot, reshape, squeeze, transpose
 from .ops.state import assign, group
+from .ops.stats import std, var
 from .runtime.session import Session
 from .toolkit import data, init, losses, nn, optim, regularizers, schedules, train
 from .transforms.autodiff import grad, zeros_like
@@ -99,7 +102,11 @@ __all__ = [
     "sigmoid", "softplus", "sqrt", "square", "subtract", "tanh", "where", "constant",
     "placeholder", "variable", "matmul", "dropout", "huber", "log_softmax", "mae", "mse",
     "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy", "argmax", "logsumexp", "max",
-    "mean", "sum", "cumsum", "clip", "broadcast_like", "broadcast_to", "concat", "expand_dims",
-    "flatten", "one_hot", "reshape", "squeeze", "transpose", "assign", "group", "Session", "data", "train",
+    "mean", "sum", "min", "prod", "var", "std", "cumsum", "clip", "broadcast_like", "broadcast_to",
+    "concat", "expand_dims",
+    "flatten", "one_hot", "reshape", "squeeze", "transpose", "gather", "take", "stack", "split", "pad",
+    "tril", "triu",
+    "sin", "cos", "log1p", "expm1", "erf", "gelu", "silu",
+    "assign", "group", "Session", "data", "train",
     "init", "losses", "nn", "regularizers", "schedules", "print", "check", "check_finite",
 ]

@@ -11,8 +11,16 @@ the table says so and follows PyTorch:
   NumPy starts from the first element and gives -0.0.
 * ``logsumexp`` of a row holding +inf: +inf (NumPy's naive formula agrees; PyTorch masks
   the infinite maximum).
-* ``max``/``argmax``/``maximum``/``minimum``: NaN propagates (``argmax`` points at the
+* ``var``/``std``: a row holding an infinity is NaN (inf - inf in the deviations), as
+  PyTorch's Welford kernel gives; a row of -0.0s has variance +0.0.
+* ``max``/``min``/``argmax``/``maximum``/``minimum``: NaN propagates (``argmax`` points at the
   first NaN), as in NumPy; C's ``fmax`` would drop it.
+* ``gelu`` (both forms) and ``silu`` at -inf: -0.0, the limit with the sign that large
+  finite negative inputs give (graphc computes ``max(x, -FLT_MAX) * factor``). PyTorch's
+  kernels give NaN there today (``-inf * 0``; for ``gelu(+inf)`` too), which its issues
+  #185770, #187293, #160876 call bugs; the open fixes (PRs #192318, #195197) return the
+  limits 0 and +inf, as graphc does (up to the sign of 0).
+* ``erf``: NumPy has none; the expected values come from ``math.erf``.
 * ``sigmoid_cross_entropy`` at an infinite logit: PyTorch's
   ``binary_cross_entropy_with_logits`` computes ``(1 - t) x + log1p(exp(-|x|)) +
   max(-x, 0)`` (+inf at x = +inf, t = 0); graphc's ``softplus(x) - x t`` gives
@@ -27,13 +35,17 @@ and PyTorch's vectorised kernels); ``relu(-0.0)`` is +0.0.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 import graphc as gc
 import graphc.ops.elemwise
+import graphc.ops.elemwise_math
 import graphc.ops.nn
 import graphc.ops.reduce
+import graphc.ops.stats
 
 NAN, INF = np.nan, np.inf
 SPECIALS = np.array([NAN, INF, -INF, -0.0, 0.0, 1.5, -2.0, 0.5, 30.0], np.float32)
@@ -57,6 +69,21 @@ def _f32(fn):
 
 def _softplus(x):  # torch.nn.functional.softplus(x, beta=1, threshold=20)
     return np.where(x > 20, x, np.log1p(np.exp(x)))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float32])
+
+
+def _gelu(x, approximate="none"):  # torch.nn.functional.gelu, with the limit at -inf (see above)
+    if approximate == "tanh":
+        y = 0.5 * x * (1 + np.tanh(np.float32(math.sqrt(2 / math.pi)) * (x + np.float32(0.044715) * x**3)))
+    else:
+        y = x * 0.5 * (1 + _erf(x * np.float32(math.sqrt(0.5))))
+    return np.where(x == -INF, -0.0, y)
+
+
+def _silu(x):  # torch.nn.functional.silu, with the limit at -inf
+    return np.where(x == -INF, -0.0, x / (1 + np.exp(-x)))
 
 
 def _huber(p, t, delta=1.0):  # torch.nn.functional.huber_loss(reduction="none")
@@ -96,6 +123,14 @@ UNARY = {
     "hard_tanh": (gc.hard_tanh, lambda x: np.where(np.isnan(x), x, np.clip(x, -1, 1))),
     "clip": (lambda x: gc.clip(x, 0.25, 1.0), lambda x: np.where(np.isnan(x), x, np.clip(x, 0.25, 1.0))),
     "dropout": (lambda x: gc.dropout(x, 0.5, training=gc.constant(False)), lambda x: x),
+    "sin": (gc.sin, np.sin),
+    "cos": (gc.cos, np.cos),
+    "log1p": (gc.log1p, np.log1p),
+    "expm1": (gc.expm1, np.expm1),
+    "erf": (gc.erf, _erf),
+    "gelu": (gc.gelu, _gelu),
+    "gelu tanh": (lambda x: gc.gelu(x, approximate="tanh"), lambda x: _gelu(x, "tanh")),
+    "silu": (gc.silu, _silu),
 }
 BINARY = {
     "add": (gc.add, np.add),
@@ -121,6 +156,10 @@ REDUCTIONS = {
     "sum": (lambda r, a: gc.sum(r, axis=a), lambda r, a: _from_zero(np.sum(r, axis=a))),
     "mean": (lambda r, a: gc.mean(r, axis=a), lambda r, a: _from_zero(np.mean(r, axis=a))),
     "max": (lambda r, a: gc.max(r, axis=a), lambda r, a: np.max(r, axis=a)),
+    "min": (lambda r, a: gc.min(r, axis=a), lambda r, a: np.min(r, axis=a)),
+    "prod": (lambda r, a: gc.prod(r, axis=a), lambda r, a: np.prod(r, axis=a)),
+    "var": (lambda r, a: gc.var(r, axis=a), lambda r, a: np.var(r, axis=a)),
+    "std": (lambda r, a: gc.std(r, axis=a, ddof=1), lambda r, a: np.std(r, axis=a, ddof=1)),
     "argmax": (lambda r, a: gc.argmax(r, axis=a), lambda r, a: np.argmax(r, axis=a)),
     "logsumexp": (lambda r, a: gc.logsumexp(r, axis=a), _logsumexp),
     "cumsum": (lambda r, a: gc.cumsum(r, axis=-1 if a is None else a),
@@ -145,12 +184,14 @@ NOT_IN_TABLE = {
 
 
 def test_every_exported_op_is_in_the_table():
-    modules = {graphc.ops.elemwise.__name__, graphc.ops.reduce.__name__, graphc.ops.nn.__name__}
+    modules = {graphc.ops.elemwise.__name__, graphc.ops.elemwise_math.__name__, graphc.ops.reduce.__name__,
+               graphc.ops.nn.__name__, graphc.ops.stats.__name__}
     exported = {n for n in gc.__all__ if getattr(getattr(gc, n), "__module__", None) in modules
                 and callable(getattr(gc, n)) and not isinstance(getattr(gc, n), type)}
     covered = set(UNARY) | set(BINARY) | set(REDUCTIONS) | set(NOT_IN_TABLE)
     assert exported - covered == set(), "add these ops to the NaN table"
-    assert set(UNARY) | set(BINARY) | set(REDUCTIONS) <= exported
+    rows = set(UNARY) | set(BINARY) | set(REDUCTIONS)  # ("gelu tanh": a variant of gelu)
+    assert {row.split()[0] for row in rows} <= exported
 
 
 def _expected_binary(name, fn):
@@ -253,3 +294,28 @@ def test_max_and_argmax_of_an_empty_axis_are_errors(backend):
     np.testing.assert_array_equal(got[0], [0, 0, 0])
     assert np.isnan(got[1]).all() and (got[2] == -np.inf).all()
     np.testing.assert_array_equal(sess.run(m, {x: np.ones((2, 3), np.float32)}), [1, 1, 1])
+
+
+def test_min_prod_var_std_of_an_empty_axis_follow_pytorch(backend):
+    """min: an error like max; prod: 1; var/std: NaN (0 / max(0, 0 - ddof)), static or
+    over a batch of 0 rows."""
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 3), name="x")
+        with pytest.raises(gc.ShapeError, match=r"min: cannot reduce over axis 1 of size 0: an empty axis "
+                                                r"has no minimum[\s\S]*test_nan"):
+            gc.min(gc.placeholder((2, 0)), axis=1)
+        e = gc.placeholder((2, 0), name="e")
+        static = [gc.prod(e, axis=1), gc.var(e, axis=1), gc.std(e, axis=1, ddof=1)]
+        m = gc.min(x, axis=0)
+        batch = [gc.prod(x, axis=0), gc.var(x, axis=0), gc.std(x, axis=0, ddof=1), gc.var(x)]
+    sess = gc.Session(g, backend=backend)
+    empty = {x: np.zeros((0, 3), np.float32), e: np.zeros((2, 0), np.float32)}
+    with pytest.raises(gc.GraphcError, match=r"min \(.*\) over an empty axis: the batch has 0 rows "
+                                             r"\(shape \(N, 3\)\), which have no minimum[\s\S]*test_nan"):
+        sess.run(m, empty)
+    p, v, s = sess.run(static, empty)
+    bp, bv, bs, ball = sess.run(batch, empty)
+    np.testing.assert_array_equal(p, [1, 1])
+    np.testing.assert_array_equal(bp, [1, 1, 1])
+    assert np.isnan(np.concatenate([v, s, bv, bs, [ball]])).all()
+    np.testing.assert_array_equal(sess.run(m, {x: np.array([[2, 1, 3], [1, 2, 3]], np.float32)}), [1, 1, 3])
