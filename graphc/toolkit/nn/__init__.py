@@ -24,10 +24,11 @@ Example::
 """
 
 from .base import Layer, Sequential, count_parameters, get_activation
+from .embedding import Embedding
 from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D
-from .norm import BatchNorm
+from .norm import BatchNorm, LayerNorm
 
 __all__ = [
     "Layer", "Sequential", "count_parameters", "get_activation", "Dense", "Conv2D",
-    "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "BatchNorm",
+    "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "BatchNorm", "LayerNorm", "Embedding",
 ]

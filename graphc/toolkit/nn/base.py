@@ -132,14 +132,16 @@ class Layer:
         return y
 
     def add_weight(self, name: str, shape: tuple, init: str | Callable, like: Tensor,
-                   trainable: bool = True) -> Tensor:
+                   trainable: bool = True, dtype: str | None = None) -> Tensor:
         """A new variable ``"<scope>/<name>"`` with ``init(shape, seed, dtype)`` as its value.
 
-        The dtype is ``like``'s when it is a float tensor, else float32; the
-        seed comes from the graph, so the graph seed fixes every parameter.
+        The dtype is ``dtype`` when given, else ``like``'s when it is a float
+        tensor, else float32; the seed comes from the graph, so the graph seed
+        fixes every parameter.
         """
         graph = self.graph if self.graph is not None else like.graph
-        dtype = like.dtype if _dt.is_float(like.dtype) else "float32"
+        if dtype is None:
+            dtype = like.dtype if _dt.is_float(like.dtype) else "float32"
         shape = tuple(int(d) for d in shape)
         value = np.asarray(_init.get(init)(shape, seed=graph.next_seed(), dtype=dtype))
         if value.shape != shape:

@@ -1,4 +1,5 @@
-"""Batch normalization whose mode is chosen at run time by the learning phase.
+"""Normalization layers: BatchNorm (mode chosen at run time by the learning phase)
+and LayerNorm (per position over the last axis, the same in training and evaluation).
 
 One graph serves training and evaluation: the statistics used are
 ``gc.where(graph.learning_phase(), batch_stat, running_stat)``, so
@@ -22,13 +23,15 @@ Example::
 
 from __future__ import annotations
 
-from ...ir.errors import GraphcError, ShapeError, at, user_site
+from ...ir import dtypes as _dt
+from ...ir import shapes as _sh
+from ...ir.errors import DTypeError, GraphcError, ShapeError, at, user_site
 from ...ir.graph import Tensor
 from ...ops.elemwise import sqrt, square, where
 from ...ops.reduce import mean
 from ...ops.shape import reshape
 from ...ops.state import assign, group
-from .._args import number
+from .._args import integer, number
 from .base import Layer
 
 
@@ -118,3 +121,65 @@ class BatchNorm(Layer):
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum:g}, eps={self.eps:g}"
+
+
+class LayerNorm(Layer):
+    """Normalize each position over the last axis, then scale and shift:
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, as
+    ``torch.nn.LayerNorm(dim, eps)``.
+
+    ``mean`` and the biased ``var`` are taken over the last axis, which must
+    have size ``dim``; any leading axes (a ``None`` batch, a time axis) are
+    kept. Parameters, of shape (dim,) and named as in PyTorch:
+    ``"<scope>/weight"`` (gamma, ones) and ``"<scope>/bias"`` (beta, zeros);
+    the scope is ``"layer_norm"`` by default. The layer is made of ordinary ops
+    (mean, square, sqrt), so its gradient comes from autodiff and the C backend
+    fuses it; it may be called on several inputs (shared parameters).
+
+    Example::
+
+        h = gc.nn.LayerNorm(64)(x)          # x: (None, T, 64) -> (None, T, 64)
+    """
+
+    default_name = "layer_norm"
+
+    def __init__(self, dim: int, eps: float = 1e-5, name: str | None = None) -> None:
+        super().__init__(name)
+        self.dim = integer("LayerNorm", "dim", dim, low=1)
+        self.eps = number("LayerNorm", "eps", eps, low=0.0, low_open=True)
+        self.weight = self.bias = None
+
+    @property
+    def gamma(self) -> Tensor | None:
+        """The scale, ``weight``."""
+        return self.weight
+
+    @property
+    def beta(self) -> Tensor | None:
+        """The shift, ``bias``."""
+        return self.bias
+
+    def _check(self, x: Tensor) -> None:
+        if x.ndim == 0 or x.shape[-1] != self.dim:
+            raise ShapeError(f"LayerNorm {self.name!r}: expects input whose last axis has size "
+                             f"{self.dim}, got shape {_sh.fmt(x.shape)}{at(user_site())}")
+        if not _dt.is_float(x.dtype):
+            raise DTypeError(f"LayerNorm {self.name!r}: needs a float input, got {x.dtype}; "
+                             f"use gc.cast{at(user_site())}")
+
+    def build(self, x):
+        self._check(x)
+        self.weight = self.add_weight("weight", (self.dim,), "ones", x)
+        self.bias = self.add_weight("bias", (self.dim,), "zeros", x)
+
+    def forward(self, x):
+        self._check(x)
+        if x.dtype != self.weight.dtype:
+            raise DTypeError(f"LayerNorm {self.name!r}: was built for {self.weight.dtype} "
+                             f"input, got {x.dtype}{at(user_site())}")
+        centered = x - mean(x, axis=-1, keepdims=True)
+        var = mean(square(centered), axis=-1, keepdims=True)
+        return centered / sqrt(var + self.eps) * self.weight + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, eps={self.eps:g}"
