@@ -73,12 +73,21 @@ def sanitize_flags() -> list[str]:
             "-O1", "-g1"]
 
 
+#: flags under which gcc folds isnan/isinf away (graphc's NaN rules then do not hold)
+_FINITE_MATH = ("-ffast-math", "-ffinite-math-only", "-Ofast")
+
+
 def flags() -> list[str]:
     """Compiler flags: ``GRAPHC_CFLAGS`` (shell words) or the defaults, then the
     sanitizers of ``GRAPHC_SANITIZE``."""
     env = os.environ.get("GRAPHC_CFLAGS")
     if env:
         words = shlex.split(env)
+        unsafe = [w for w in words if w in _FINITE_MATH]
+        if unsafe:
+            _warn_once("finite-math", f"GRAPHC_CFLAGS has {' '.join(unsafe)}: the compiler may then "
+                       "assume no NaN or Inf exists, so NaN propagation, check_numerics and "
+                       "gc.check_finite stop working in the C backend")
         return words + [f for f in ("-fPIC", "-shared") if f not in words] + sanitize_flags()
     return list(DEFAULT_FLAGS) + sanitize_flags()
 

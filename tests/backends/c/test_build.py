@@ -468,3 +468,15 @@ def test_native_interface_declarations_are_cached_parsed(fresh_cache):
     third = subprocess.run([sys.executable, "-c", script], env=_child_env(fresh_cache),
                            capture_output=True, text=True, check=True).stdout.split()
     assert third == ["cffi.api", "True"] and "_cffi_backend" in entry.read_text()
+
+
+def test_finite_math_flags_warn_that_the_nan_rules_stop_holding(monkeypatch):
+    monkeypatch.setattr(build, "_warned", set())
+    monkeypatch.setenv("GRAPHC_CFLAGS", "-O3 -ffast-math -fopenmp")
+    with pytest.warns(RuntimeWarning, match=r"-ffast-math: .*check_numerics"):
+        words = build.flags()
+    assert "-ffast-math" in words  # (the user's flags are still used as given)
+    monkeypatch.setenv("GRAPHC_CFLAGS", "-O3 -march=native")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build.flags()
