@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import graphc as gc
-from graphc.env import cache_dir, find_c_compiler, find_dot
+from graphc.env import c_compiler_problem, cache_dir, find_c_compiler, find_dot
 
 from . import bench, demo
 
@@ -210,7 +210,8 @@ def collect_info() -> dict[str, str]:
         "NumPy": _module_version("numpy", "numpy"),
         "sympy": _module_version("sympy", "sympy"),
         "cffi": _module_version("cffi", "cffi"),
-        "C compiler": f"{compiler[0]} ({compiler[1]})" if compiler else "not found",
+        "C compiler": f"{compiler[0]} ({compiler[1]})" if compiler
+        else f"not found: {c_compiler_problem()}",
         "backends": _backends_description(),
         "graphviz dot": _dot_description(),
         "cache directory": str(cache_dir()),

@@ -119,3 +119,17 @@ def test_tool_commands_parse_their_options(name, monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, name, cli.COMMANDS[name]._replace(run=run))
     assert cli.main([name, "--out", "somewhere"]) == 7
     assert seen[0].out == "somewhere"
+
+
+def test_info_says_why_no_compiler_was_found(monkeypatch):
+    from graphc import env
+    from graphc.tools.cli import collect_info
+
+    monkeypatch.setenv("CC", "/nonexistent/gcc")
+    env.find_c_compiler.cache_clear()
+    try:
+        assert collect_info()["C compiler"] == ("not found: CC=/nonexistent/gcc names a compiler "
+                                                "that does not exist")
+    finally:
+        monkeypatch.undo()
+        env.find_c_compiler.cache_clear()
