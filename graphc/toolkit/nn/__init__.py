@@ -23,6 +23,7 @@ Example::
     sess.run([loss, train], {x: np.ones((4, 3), np.float32), y: np.zeros(4, np.int64)})
 """
 
+from .attention import MultiHeadAttention, TransformerEncoderLayer
 from .base import Layer, Sequential, count_parameters, get_activation
 from .embedding import Embedding
 from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D
@@ -31,4 +32,5 @@ from .norm import BatchNorm, LayerNorm
 __all__ = [
     "Layer", "Sequential", "count_parameters", "get_activation", "Dense", "Conv2D",
     "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "BatchNorm", "LayerNorm", "Embedding",
+    "MultiHeadAttention", "TransformerEncoderLayer",
 ]
