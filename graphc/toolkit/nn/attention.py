@@ -33,7 +33,7 @@ from ...ops.leaves import constant
 from ...ops.linalg import matmul
 from ...ops.shape import reshape, transpose
 from .._args import bad_value, choice, integer, number
-from .base import Layer, _unique
+from .base import Layer, unique_tensors
 from .layers import Dense, Dropout
 from .norm import LayerNorm
 
@@ -219,7 +219,7 @@ class TransformerEncoderLayer(Layer):
 
     @property
     def variables(self) -> list[Tensor]:
-        return _unique(v for layer in (self.self_attn, self.linear1, self.linear2, self.norm1,
+        return unique_tensors(v for layer in (self.self_attn, self.linear1, self.linear2, self.norm1,
                                        self.norm2) for v in layer.variables)
 
     def extra_repr(self) -> str:

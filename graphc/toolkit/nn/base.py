@@ -176,7 +176,8 @@ class Layer:
         return f"{type(self).__name__}({self.extra_repr()}){label}"
 
 
-def _unique(tensors: Iterable[Tensor]) -> list[Tensor]:
+def unique_tensors(tensors: Iterable[Tensor]) -> list[Tensor]:
+    """``tensors`` without repeats, in first-seen order."""
     seen: dict[int, Tensor] = {}
     for t in tensors:
         seen.setdefault(id(t), t)
@@ -224,11 +225,11 @@ class Sequential(Layer):
 
     @property
     def variables(self) -> list[Tensor]:
-        return _unique(v for layer in self.layers for v in getattr(layer, "variables", []))
+        return unique_tensors(v for layer in self.layers for v in getattr(layer, "variables", []))
 
     @property
     def parameters(self) -> list[Tensor]:
-        return _unique(v for layer in self.layers for v in getattr(layer, "parameters", []))
+        return unique_tensors(v for layer in self.layers for v in getattr(layer, "parameters", []))
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -281,7 +282,7 @@ def count_parameters(obj: Layer | Tensor | Graph | Iterable) -> int:
                 tensors.append(item)
             else:
                 raise bad_type(f"count_parameters: {item!r} is not a layer or a tensor")
-        tensors = _unique(tensors)
+        tensors = unique_tensors(tensors)
     else:
         raise bad_type(f"count_parameters: cannot count {type(obj).__name__}")
     total = 0
