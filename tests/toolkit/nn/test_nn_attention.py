@@ -12,20 +12,6 @@ import graphc as gc
 from graphc import nn
 
 
-def _fd_grad(f, arr, eps=1e-6):
-    """Central finite differences of the scalar ``f()`` w.r.t. ``arr`` (changed in place)."""
-    out = np.zeros_like(arr)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + eps
-        hi = f()
-        arr[i] = old - eps
-        lo = f()
-        arr[i] = old
-        out[i] = (hi - lo) / (2 * eps)
-    return out
-
-
 def _softmax(s):
     e = np.exp(s - s.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -111,7 +97,7 @@ def test_causal_mha_ignores_the_future_and_matches_the_masked_reference(backend)
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_mha_gradients_match_finite_differences_float64(backend, causal):
+def test_mha_gradients_match_finite_differences_float64(backend, causal, fd_grad):
     rng = np.random.default_rng(2)
     R = rng.normal(size=(2, 3, 4))
     with gc.Graph(seed=0) as g:
@@ -134,9 +120,9 @@ def test_mha_gradients_match_finite_differences_float64(backend, causal):
             ref.set_value(p, v)
         return float(ref.run(loss, {x: xb}))
 
-    np.testing.assert_allclose(got[0], _fd_grad(value, xb), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got[0], fd_grad(value, xb), rtol=1e-6, atol=1e-8)
     for p, gv in zip(params, got[1:]):
-        np.testing.assert_allclose(gv, _fd_grad(value, values[p]), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(gv, fd_grad(value, values[p]), rtol=1e-6, atol=1e-8)
 
 
 def _layer_norm(x, w, b, eps=1e-5):

@@ -105,22 +105,10 @@ def test_second_call_and_bad_shapes_raise():
         nn.BatchNorm(momentum=1.5)
 
 
-def _fd_grad(f, arr, eps=1e-6):
-    out = np.zeros_like(arr)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + eps
-        hi = f()
-        arr[i] = old - eps
-        lo = f()
-        arr[i] = old
-        out[i] = (hi - lo) / (2 * eps)
-    return out
-
 
 @pytest.mark.parametrize("shape", [(3,), (2, 2, 2)])
 @pytest.mark.parametrize("training", [True, False])
-def test_gradient_matches_finite_differences_float64(shape, training):
+def test_gradient_matches_finite_differences_float64(shape, training, fd_grad):
     rng = np.random.default_rng(4)
     n = 5
     R = rng.normal(size=(n,) + shape)
@@ -142,7 +130,7 @@ def test_gradient_matches_finite_differences_float64(shape, training):
     def value():
         return float(sess.run(loss, {x: xb}, training=training))
 
-    np.testing.assert_allclose(got[0], _fd_grad(value, xb), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got[0], fd_grad(value, xb), rtol=1e-6, atol=1e-8)
     for var, gv in zip((bn.gamma, bn.beta), got[1:]):
         arr = sess.get_value(var)
 
@@ -150,5 +138,5 @@ def test_gradient_matches_finite_differences_float64(shape, training):
             sess.set_value(var, arr)
             return value()
 
-        np.testing.assert_allclose(gv, _fd_grad(value_var, arr), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(gv, fd_grad(value_var, arr), rtol=1e-6, atol=1e-8)
         sess.set_value(var, arr)  # undo the last perturbation

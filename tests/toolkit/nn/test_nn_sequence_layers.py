@@ -10,20 +10,6 @@ import graphc as gc
 from graphc import nn
 
 
-def _fd_grad(f, arr, eps=1e-6):
-    """Central finite differences of the scalar ``f()`` w.r.t. ``arr`` (changed in place)."""
-    out = np.zeros_like(arr)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + eps
-        hi = f()
-        arr[i] = old - eps
-        lo = f()
-        arr[i] = old
-        out[i] = (hi - lo) / (2 * eps)
-    return out
-
-
 def _scatter(shape, ids, rows):
     out = np.zeros(shape)
     np.add.at(out, ids.reshape(-1), rows.reshape(-1, shape[1]))
@@ -56,7 +42,7 @@ def test_embedding_forward_is_a_row_lookup_with_pytorch_names_and_init(backend):
         assert nn.Embedding(9, 7)(ids3).shape == (2, 3, 4, 7)    # ids of any shape
 
 
-def test_embedding_gradient_is_the_scatter_add_of_the_upstream_gradient(backend):
+def test_embedding_gradient_is_the_scatter_add_of_the_upstream_gradient(backend, fd_grad):
     rng = np.random.default_rng(2)
     idx = np.array([[2, 0, 2, 1], [3, 2, 0, 0]])          # 4 never read, 2 three times
     R = rng.normal(size=(2, 4, 3))
@@ -80,7 +66,7 @@ def test_embedding_gradient_is_the_scatter_add_of_the_upstream_gradient(backend)
         ref.set_value(emb.weight, table)
         return float(ref.run(loss, {ids: idx}))
 
-    np.testing.assert_allclose(got, _fd_grad(value, table), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(got, fd_grad(value, table), rtol=1e-6, atol=1e-9)
 
 
 def _classifier(lr=0.5):
@@ -178,7 +164,7 @@ def test_layer_norm_forward_matches_the_torch_formula(backend):
         assert len(sess.explain(y).kernels) <= 5
 
 
-def test_layer_norm_gradients_match_finite_differences_float64(backend):
+def test_layer_norm_gradients_match_finite_differences_float64(backend, fd_grad):
     rng = np.random.default_rng(6)
     R = rng.normal(size=(2, 3, 4))
     with gc.Graph(seed=0) as g:
@@ -199,9 +185,9 @@ def test_layer_norm_gradients_match_finite_differences_float64(backend):
             ref.set_value(var, arr)
         return float(ref.run(loss, {x: xb}))
 
-    np.testing.assert_allclose(got[0], _fd_grad(value, xb), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got[0], fd_grad(value, xb), rtol=1e-6, atol=1e-8)
     for var, gv in zip(params, got[1:]):
-        np.testing.assert_allclose(gv, _fd_grad(value, params[var]), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(gv, fd_grad(value, params[var]), rtol=1e-6, atol=1e-8)
 
 
 def test_layer_norm_refusals():
