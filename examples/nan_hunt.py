@@ -63,6 +63,14 @@ def batches(x, y, size: int = 16):
         yield x[start:start + size], y[start:start + size]
 
 
+def session_at(g, state: dict, backend: str, **options) -> gc.Session:
+    """A session of ``g`` whose variables hold ``state`` ({name: value})."""
+    sess = gc.Session(g, backend=backend, **options)
+    for name, value in state.items():
+        sess.set_value(name, value)
+    return sess
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", default="auto")
@@ -84,9 +92,7 @@ def main(argv=None) -> dict:
     feed = {x: xb, y: yb}
 
     # 2. replay the failing step from the last good state with check_numerics
-    check = gc.Session(g, backend=args.backend, check_numerics=True)
-    for name, value in good.items():
-        check.set_value(name, value)
+    check = session_at(g, good, args.backend, check_numerics=True)
     try:
         check.run([loss, train], feed)
     except gc.NumericsError as exc:
@@ -95,9 +101,7 @@ def main(argv=None) -> dict:
 
     # 3. print the norms inside the step; check_finite stops it with nothing changed
     g3, x3, y3, loss3, train3 = build(watch=True)
-    watch = gc.Session(g3, backend=args.backend)
-    for name, value in good.items():
-        watch.set_value(name, value)
+    watch = session_at(g3, good, args.backend)
     try:
         watch.run([loss3, train3], {x3: xb, y3: yb})
     except gc.GraphcError as exc:
@@ -106,9 +110,7 @@ def main(argv=None) -> dict:
         print(f"check_finite: {exc}")
 
     # 4. is it the compiler? compare the compiled step with the NumPy reference
-    replay = gc.Session(g, backend=args.backend)
-    for name, value in good.items():
-        replay.set_value(name, value)
+    replay = session_at(g, good, args.backend)
     report = replay.verify([loss, train], feed)
     out["verify_ok"] = report.ok
     print(report)

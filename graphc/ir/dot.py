@@ -144,12 +144,14 @@ def render_dot(graph_or_tensors, path=None, clusters=None, collapse=None, group_
     bodies: dict[tuple, list[str]] = {(): []}
     info: dict[str, dict] = {}
 
-    compiled = kernels is not None or isinstance(getattr(graph_or_tensors, "program", None), Program)
+    # no scope clusters: the caller's (or the kernels') clusters, or an uncollapsed compiled step
+    flat = bool(clusters) or (collapse is None
+                              and isinstance(getattr(graph_or_tensors, "program", None), Program))
 
     def place(t: Tensor) -> tuple:
         if clusters:
             return member.get(t.id, ())
-        if (compiled and collapse is None) or (group_updates and t.op.name == "group"):
+        if flat or (group_updates and t.op.name == "group"):
             return ()  # a compiled step's clusters are its kernels; the step op stands alone
         return cluster_path(scope_parts(t), t.role)
 
@@ -174,7 +176,7 @@ def render_dot(graph_or_tensors, path=None, clusters=None, collapse=None, group_
                    f'fillcolor="{_VALUE_FILL.get(t.role, "#ffffff")}", id={vid}, tooltip={tip}];')
         out.append(f"  {oid} -> {vid};")
     for box in plan.boxes.values():
-        out = bodies.setdefault(() if clusters or compiled and collapse is None else box.place, [])
+        out = bodies.setdefault(() if flat else box.place, [])
         out.append(f"  {box.key} [label={_q(box.label)}, {_BOX_STYLE[box.kind]}, id={box.key}, "
                    f'fillcolor="{_OP_FILL[box.role]}", tooltip={_q(_sites(box.nodes))}];')
         info[box.key] = _describe_box(box, kernel_of)

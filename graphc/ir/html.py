@@ -15,36 +15,41 @@ Example::
 
 from __future__ import annotations
 
-import html
-import json
 import re
 import subprocess
 from pathlib import Path
 
-from .. import env as _env
 from .dot import render_dot
 from .errors import GraphcError
 
-__all__ = ["kernel_source", "render_svg", "to_html"]
+__all__ = ["kernel_source", "render_svg", "run_dot", "to_html"]
 
 
-def render_svg(dot_text: str, what: str = "to_html") -> str:
-    """Lay out DOT text with Graphviz's ``dot -Tsvg``; GraphcError when dot is missing/fails."""
-    exe = _env.find_dot()
+def run_dot(dot_text: str, fmt: str = "svg", what: str = "to_html") -> bytes:
+    """Lay out DOT text with Graphviz's ``dot -T<fmt>`` and return its output; GraphcError
+    when dot is missing or fails."""
+    from .. import env  # not at import of graphc: only drawing needs it
+
+    exe = env.find_dot()
     if exe is None:
         raise GraphcError(f"{what} needs Graphviz's `dot` program to lay out the graph, and it "
                           "is not on PATH: install graphviz (apt install graphviz, brew install "
                           "graphviz or conda install graphviz); gc.to_dot(...) writes the DOT "
                           "text without it")
     try:
-        proc = subprocess.run([exe, "-Tsvg"], input=dot_text, capture_output=True, text=True,
-                              timeout=300, check=False)
+        proc = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode("utf-8"),
+                              capture_output=True, timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GraphcError(f"{what}: running {exe} failed: {exc}") from None
     if proc.returncode != 0:
-        raise GraphcError(f"{what}: {exe} -Tsvg failed (exit {proc.returncode}): "
-                          f"{proc.stderr.strip()[:500]}")
+        raise GraphcError(f"{what}: {exe} -T{fmt} failed (exit {proc.returncode}): "
+                          f"{proc.stderr.decode('utf-8', 'replace').strip()[:500]}")
     return proc.stdout
+
+
+def render_svg(dot_text: str, what: str = "to_html") -> str:
+    """Lay out DOT text with Graphviz's ``dot -Tsvg``; GraphcError when dot is missing/fails."""
+    return run_dot(dot_text, "svg", what).decode("utf-8")
 
 
 def kernel_source(source: str, name: str) -> str:
@@ -89,6 +94,9 @@ def to_html(graph_or_compiled, path: str | Path, collapse=None, group_updates: b
 
         gc.to_html(sess.compile([loss, train]), "step.html")   # kernels and their C source
     """
+    import html
+    import json
+
     text, info = render_dot(graph_or_compiled, None, None, collapse, group_updates, rankdir)
     svg = _inline_svg(render_svg(text))
     source = getattr(graph_or_compiled, "source", None)

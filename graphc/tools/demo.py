@@ -35,14 +35,15 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import graphc as gc
 from graphc.env import find_dot
+from graphc.ir.html import run_dot
 
 from .bench import (
     NumpyCNN,
@@ -215,17 +216,16 @@ def write_svg(dot_path: str, svg_path: str, fmt: str = "svg") -> str | None:
         >>> write_svg("train_graph.dot", "train_graph.svg")     # doctest: +SKIP
         'train_graph.svg'
     """
-    exe = find_dot()
-    if exe is None:
+    if find_dot() is None:
         print(f"Graphviz 'dot' is not on PATH: skipped the {fmt.upper()} (the .dot file opens "
               "in any Graphviz viewer; install graphviz to get the pictures)")
         return None
-    proc = subprocess.run([exe, f"-T{fmt}", dot_path, "-o", svg_path], capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
-    if proc.returncode != 0:
-        print(f"dot failed (exit {proc.returncode}); no {fmt.upper()}: "
-              f"{proc.stderr.strip()[:300]}")
+    try:
+        picture = run_dot(Path(dot_path).read_text(encoding="utf-8"), fmt, what="dot")
+    except gc.GraphcError as exc:
+        print(f"no {fmt.upper()}: {exc}")
         return None
+    Path(svg_path).write_bytes(picture)
     return svg_path
 
 
