@@ -84,7 +84,7 @@ def write(path: str | os.PathLike | BinaryIO, values: dict[str, np.ndarray], ste
 
 def read(path: str | os.PathLike | BinaryIO) -> tuple[dict[str, np.ndarray], int | None]:
     """The variable values and the step stored at ``path`` (step None if not stored)."""
-    shown = getattr(path, "name", "<file object>") if hasattr(path, "read") else os.fsdecode(path)
+    shown = shown_path(path)
     if not hasattr(path, "read"):
         if os.path.isdir(path):
             raise CheckpointError(f"load: {shown} is a directory, not a checkpoint file")
@@ -104,6 +104,11 @@ def read(path: str | os.PathLike | BinaryIO) -> tuple[dict[str, np.ndarray], int
     except (OSError, EOFError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"load: {shown} is truncated, corrupt or not a graphc "
                               f"checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def shown_path(path: str | os.PathLike | BinaryIO) -> str:
+    """How messages name ``path``: the path, or a file object's name."""
+    return getattr(path, "name", "<file object>") if hasattr(path, "read") else os.fsdecode(path)
 
 
 def stored_name(stored: dict, name: str) -> str | None:

@@ -175,3 +175,16 @@ def check(needed: list[Tensor], feed: dict[Tensor, Any], defaults: dict[Tensor, 
     if batch is None and len(loose) == 1:
         batch = next(iter(loose))
     return arrays, batch
+
+
+def aligned_copy(value, dtype) -> np.ndarray:
+    """A C-contiguous copy of ``value`` whose data starts on a 64-byte (cache line)
+    boundary: threads of a compiled step that update disjoint rows of a variable then
+    never write to one cache line (NumPy's own allocations are only 16-byte aligned).
+    The session's variable values are such copies."""
+    a = np.asarray(value, dtype=dtype)
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    start = -buf.ctypes.data % 64
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out

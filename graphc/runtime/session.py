@@ -75,6 +75,7 @@ class Compiled:
         # a backend whose outputs are new arrays each run needs no defensive copy
         self.fresh_outputs = getattr(executable, "fresh_outputs", False)
         self.last_batch: int | None = None  # the batch size of its latest run (explain's default)
+        self.debug = None  # verify's unfused build of the program, made on first use
 
     @property
     def source(self) -> str | None:
@@ -129,7 +130,7 @@ class Session:
     # -- variables ---------------------------------------------------------------------
     def _state(self, var: Tensor) -> np.ndarray:
         if var not in self._values:
-            self._values[var] = _aligned_copy(var.value, var.value.dtype)
+            self._values[var] = _feeds.aligned_copy(var.value, var.value.dtype)
         return self._values[var]
 
     def _variable(self, var: Tensor | str, what: str) -> Tensor:
@@ -179,7 +180,7 @@ class Session:
             raise ShapeError(f"set_value: {var.name} has shape {var.shape}, got {arr.shape}"
                              f"{at(user_site())}")
         with self._lock:
-            self._values[var] = _aligned_copy(arr, var.dtype)
+            self._values[var] = _feeds.aligned_copy(arr, var.dtype)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write every variable (optimizer state included) and the step to ``path``.
@@ -204,7 +205,7 @@ class Session:
         the variable's dtype changes nothing. Every failure names ``path``.
         """
         stored, step = _checkpoint.read(path)
-        shown = os.fsdecode(path) if not hasattr(path, "read") else getattr(path, "name", "file")
+        shown = _checkpoint.shown_path(path)
         new = {}
         for v in self.graph.variables():
             key = _checkpoint.stored_name(stored, v.name)
@@ -216,7 +217,7 @@ class Session:
             if arr.shape != v.shape:
                 raise ShapeError(f"load: {v.name} has shape {v.shape} in the graph but "
                                  f"{arr.shape} in {shown}")
-            new[v] = _aligned_copy(arr, v.dtype)
+            new[v] = _feeds.aligned_copy(arr, v.dtype)
         with self._lock:
             self._values.update(new)
             if step is not None:
@@ -240,8 +241,7 @@ class Session:
         else:
             raise GraphcError(f"compile: fetches must be a tensor or a list/tuple of tensors, "
                               f"got {type(fetches).__name__}{at(user_site())}")
-        # tensor ids are never reused in a process, so a known key is the same fetch list
-        key = tuple(f.id if type(f) is Tensor else None for f in fetches)
+        key = _key(fetches)
         known = self._compiled.get(key)
         if known is not None:
             return known  # (the per-step path: nothing to check again)
@@ -385,7 +385,7 @@ class Session:
         else:
             outputs = compiled.executable.run(arrays, state, ctx, seconds=seconds)
         for var, value in ctx.pending.items():  # commit only after the whole step succeeded
-            self._values[var] = _aligned_copy(value, var.dtype)
+            self._values[var] = _feeds.aligned_copy(value, var.dtype)
         self.step += 1
         if compiled.fresh_outputs:
             return [None if f.dtype is None else o for f, o in zip(flat, outputs)]
@@ -394,34 +394,31 @@ class Session:
 
     def _flatten(self, fetches):
         """The fetched tensors as a list, and how to pack results in the same structure."""
+        keys = None
         if isinstance(fetches, Tensor):
-            flat, labels, pack = [fetches], ["[0]"], lambda r: r[0]
+            flat, pack = [fetches], lambda r: r[0]
         elif isinstance(fetches, dict):
             keys = list(fetches)
-            flat, labels = [fetches[k] for k in keys], [f"[{k!r}]" for k in keys]
+            flat = [fetches[k] for k in keys]
             pack = lambda r: dict(zip(keys, r))  # noqa: E731
         elif isinstance(fetches, (list, tuple)):
             kind = type(fetches)
-            flat, labels = list(fetches), [f"[{i}]" for i in range(len(fetches))]
-            pack = lambda r: kind(r)  # noqa: E731
+            flat, pack = list(fetches), lambda r: kind(r)
         else:
             raise GraphcError(f"run: fetches must be a tensor, a list/tuple or a dict, "
                               f"got {type(fetches).__name__}{at(user_site())}")
-        for label, f in zip(labels, flat):
-            self._check_fetch(label, f)
+        if _key(flat) not in self._compiled:  # (a compiled fetch list was checked then)
+            labels = [f"[{k!r}]" for k in keys] if keys is not None else (
+                f"[{i}]" for i in range(len(flat)))
+            for label, f in zip(labels, flat):
+                self._check_fetch(label, f)
         return flat, pack
 
     def __repr__(self) -> str:
         return f"<graphc.Session backend={self.backend!r} step={self.step}>"
 
 
-def _aligned_copy(value, dtype) -> np.ndarray:
-    """A C-contiguous copy of ``value`` whose data starts on a 64-byte (cache line)
-    boundary: threads of a compiled step that update disjoint rows of a variable then
-    never write to one cache line (NumPy's own allocations are only 16-byte aligned)."""
-    a = np.asarray(value, dtype=dtype)
-    buf = np.empty(a.nbytes + 64, np.uint8)
-    start = -buf.ctypes.data % 64
-    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
+def _key(fetches: list) -> tuple:
+    """The compile cache's key of a fetch list: tensor ids are never reused in a process,
+    so a known key is the same fetch list (only lists whose checks passed are stored)."""
+    return tuple(f.id if type(f) is Tensor else None for f in fetches)

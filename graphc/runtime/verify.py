@@ -34,8 +34,6 @@ Example::
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +43,7 @@ from ..ir.dtypes import FLOATS
 from ..ir.errors import GraphcError, at
 from ..ir.graph import Kind, RunContext, Tensor
 from ..ir.program import Program
+from .feeds import aligned_copy
 
 #: relative tolerance per element (elementwise ops and views)
 RTOL = {"float32": 1e-5, "float64": 1e-10}
@@ -207,19 +206,10 @@ class _Context(RunContext):
 
 def _run(executable, arrays: dict, before: dict, step: int, batch: int | None):
     """Outputs and the variables' values after one run from copies of ``before``."""
-    state = {v: _copy(a) for v, a in before.items()}
+    state = {v: aligned_copy(a, a.dtype) for v, a in before.items()}  # as the session's
     ctx = _Context(step, batch)
     outputs = executable.run(arrays, state, ctx)
     return outputs, {v: ctx.pending.get(v, state[v]) for v in state}
-
-
-def _copy(a: np.ndarray) -> np.ndarray:
-    """A writable copy on a 64-byte boundary, as the session's own state arrays."""
-    buf = np.empty(a.nbytes + 64, np.uint8)
-    start = -buf.ctypes.data % 64
-    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 @dataclass
@@ -229,17 +219,12 @@ class _Debug:
     extra: list
 
 
-_debug_builds: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_debug_lock = threading.Lock()
-
-
 def _debug_build(compiled) -> _Debug:
     """The unfused build of ``compiled``'s program that also outputs every computed value
-    (built once per compiled fetch set, on the same kind of executable)."""
-    with _debug_lock:
-        known = _debug_builds.get(compiled)
-    if known is not None:
-        return known
+    (built once per compiled fetch set, on the same kind of executable, and kept on it;
+    the caller holds the session's lock)."""
+    if compiled.debug is not None:
+        return compiled.debug
     program = compiled.program
     fetched = {o.id for o in program.outputs}
     extra = [n for n in program.nodes if n.dtype is not None and not n.op.kind.is_leaf
@@ -255,10 +240,8 @@ def _debug_build(compiled) -> _Debug:
         if not isinstance(exe, CExecutable):
             raise GraphcError(f"verify: no debug build for a {type(exe).__name__}")
         built = CExecutable(debug_program, separate=True)
-    debug = _Debug(debug_program, built, extra)
-    with _debug_lock:
-        _debug_builds[compiled] = debug
-    return debug
+    compiled.debug = _Debug(debug_program, built, extra)
+    return compiled.debug
 
 
 def _kernels(executable) -> dict[int, tuple[str, bool]]:
