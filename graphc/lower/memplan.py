@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,9 +51,9 @@ class Slot:
 
 
 def byte_size(node: Tensor) -> tuple[int, int]:
-    """(power of N, bytes per N**power) of a node's value."""
+    """(power of N, bytes per N**power) of a node's value, in Python integers (exact)."""
     power = sum(1 for d in node.shape if d is None)
-    n = int(np.prod([d for d in node.shape if d is not None], dtype=np.int64))
+    n = math.prod(int(d) for d in node.shape if d is not None)
     return power, n * np.dtype(node.dtype).itemsize
 
 

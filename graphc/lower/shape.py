@@ -41,8 +41,8 @@ def _slice_map(node: Tensor, x: Tensor) -> tuple[list[Expr], list[str], Expr]:
         elif isinstance(i, int):
             start, step, count = Lit(i), 1, None
         else:
-            begin, _, step = slice(*i).indices(d)
-            start, count = Lit(begin), Lit(len(range(*slice(*i).indices(d))))
+            taken = range(*slice(*i).indices(d))
+            start, step, count = Lit(taken.start), taken.step, Lit(len(taken))
         if isinstance(i, int):
             terms.append(mul(start, xs[k]))
             continue

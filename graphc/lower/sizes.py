@@ -20,6 +20,7 @@ import numpy as np
 from ..ir.errors import GraphcError, at
 from ..ir.graph import Tensor
 from . import ir
+from .memplan import byte_size
 
 #: the largest size (bytes, elements, offsets) generated code can hold: int64_t / ptrdiff_t
 SIZE_MAX = 2**63 - 1
@@ -42,10 +43,8 @@ def evaluate(e: ir.Expr, batch: int) -> int:
 
 def value_bytes(node: Tensor, batch: int) -> int:
     """Bytes of ``node``'s value at batch size ``batch`` (every ``None`` dimension is N)."""
-    n = 1
-    for d in node.shape:
-        n *= batch if d is None else int(d)
-    return n * np.dtype(node.dtype).itemsize
+    power, unit = byte_size(node)
+    return unit * batch**power
 
 
 def _shape(node: Tensor, batch: int) -> tuple:

@@ -56,8 +56,8 @@ class MathPrinter(C99CodePrinter):
             out = out.replace(".0F", "").replace(".0", "")
         return out
 
-    def _call(self, fn: str, expr) -> str:
-        return f"{self.names[fn]}({', '.join(self._print(a) for a in expr.args)})"
+    def _call(self, fn: str, expr, name: str | None = None) -> str:
+        return f"{name or self.names[fn]}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_sigmoid(self, expr):
         return self._call("sigmoid", expr)
@@ -71,7 +71,7 @@ class MathPrinter(C99CodePrinter):
     def _named(self, fn: str, expr) -> str:
         """A scalar.h helper the target's table may not list: gc_<fn>f / gc_<fn>."""
         name = self.names.get(fn) or f"gc_{fn}{'f' if self.float_dtype == 'float32' else ''}"
-        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+        return self._call(fn, expr, name)
 
     def _print_maximum(self, expr):
         return self._named("max", expr)

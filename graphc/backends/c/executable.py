@@ -18,11 +18,11 @@ from ...ir.dtypes import FLOATS
 from ...ir.errors import GraphcError, NumericsError, at, numerics_message
 from ...ir.graph import Tensor
 from ...ir.program import Program
-from ...lower import ir, lower
+from ...lower import lower
 from ...lower.sizes import step_bytes
 from .abi import ERR_BYTES
 from .build import load_or_build, native_ffi
-from .library import render
+from .library import prints, render
 
 
 class CExecutable:
@@ -38,7 +38,7 @@ class CExecutable:
         self.program = program
         self.lowered = lower(program, check_numerics, separate)
         self.kernels = self.lowered.kernels
-        self._prints = any(isinstance(s, ir.Print) for k in self.kernels for s in ir.walk(k.body))
+        self._prints = prints(self.lowered)
         self.library = render(self.lowered)
         self.lib, self.build_info = load_or_build(self.library.source, self.library.key_source)
         self.compile_seconds = time.perf_counter() - t0
@@ -95,7 +95,8 @@ class CExecutable:
     def _arena_for(self, batch: int):
         # asked every run: the GEMM workspace grows with omp_get_max_threads(), which the
         # caller may raise between runs (threadpoolctl, omp_set_num_threads)
-        need = self._native_arena_bytes(batch) + 64
+        # (run() checked this batch size's sizes, lower.sizes, on its first run)
+        need = int(self.lib.gc_arena_bytes(batch)) + 64
         if self._arena.size < need:
             try:
                 self._arena = np.empty(need, np.uint8)

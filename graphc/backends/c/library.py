@@ -72,11 +72,11 @@ def _head(program: ir.LoweredProgram) -> str:
             + templates.read("scalar.h") + templates.read("step.h")
             + templates.source(names, dtypes) + "\n"
             + templates.read("exact.h")  # no FMA contraction in the generated code
-            + (templates.read("debug.h") if _prints(program) else "")
+            + (templates.read("debug.h") if prints(program) else "")
             + context_struct() + "\n")
 
 
-def _prints(program: ir.LoweredProgram) -> bool:
+def prints(program: ir.LoweredProgram) -> bool:
     """Whether a kernel of ``program`` prints (gc.print: kernels/debug.h is pasted)."""
     return any(isinstance(s, ir.Print) for k in program.kernels for s in ir.walk(k.body))
 

@@ -60,15 +60,20 @@ class CTarget(CStyle):
         at = "" if s.offset == ir.ZERO else f" + {self.expr(s.offset)}"
         return [f"{t} *{s.name} = ({t} *)g->ws{at};"]
 
-    def fail(self, s: ir.Fail) -> list[str]:
+    def _format(self, parts) -> str:
+        """The printf arguments (format literal first) of a message's ``parts``: text and
+        integer expressions."""
         fmt, args = "", []
-        for part in s.parts:
+        for part in parts:
             if isinstance(part, str):  # (a NUL would end the format: shown as \0)
                 fmt += part.replace("%", "%%").replace("\0", "\\0")
             else:
                 fmt += "%lld"
                 args.append(f", (long long)({self.expr(part)})")
-        return [f'snprintf(g->err, {ERR_BYTES}, {c_string(fmt)}{"".join(args)});', "return 1;"]
+        return c_string(fmt) + "".join(args)
+
+    def fail(self, s: ir.Fail) -> list[str]:
+        return [f"snprintf(g->err, {ERR_BYTES}, {self._format(s.parts)});", "return 1;"]
 
     #: graphc dtype -> the helper of kernels/debug.h that ends a print line for its elements
     print_helpers = {"float32": "gc_print_summary_f32", "float64": "gc_print_summary_f64",
@@ -76,15 +81,8 @@ class CTarget(CStyle):
                      "bool": "gc_print_summary_u8"}
 
     def print_line(self, s: ir.Print) -> list[str]:
-        fmt, args = "", []
-        for part in s.parts:
-            if isinstance(part, str):
-                fmt += part.replace("%", "%%").replace("\0", "\\0")
-            else:
-                fmt += "%lld"
-                args.append(f", (long long)({self.expr(part)})")
         helper = self.print_helpers[s.data.buf.dtype]
-        return [f'printf({c_string(fmt)}{"".join(args)});',
+        return [f"printf({self._format(s.parts)});",
                 f"{helper}({self.expr(s.data)}, {self.expr(s.count)}, {int(s.summarize)});"]
 
     def template_name(self, call: ir.TemplateCall, suffix: str = "") -> str:
