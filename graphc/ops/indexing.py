@@ -20,10 +20,6 @@ from .leaves import constant
 from .shape import SliceGrad, concat, expand_dims, reshape, slice_grad, slice_of
 
 
-def _bind(shape, ctx) -> tuple:
-    return tuple(ctx.batch if d is None else d for d in shape)
-
-
 def _check_indices(op: str, indices: np.ndarray, depth: int) -> None:
     """The NumPy side of the run-time check the lowering makes (same message)."""
     flat = indices.reshape(-1)
@@ -79,7 +75,7 @@ class GatherGrad(Op):
 
     def reference(self, ctx, node, g, idx):
         axis = node.attrs["axis"]
-        shape = _bind(node.shape, ctx)
+        shape = _sh.bind(node.shape, ctx.batch)
         _check_indices("gather", idx, shape[axis])
         out = np.zeros(shape, node.dtype)
         moved = np.moveaxis(out, axis, 0)  # a view: add.at along the first axis

@@ -119,10 +119,12 @@ class Max(_Reduce):
     kind = Kind.REDUCTION
     combine = "max"
 
+    _numpy = staticmethod(np.max)
+
     def reference(self, ctx, node, x):
         if _empty(x, node.attrs["axes"]):
             raise ValueError(no_maximum(node))
-        return np.max(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"])
+        return self._numpy(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"])
 
     def grad(self, node, g):
         # Ties share the gradient equally (as TensorFlow's reduce_max does).
@@ -141,11 +143,7 @@ class BatchMax(Max):
 class Min(Max):
     name = "min"
     combine = "min"
-
-    def reference(self, ctx, node, x):
-        if _empty(x, node.attrs["axes"]):
-            raise ValueError(no_maximum(node))
-        return np.min(x, axis=node.attrs["axes"], keepdims=node.attrs["keepdims"])
+    _numpy = staticmethod(np.min)
 
 
 class BatchMin(Min):
@@ -224,15 +222,20 @@ def _has_maximum(op: str, x: Tensor, axes) -> bool:
     return None in dims
 
 
+def _extreme(op: type, batch_op: type, x, axis, keepdims: bool) -> Tensor:
+    """max or min (``op``), or its batch-checking twin when the batch axis is reduced."""
+    x = as_tensor(x)
+    axes = reduce_axes(op.name, x, axis)
+    return make(batch_op if _has_maximum(op.name, x, axes) else op, [x],
+                {"axes": axes, "keepdims": bool(keepdims)})
+
+
 def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis`` (NaN if the axis holds a NaN); tied maxima share the gradient.
 
     An empty axis has no maximum: a ShapeError here, or a run-time error for a batch of 0.
     """
-    x = as_tensor(x)
-    axes = reduce_axes("max", x, axis)
-    op = BatchMax if _has_maximum("max", x, axes) else Max
-    return make(op, [x], {"axes": axes, "keepdims": bool(keepdims)})
+    return _extreme(Max, BatchMax, x, axis, keepdims)
 
 
 def min(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -244,10 +247,7 @@ def min(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
         gc.min(x, axis=1)         # [[3, 1, 2]] -> [1]
     """
-    x = as_tensor(x)
-    axes = reduce_axes("min", x, axis)
-    op = BatchMin if _has_maximum("min", x, axes) else Min
-    return make(op, [x], {"axes": axes, "keepdims": bool(keepdims)})
+    return _extreme(Min, BatchMin, x, axis, keepdims)
 
 
 def prod(x, axis=None, keepdims: bool = False) -> Tensor:

@@ -55,30 +55,35 @@ class softplus(sympy.Function):  # noqa: N801
         return sigmoid(self.args[0])
 
 
-class maximum(sympy.Function):  # noqa: N801
+class _Extremum(sympy.Function):
+    """maximum/minimum: the gradient goes to the operand that wins (at a tie, the first;
+    at a NaN, both). ``_losing(a, b)`` is (a loses, b loses) as sympy conditions."""
+
+    nargs = 2
+    is_real = True
+
+    @staticmethod
+    def _losing(a, b):
+        raise NotImplementedError
+
+    def fdiff(self, argindex=1):
+        return sympy.Piecewise((0, self._losing(*self.args)[argindex - 1]), (1, True))
+
+
+class maximum(_Extremum):  # noqa: N801
     """The larger of two values; NaN if either is NaN (at a tie of 0 and -0: the second)."""
 
-    nargs = 2
-    is_real = True
-
-    def fdiff(self, argindex=1):
-        a, b = self.args
-        if argindex == 1:  # a tie goes to the first operand; at a NaN both get the gradient
-            return sympy.Piecewise((0, a < b), (1, True))
-        return sympy.Piecewise((0, a >= b), (1, True))
+    @staticmethod
+    def _losing(a, b):
+        return a < b, a >= b
 
 
-class minimum(sympy.Function):  # noqa: N801
+class minimum(_Extremum):  # noqa: N801
     """The smaller of two values; NaN if either is NaN (at a tie of 0 and -0: the second)."""
 
-    nargs = 2
-    is_real = True
-
-    def fdiff(self, argindex=1):
-        a, b = self.args
-        if argindex == 1:
-            return sympy.Piecewise((0, a > b), (1, True))
-        return sympy.Piecewise((0, a <= b), (1, True))
+    @staticmethod
+    def _losing(a, b):
+        return a > b, a <= b
 
 
 class power(sympy.Function):  # noqa: N801

@@ -24,6 +24,11 @@ from .reduce import count, mean, reduce_axes
 from .reduce import sum as _sum
 
 
+def _check_ddof(op: str, ddof) -> None:
+    if isinstance(ddof, bool) or not isinstance(ddof, (int, float)) or not math.isfinite(ddof):
+        raise located(ArgumentError(f"{op}: ddof must be a finite number, got {ddof!r}"))
+
+
 def var(x, axis=None, keepdims: bool = False, ddof: float = 0) -> Tensor:
     """Variance over ``axis`` (None: all axes): the sum of squared deviations from the
     mean divided by ``max(0, n - ddof)`` (``ddof=1``: the unbiased estimate).
@@ -34,8 +39,7 @@ def var(x, axis=None, keepdims: bool = False, ddof: float = 0) -> Tensor:
         gc.var(x, axis=1, ddof=1)  # [[1, 2, 3, 4]] -> [1.6667]
     """
     x = as_tensor(x)
-    if isinstance(ddof, bool) or not isinstance(ddof, (int, float)) or not math.isfinite(ddof):
-        raise located(ArgumentError(f"var: ddof must be a finite number, got {ddof!r}"))
+    _check_ddof("var", ddof)
     if not _dt.is_float(x.dtype):
         raise located(DTypeError(f"var: needs a float tensor, got {x.dtype}; use gc.cast"))
     axes = reduce_axes("var", x, axis)
@@ -58,6 +62,5 @@ def std(x, axis=None, keepdims: bool = False, ddof: float = 0) -> Tensor:
 
         gc.std(x, axis=1)          # [[1, 3]] -> [1.0]
     """
-    if isinstance(ddof, bool) or not isinstance(ddof, (int, float)) or not math.isfinite(ddof):
-        raise located(ArgumentError(f"std: ddof must be a finite number, got {ddof!r}"))
+    _check_ddof("std", ddof)
     return sqrt(var(x, axis, keepdims, ddof))

@@ -30,7 +30,7 @@ Initializer = Callable[..., np.ndarray]
 
 __all__ = [
     "fans", "zeros", "ones", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
-    "lecun_normal", "orthogonal", "small_uniform", "get",
+    "lecun_normal", "orthogonal", "small_uniform", "standard_normal", "get",
 ]
 
 
@@ -171,6 +171,17 @@ def small_uniform(shape, seed: int = 0, dtype="float32", scale: float = 0.05) ->
         W = gc.init.small_uniform((10, 10), seed=0, scale=0.01)
     """
     return _finish(_rng(seed).uniform(-scale, scale, size=tuple(shape)), dtype)
+
+
+def standard_normal(shape, seed: int = 0, dtype="float32") -> np.ndarray:
+    """N(0, 1): ``torch.nn.Embedding``'s initialization (Keras draws U(-0.05, 0.05),
+    ``"small_uniform"``).
+
+    Example::
+
+        E = gc.init.standard_normal((1000, 32), seed=0)
+    """
+    return _finish(_rng(seed).standard_normal(tuple(shape)), dtype)
 
 
 _BY_NAME: dict[str, Initializer] = {

@@ -17,21 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from ...ir import dtypes as _dt
 from ...ir import shapes as _sh
 from ...ir.errors import DTypeError, at, user_site
 from ...ops.indexing import gather
 from .._args import choice, integer
+from ..init import standard_normal
 from .base import Layer
-
-
-def standard_normal(shape, seed: int = 0, dtype="float32") -> np.ndarray:
-    """N(0, 1): ``torch.nn.Embedding``'s initialization (Keras draws U(-0.05, 0.05),
-    ``"small_uniform"``)."""
-    rng = np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
-    return np.ascontiguousarray(rng.standard_normal(tuple(shape)), dtype=np.dtype(dtype))
 
 
 class Embedding(Layer):
