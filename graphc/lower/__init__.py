@@ -53,7 +53,7 @@ def lower(program: Program, check_numerics: bool = False, separate: bool = False
         kernels = _with_view_checks(program, kernels, plan)
     finish = _fetch_copies(program, plan) + _commits(program, plan)
     return LoweredProgram(plan.feeds, plan.variables, plan.constants, list(program.outputs),
-                          plan.arena_bytes, kernels, finish)
+                          plan.arena_bytes, kernels, finish, plan)
 
 
 def _kernel(group: Group, plan: Plan, check_numerics: bool) -> Kernel:

@@ -407,6 +407,8 @@ class LoweredProgram:
     counter and an arena of ``arena_bytes`` (an expression in N) plus the workspace the
     kernels and templates ask for. ``kernels`` run in order; then ``finish`` (copies of
     fetched values no kernel wrote in place, variable commits), only if all succeeded.
+    ``plan`` is the memory plan it was laid out by (:class:`graphc.lower.memplan.Plan`:
+    which value lives where, between which kernels), for tools that explain the step.
     """
 
     feeds: list[Tensor]
@@ -416,6 +418,7 @@ class LoweredProgram:
     arena_bytes: Expr
     kernels: list[Kernel]
     finish: list
+    plan: object = None
 
 
 def walk(stmts: list):

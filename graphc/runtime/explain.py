@@ -299,22 +299,12 @@ def _pair(v) -> tuple[int, int]:
 # -- the arena -----------------------------------------------------------------------------
 def _add_arena(ex: Explanation, compiled, lowered, batch: int) -> None:
     """Fill in the values' share of the arena and its biggest buffers, from the memory plan
-    (made again as the lowering made it; nothing is listed if it came out different)."""
-    from ..lower.fusion import fuse
-    from ..lower.memplan import plan_memory
+    the lowering laid the step out by."""
     from ..lower.sizes import evaluate
 
     ex.value_bytes = evaluate(lowered.arena_bytes, batch)
-    debug = bool(getattr(compiled.executable, "check_numerics", False))
-    for separate in (debug, not debug):  # (an unfused build: check_numerics or verify's)
-        groups = fuse(compiled.program, separate=separate)
-        plan = plan_memory(groups, compiled.program, in_place=not separate)
-        if plan.arena_bytes == lowered.arena_bytes and [g.name for g in groups] == [
-                k.name for k in lowered.kernels if k.kind != "check"]:
-            break
-    else:
-        return
-    names = [g.name for g in groups]
+    plan = lowered.plan
+    names = [k.name for k in lowered.kernels if k.kind != "check"]  # (slots index the groups)
     slots = sorted(plan.slots.values(), key=lambda s: (-s.unit_bytes * batch ** s.section, s.start))
     ex.arena_values = len(slots)
     for s in slots[:TOP_BUFFERS]:
