@@ -91,9 +91,10 @@ from .ops.stats import std, var
 from .runtime.session import Session
 from .toolkit import data, init, losses, nn, optim, regularizers, schedules, train
 from .transforms.autodiff import grad, zeros_like
+from .transforms.scan import scan
 
 __all__ = [
-    "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError", "ArgumentError",
+    "__version__", "optim", "grad", "zeros_like", "scan", "to_dot", "GraphcError", "ShapeError", "ArgumentError",
     "ArgumentTypeError", "CheckpointError", "name_scope", "to_html",
     "DTypeError", "FeedError", "NumericsError", "VerifyError", "Graph", "Tensor", "get_default_graph",
     "conv2d", "max_pool2d", "avg_pool2d", "abs", "add", "cast", "divide", "elementwise", "elu",

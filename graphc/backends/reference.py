@@ -33,6 +33,7 @@ class ReferenceExecutable:
         each node's wall time."""
         values: dict[int, np.ndarray] = {}
         unit = 0
+        ctx.check_numerics = self.check_numerics  # (scan bodies check their values too)
         for node in self.program.nodes:
             kind = node.op.kind
             if kind is Kind.PLACEHOLDER:
@@ -54,14 +55,15 @@ class ReferenceExecutable:
                 if seconds is not None:
                     seconds[unit] += time.perf_counter() - t0
                 unit += 1
-                if self.check_numerics and out is not None:
-                    _check(node, out)
+                if self.check_numerics and isinstance(out, np.ndarray):
+                    check_value(node, out)
                 values[node.id] = out
         return [values[o.id] for o in self.program.outputs]
 
 
 
-def _check(node: Tensor, out: np.ndarray) -> None:
+def check_value(node: Tensor, out: np.ndarray) -> None:
+    """Raise the NumericsError ``check_numerics`` raises if ``out`` has a NaN or an Inf."""
     if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
         bad = "NaN" if np.isnan(out).any() else "Inf"
         raise NumericsError(numerics_message(node, bad))

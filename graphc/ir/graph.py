@@ -68,9 +68,10 @@ class RunContext:
     """Run-time facts an op's reference may need: the step counter (dropout) and
     the batch size that ``None`` dimensions stand for."""
 
-    def __init__(self, step: int = 0, batch: int | None = None) -> None:
+    def __init__(self, step: int = 0, batch: int | None = None, check_numerics: bool = False) -> None:
         self.step = step
         self.batch = batch
+        self.check_numerics = check_numerics  # (values inside scan bodies are checked too)
 
 
 class Op:
@@ -92,6 +93,11 @@ class Op:
     #: same first ``shares_inputs`` inputs, so that one pass computes both
     joins: ClassVar[type[Op] | None] = None
     shares_inputs: ClassVar[int] = 0
+    #: its value is a tuple of arrays (a scan), read only through projection nodes
+    multi_output: ClassVar[bool] = False
+    #: it is one part (``attrs["index"]``) of its input's tuple value, computed by the
+    #: input's kernel (a scan's final carry, its stacked outputs)
+    projects: ClassVar[bool] = False
 
     def infer(self, inputs: tuple[Tensor, ...], **attrs: Any) -> tuple[tuple, str | None]:
         """Return ``(shape, dtype)`` or raise ShapeError/DTypeError."""
@@ -204,6 +210,10 @@ class Graph:
         self._recording = True
         #: update ops that every optimizer step also runs (BatchNorm statistics)
         self.extra_updates: list[Tensor] = []
+        #: a scan body's graph: the graph it was traced in, and the tensors of that graph
+        #: (or of its ancestors) it reads, each seen inside as a placeholder of its own
+        self.parent: Graph | None = None
+        self.captures: dict[int, tuple[Tensor, Tensor]] = {}
 
     # -- context management -------------------------------------------------
     def __enter__(self) -> Graph:
@@ -279,6 +289,29 @@ class Graph:
         if not any(n.startswith(path + "/") for n in self._names):
             self._scopes.discard(path)
 
+    @property
+    def root(self) -> Graph:
+        """The outermost graph (the user's), above any scan bodies."""
+        graph = self
+        while graph.parent is not None:
+            graph = graph.parent
+        return graph
+
+    def capture(self, t: Tensor) -> Tensor:
+        """``t`` as seen inside this scan body: ``t`` itself if it is the body's, else the
+        placeholder standing for it (made once), which the scan feeds with ``t``'s value."""
+        if t.graph is self:
+            return t
+        if self.parent is None:
+            raise GraphcError(f"{t.name} belongs to another graph{at(user_site())}")
+        outer = self.parent.capture(t)  # through the enclosing bodies, when nested
+        if outer.id not in self.captures:
+            with self.derived("forward", outer.site, scope=""):
+                inner = make(Placeholder, [], {"shape": outer.shape, "dtype": outer.dtype},
+                             name=f"captured/{outer.name}", graph=self)
+            self.captures[outer.id] = (outer, inner)
+        return self.captures[outer.id][1]
+
     def next_seed(self) -> int:
         """A per-node seed derived from the graph seed (dropout, initializers)."""
         return (self.seed * 1000003 + next(self._rng_counter)) & 0x7FFFFFFF
@@ -301,6 +334,8 @@ class Graph:
         ``Session.run`` feeds it: ``training=True/False`` explicitly, or by
         default True exactly when an update op (an optimizer step) is fetched.
         """
+        if self.parent is not None:  # inside a scan body: the user's graph's phase
+            return self.capture(self.root.learning_phase())
         if self.phase is None:
             with self.derived("forward", "<learning phase>", scope=""):
                 self.phase = make(Placeholder, [], {"shape": (), "dtype": "bool"}, name="training",
@@ -434,6 +469,16 @@ def make(op: type[Op], inputs: list, attrs: dict[str, Any] | None = None, name: 
     ``name`` (default: the op's label) inside the current name scope, made unique.
     """
     attrs = dict(attrs or {})
+    current = get_default_graph()
+    if current.parent is not None and graph is None:  # tracing a scan body: outer tensors
+        if op.kind is Kind.VARIABLE:  # are read as captures; state lives in the user's graph
+            graph = current.root
+        elif op.kind is Kind.UPDATE:
+            raise GraphcError(f"{op.name}: a scan body cannot change state; assign after the "
+                              f"scan, from its outputs{at(user_site())}")
+        else:
+            inputs = [current.capture(i) if isinstance(i, Tensor) else i for i in inputs]
+            graph = current
     tensors = [i for i in inputs if isinstance(i, Tensor)]
     graph = tensors[0].graph if tensors else graph or get_default_graph()
     instance = op()

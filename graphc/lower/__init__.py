@@ -24,7 +24,7 @@ from ..ir.dtypes import FLOATS
 from ..ir.errors import GraphcError, at
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
-from . import conv, debug, indexing, ir, linalg, nn, pool, shape  # noqa: F401 - register their lowerings
+from . import conv, debug, indexing, ir, linalg, nn, pool, scan, shape  # noqa: F401 - register their lowerings
 from .elementwise import lower_group
 from .fusion import Group, assigned_values, fuse, source_of
 from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place, prod
@@ -35,7 +35,8 @@ from .registry import lowering_of
 __all__ = ["lower"]
 
 
-def lower(program: Program, check_numerics: bool = False, separate: bool = False) -> LoweredProgram:
+def lower(program: Program, check_numerics: bool = False, separate: bool = False,
+          prefix: str = "") -> LoweredProgram:
     """Fuse, plan and lower ``program``.
 
     ``check_numerics`` builds the debug step: no fusion (one kernel per node, in program
@@ -43,12 +44,17 @@ def lower(program: Program, check_numerics: bool = False, separate: bool = False
     made, so the first NaN/Inf is named at the node that produced it, as the NumPy
     backend names it; nothing is written to a variable before the step ends (an update
     computed in place could not be taken back). ``separate`` builds the same unfused
-    step without the checks (``Session.verify`` stores every value with it).
+    step without the checks (``Session.verify`` stores every value with it). ``prefix``
+    starts the kernels' names (a scan body's program, lowered the same way).
     """
     separate = separate or check_numerics
-    groups = fuse(program, separate=separate)
+
+    def nested(body: Program, body_prefix: str) -> LoweredProgram:
+        return lower(body, check_numerics, separate, body_prefix)
+
+    groups = fuse(program, separate=separate, prefix=prefix)
     plan = plan_memory(groups, program, in_place=not separate)
-    kernels = [_kernel(g, plan, check_numerics) for g in groups]
+    kernels = [_kernel(g, plan, check_numerics, nested) for g in groups]
     if check_numerics:
         kernels = _with_view_checks(program, kernels, plan)
     finish = _fetch_copies(program, plan) + _commits(program, plan)
@@ -56,7 +62,7 @@ def lower(program: Program, check_numerics: bool = False, separate: bool = False
                           plan.arena_bytes, kernels, finish, plan)
 
 
-def _kernel(group: Group, plan: Plan, check_numerics: bool) -> Kernel:
+def _kernel(group: Group, plan: Plan, check_numerics: bool, nested) -> Kernel:
     root = group.root
     if root is None or root.op.kind is Kind.ELEMENTWISE:
         body = lower_group(group, plan)
@@ -67,7 +73,7 @@ def _kernel(group: Group, plan: Plan, check_numerics: bool) -> Kernel:
         if fn is None:
             raise GraphcError(f"{root.op.name} ({root.name}) cannot be compiled: no lowering is "
                               f"registered for {type(root.op).__name__}{at(root.site)}")
-        body = fn(group, plan)
+        body = fn(group, plan, nested) if getattr(fn, "nested", False) else fn(group, plan)
     if check_numerics:
         body += [s for n in group.stores if n.dtype in FLOATS for s in check_finite(n, plan)]
     return Kernel(group.name, group.kind, group.nodes, group.stores, _prune(body))
@@ -101,7 +107,8 @@ def _with_view_checks(program: Program, kernels: list[Kernel], plan: Plan) -> li
     for n in program.nodes:
         k = home.pop(n.id, None)
         if k is not None:
-            out.append(k)
+            if not any(k is done for done in out):  # (a scan's kernel holds several nodes)
+                out.append(k)
         elif (n.op.kind is Kind.VIEW and n.dtype in FLOATS
               and source_of(n).op.kind.is_leaf):
             out.append(Kernel(f"c{len(out)}_{n.op.name}_check", "check", [n], [n],

@@ -68,6 +68,8 @@ class Group:
     #: a matmul whose root is stored only as the GEMM's accumulator (see _mark_stores): the
     #: epilogue receives final tiles in scratch and the root's final value is never written
     scratch_root: bool = False
+    #: prepended to the kernel's name (the kernels of a scan body: ``s3_k0_matmul``)
+    prefix: str = ""
 
     @property
     def hosts_epilogue(self) -> bool:
@@ -85,7 +87,7 @@ class Group:
         what = self.kind if self.root is None or not self.members else f"{self.kind}_ew"
         if any(m.op.kind is not Kind.ELEMENTWISE for m in self.members):
             what = f"{self.kind}_fused"  # e.g. softmax cross-entropy with its gradient
-        return f"k{self.index}_{what}"
+        return f"{self.prefix}k{self.index}_{what}"
 
     @property
     def nodes(self) -> list[Tensor]:
@@ -122,11 +124,13 @@ def assigned_values(program: Program) -> list[tuple[Tensor, Tensor]]:
 
 
 def fuse(program: Program, epilogues: bool = True, prologues: bool = True,
-         separate: bool = False) -> list[Group]:
+         separate: bool = False, prefix: str = "") -> list[Group]:
     """Partition ``program`` into kernels in execution order.
 
     ``separate`` (the ``check_numerics`` build): no fusion at all, one kernel per node in
     program order, each storing its value, so every value can be checked where it is made.
+    A projection (a part of a scan's tuple value) is always in its scan's kernel.
+    ``prefix`` starts every kernel's name (a scan body's kernels).
     """
     consumers: dict[int, list[Tensor]] = {}
     for n in program.nodes:
@@ -146,6 +150,10 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True,
         kind = node.op.kind
         if kind.is_leaf or kind in (Kind.VIEW, Kind.UPDATE):
             continue  # no kernel: leaves and views are storage, updates happen at the end
+        if node.op.projects:
+            owner[node.id] = owner[node.inputs[0].id]
+            owner[node.id].members.append(node)
+            continue
         if fusable(node) and not separate:
             target = _group_for(node, owner, ready) or _open_group(node, kernels, ready)
             if target is None:
@@ -167,6 +175,7 @@ def fuse(program: Program, epilogues: bool = True, prologues: bool = True,
     kernels = [k for k in kernels if k.stores or k.root is not None]
     for k, kernel in enumerate(kernels):
         kernel.index = k
+        kernel.prefix = prefix
     return kernels
 
 

@@ -350,6 +350,26 @@ class TemplateCall:
     epilogue: Epilogue | None = None
 
 
+@dataclass
+class Subprogram:
+    """Run a nested lowered program once (one step of a scan's body), as a whole step of
+    its own: its feeds and outputs are the arrays ``feeds``/``outs`` point at (one
+    :class:`Ptr` per entry of its tables), its constants the entries ``consts`` of this
+    program's constant table, its arena ``offset`` bytes into the kernel's scratch memory
+    (after the kernel's own :class:`Scratch` arrays). ``name`` prefixes its functions."""
+
+    name: str
+    program: LoweredProgram
+    feeds: tuple
+    outs: tuple
+    consts: tuple[int, ...]
+    offset: Expr
+
+    @property
+    def can_fail(self) -> bool:
+        return any(k.can_fail for k in self.program.kernels)
+
+
 # -- kernels and the program --------------------------------------------------------------------
 
 
@@ -390,7 +410,8 @@ class Kernel:
     @property
     def can_fail(self) -> bool:
         """The body may :class:`Fail`."""
-        return any(isinstance(s, Fail) for s in walk(self.body))
+        return any(isinstance(s, Fail) or isinstance(s, Subprogram) and s.can_fail
+                   for s in walk(self.body))
 
     @property
     def epilogue(self) -> Epilogue | None:
@@ -419,6 +440,16 @@ class LoweredProgram:
     kernels: list[Kernel]
     finish: list
     plan: object = None
+
+
+def nested(program: LoweredProgram):
+    """``program`` and every program its kernels run as a :class:`Subprogram`, nested ones
+    included (what a renderer writes functions for)."""
+    yield program
+    for k in program.kernels:
+        for s in walk(k.body):
+            if isinstance(s, Subprogram):
+                yield from nested(s.program)
 
 
 def walk(stmts: list):

@@ -89,6 +89,15 @@ class Plan:
             for i, t in enumerate(table):
                 self._buffers[t.id] = self._new(t, Place(kind, index=i))
 
+    def constant_index(self, node: Tensor) -> int:
+        """The index of constant ``node`` in the constant table, added when it is not there
+        yet (a scan body's constants are entries of the table of the step running it)."""
+        for i, c in enumerate(self.constants):
+            if c is node:
+                return i
+        self.constants.append(node)
+        return len(self.constants) - 1
+
     def buffer(self, node: Tensor) -> Buffer:
         """The storage of ``node``'s value (through views)."""
         src = source_of(node)

@@ -73,6 +73,8 @@ def step_bytes(program: ir.LoweredProgram, batch: int) -> int:
             if isinstance(s, ir.Scratch):
                 n = evaluate(ir.add(s.offset, s.count), batch) * np.dtype(s.dtype).itemsize
                 scratch = max(scratch, n)
+            elif isinstance(s, ir.Subprogram):  # a scan body's arena, after the kernel's arrays
+                scratch = max(scratch, evaluate(s.offset, batch) + step_bytes(s.program, batch))
     arena = evaluate(program.arena_bytes, batch)
     if arena + scratch + 64 > SIZE_MAX:
         big = max(nodes.values(), key=lambda n: value_bytes(n, batch) if n.dtype else -1)

@@ -42,6 +42,8 @@ def _statement_exprs(s) -> list:
         return [p for p in s.parts if not isinstance(p, str)] + [s.data, s.count]
     if isinstance(s, ir.TemplateCall):
         return list(s.args) + [v for _, v in s.shape]
+    if isinstance(s, ir.Subprogram):
+        return [*s.feeds, *s.outs, s.offset, ir.N, ir.Sym("step")]
     return []
 
 

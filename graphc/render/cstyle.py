@@ -154,6 +154,8 @@ class CStyle:
             return self.print_line(s)
         if isinstance(s, ir.TemplateCall):
             return self.template_call(s)
+        if isinstance(s, ir.Subprogram):
+            return self.subprogram(s)
         raise TypeError(f"cannot render {s!r}")
 
     # -- what each target says ------------------------------------------------------------------
@@ -181,4 +183,8 @@ class CStyle:
         raise NotImplementedError
 
     def template_call(self, s: ir.TemplateCall) -> list[str]:
+        raise NotImplementedError
+
+    def subprogram(self, s: ir.Subprogram) -> list[str]:
+        """Run a nested program (a scan body's step) with its tables."""
         raise NotImplementedError

@@ -178,8 +178,9 @@ def verify(session, flat: list[Tensor], feed: dict | None, training: bool | None
             except Exception as exc:  # as the reference backend names a failing node
                 raise GraphcError(f"verify: the reference of {n.op.label(n.attrs)} ({n.name}) "
                                   f"failed: {exc}{at(n.site)}") from exc
-            if kind is Kind.UPDATE:
-                value[n.id] = want  # (None: a group reads its updates' "values")
+            if kind is Kind.UPDATE or n.op.multi_output:
+                value[n.id] = want  # (None: a group reads its updates' "values"; a scan's
+                # tuple is compared through its projections)
             else:
                 report.compared += 1
                 _check(report, home, n, "debug build", n.name, value[n.id], want)

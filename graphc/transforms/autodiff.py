@@ -81,14 +81,21 @@ def _backward(graph, y: Tensor, xs: list[Tensor], site: str | None) -> list[Tens
         if not contributions or not node.inputs:
             continue
         with graph.derived("grad", node.site or site, node.scope):
-            g = _accumulate(contributions)
-            grads[node.id] = [g]
+            if node.op.multi_output:  # a tuple value: gradients per part, from its projections
+                parts = {k for k, _ in contributions}
+                g = {k: _accumulate([t for j, t in contributions if j == k]) for k in sorted(parts)}
+            else:
+                g = _accumulate(contributions)
+                grads[node.id] = [g]
             if not node.op.differentiable:
                 continue
             for x, gx in zip(node.inputs, node.op.grad(node, g)):
-                if gx is None or x.id not in on_path or not _dt.is_float(x.dtype):
+                if gx is None or x.id not in on_path:
                     continue
-                grads.setdefault(x.id, []).append(sum_to(gx, x.shape))
+                if node.op.projects:
+                    grads.setdefault(x.id, []).append((node.attrs["index"], gx))
+                elif _dt.is_float(x.dtype):
+                    grads.setdefault(x.id, []).append(sum_to(gx, x.shape))
     out = []
     for x in xs:
         with graph.derived("grad", site, x.scope):

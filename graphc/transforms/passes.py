@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..ir.graph import Kind, RunContext, Tensor, constant_node
-from ..ir.program import Program, rewrite, toposort
+from ..ir.program import Program, clone, rewrite, toposort
 from ..ops import elemwise as E
 
 
@@ -129,12 +129,28 @@ def dce(program: Program) -> Program:
     return Program(program.outputs, toposort(program.outputs))
 
 
+def scan_bodies(program: Program) -> Program:
+    """Optimize each scan's body with these same passes (its inputs stay; its outputs may
+    be replaced)."""
+
+    def optimize_body(node: Tensor) -> Tensor:
+        body = node.attrs.get("body") if node.op.multi_output else None
+        if body is None:
+            return node
+        new = clone(node, node.inputs)
+        new.attrs = {**node.attrs, "body": body.with_outputs(optimize(body.program()).outputs)}
+        return new
+
+    return rewrite(program, optimize_body)
+
+
 PASSES: list[tuple[str, Callable[[Program], Program]]] = [
     ("stability", stability),
     ("algebraic", algebraic),
     ("constant_folding", constant_folding),
     ("algebraic_after_folding", algebraic),
     ("cse", cse),
+    ("scan_bodies", scan_bodies),
     ("dce", dce),
 ]
 

@@ -24,7 +24,7 @@ from graphc.ir.graph import Kind, Op
 
 HERE = pathlib.Path(__file__).parent
 MODULES = ("test_elemwise", "test_reduce", "test_linalg", "test_conv", "test_pool", "test_nn", "test_shape",
-           "test_indexing", "test_debug_ops")
+           "test_indexing", "test_debug_ops", "test_scan_cases")
 OPS_DIR = pathlib.Path(graphc.ops.__file__).parent
 
 

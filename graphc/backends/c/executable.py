@@ -18,7 +18,7 @@ from ...ir.dtypes import FLOATS
 from ...ir.errors import GraphcError, NumericsError, at, numerics_message
 from ...ir.graph import Tensor
 from ...ir.program import Program
-from ...lower import lower
+from ...lower import ir, lower
 from ...lower.sizes import step_bytes
 from .abi import ERR_BYTES
 from .build import load_or_build, native_ffi
@@ -176,8 +176,11 @@ class CExecutable:
             bad = _numerics_failure(kernel, message)
             if bad is not None:
                 raise NumericsError(numerics_message(*bad))
-        node = kernel.nodes[0] if kernel.kind != "elementwise" else kernel.nodes[-1]
-        for n in kernel.nodes:
+        inner = [k for s in ir.walk(kernel.body) if isinstance(s, ir.Subprogram)
+                 for p in ir.nested(s.program) for k in p.kernels if k.can_fail]
+        failed = inner[0] if len(inner) == 1 and inner[0].kind != "scan" else kernel  # a scan's body
+        node = failed.nodes[0] if failed.kind != "elementwise" else failed.nodes[-1]
+        for n in failed.nodes:
             if n.name in message:
                 node = n
         raise GraphcError(f"{node.op.label(node.attrs)} ({node.name}) failed at run time in kernel "
@@ -190,7 +193,11 @@ def _numerics_failure(kernel, message: str) -> tuple[Tensor, str] | None:
     bad = message[:3]
     if bad not in ("NaN", "Inf") or not message.startswith(f"{bad} produced by "):
         return None
-    checked = [n for n in kernel.stores if n.dtype in FLOATS]
+    stores = list(kernel.stores)
+    for s in ir.walk(kernel.body):  # a scan's kernel: the values its body's kernels check
+        if isinstance(s, ir.Subprogram):
+            stores += [n for p in ir.nested(s.program) for k in p.kernels for n in k.stores]
+    checked = [n for n in stores if n.dtype in FLOATS]
     named = [n for n in checked if message == f"{bad} produced by {n.name}"]
     if len(named) == 1 or len(checked) == 1:  # (a long name may come back truncated)
         return (named or checked)[0], bad

@@ -42,8 +42,21 @@ class Library:
 def render(program: ir.LoweredProgram) -> Library:
     """C source of ``program``."""
     target = CTarget()
-    chunks: list[str | tuple[str, str]] = [_head(program)]
+    chunks = [_head(program)] + _program(target, program, "gc_") + [_exports()]
+    with_sites = "".join(c if isinstance(c, str) else c[0] + c[1] for c in chunks)
+    key = "".join(c if isinstance(c, str) else c[0] for c in chunks)
+    return Library(with_sites, key)
+
+
+def _program(target: CTarget, program: ir.LoweredProgram, base: str) -> list:
+    """The functions of one (possibly nested) program: before each kernel the programs it
+    runs as a scan's body, its epilogue functions and itself; then ``<base>_finish``,
+    ``<base>_step`` and the size functions. Definition sites are (comment, sites) pairs."""
+    chunks: list[str | tuple[str, str]] = []
     for k in program.kernels:
+        for s in ir.walk(k.body):
+            if isinstance(s, ir.Subprogram):
+                chunks += _program(target, s.program, s.name)
         if k.epilogue is not None:
             chunks.append(_epilogue(target, k.epilogue))
         comment = f"/* {k.name}: {c_comment(', '.join(n.name for n in k.nodes))}"
@@ -53,15 +66,14 @@ def render(program: ir.LoweredProgram) -> Library:
                                           "return 0;" if k.can_fail else None))
     if program.finish:
         chunks.append("/* fetched values no kernel wrote, then the variables' new values */\n"
-                      + _function(target, "static void gc__finish(const gc_ctx *g)", program.finish))
-    chunks.append(_entry_points(target, program))
-    with_sites = "".join(c if isinstance(c, str) else c[0] + c[1] for c in chunks)
-    key = "".join(c if isinstance(c, str) else c[0] for c in chunks)
-    return Library(with_sites, key)
+                      + _function(target, f"static void {base}_finish(const gc_ctx *g)", program.finish))
+    chunks.append(_step(target, program, base))
+    return chunks
 
 
 def _head(program: ir.LoweredProgram) -> str:
-    used = [s for k in program.kernels for s in ir.walk(k.body) if isinstance(s, ir.TemplateCall)]
+    used = [s for p in ir.nested(program) for k in p.kernels for s in ir.walk(k.body)
+            if isinstance(s, ir.TemplateCall)]
     names = sorted({s.template for s in used})
     dtypes = sorted({s.dtype for s in used})
     rng_defines = "".join(f"#define GC_RNG_{name} {getattr(rng, name):#x}u\n"
@@ -78,7 +90,8 @@ def _head(program: ir.LoweredProgram) -> str:
 
 def prints(program: ir.LoweredProgram) -> bool:
     """Whether a kernel of ``program`` prints (gc.print: kernels/debug.h is pasted)."""
-    return any(isinstance(s, ir.Print) for k in program.kernels for s in ir.walk(k.body))
+    return any(isinstance(s, ir.Print) for p in ir.nested(program) for k in p.kernels
+               for s in ir.walk(k.body))
 
 
 def _pointer(target: CTarget, buf: ir.Buffer, written: bool) -> str:
@@ -133,8 +146,9 @@ def _epilogue(target: CTarget, epi: ir.Epilogue) -> str:
     return element + tile
 
 
-def _workspace(target: CTarget, program: ir.LoweredProgram) -> str:
-    """gc_workspace_bytes(N): the most scratch any kernel (or template it calls) needs."""
+def _workspace(target: CTarget, program: ir.LoweredProgram, base: str) -> str:
+    """<base>_workspace_bytes(N): the most scratch any kernel (or template it calls, or
+    scan body it runs) needs."""
     lines: list[str] = []
     sizes: list[ir.Expr] = []
     for stmts in [k.body for k in program.kernels] + [program.finish]:
@@ -146,10 +160,14 @@ def _workspace(target: CTarget, program: ir.LoweredProgram) -> str:
                 sizes += [s.offset, s.count]
                 count = target.expr(ir.add(s.offset, s.count))
                 body = [f"w = sizeof({target.ctype(s.dtype)}) * (size_t)({count});"]
+            elif isinstance(s, ir.Subprogram):
+                sizes += [s.offset, ir.N]
+                body = [f"w = (size_t)({target.expr(s.offset)}) + {s.name}_planned_bytes(N) + "
+                        f"{s.name}_workspace_bytes(N);"]
             else:
                 continue
             lines += ["{"] + ["    " + ln for ln in body] + ["    if (w > ws) ws = w;", "}"]
-    return ("static size_t gc_workspace_bytes(int64_t N) {\n"
+    return (f"static size_t {base}_workspace_bytes(int64_t N) {{\n"
             + ("" if _uses_n(sizes) else "    (void)N;\n")
             + ("    size_t ws = 0, w;\n" if lines else "    size_t ws = 0;\n")
             + "".join(f"    {ln}\n" for ln in lines) + "    return ws;\n}\n\n")
@@ -159,25 +177,32 @@ def _uses_n(exprs: list) -> bool:
     return "N" in references([], exprs)[0]
 
 
-def _entry_points(target: CTarget, program: ir.LoweredProgram) -> str:
-    lines = ["static int gc__step(const gc_ctx *g, double *seconds) {",
+def _step(target: CTarget, program: ir.LoweredProgram, base: str) -> str:
+    """<base>_step (every kernel in order, then the finish; seconds may be NULL) and the
+    size functions <base>_planned_bytes and <base>_workspace_bytes."""
+    lines = [f"static int {base}_step(const gc_ctx *g, double *seconds) {{",
              "    double t = seconds ? gc_now() : 0.0;"]
     for k, kernel in enumerate(program.kernels):
         lines.append(f"    if ({kernel.name}(g)) return {k + 1};" if kernel.can_fail
                      else f"    {kernel.name}(g);")
         lines.append(f"    gc_tick(seconds, {k}, &t);")
     if program.finish:
-        lines.append("    gc__finish(g);")
+        lines.append(f"    {base}_finish(g);")
     lines += [f"    gc_tick(seconds, {len(program.kernels)}, &t);", "    return 0;", "}", ""]
     planned = target.expr(program.arena_bytes)
-    lines += ["static size_t gc__planned_bytes(int64_t N) {"]
+    lines += [f"static size_t {base}_planned_bytes(int64_t N) {{"]
     lines += [] if _uses_n([program.arena_bytes]) else ["    (void)N;"]
     lines += [f"    return (size_t)({planned});", "}", ""]
+    return _workspace(target, program, base) + "\n".join(lines) + "\n"
+
+
+def _exports() -> str:
+    """The exported entry points of :mod:`.abi`, around gc__step."""
     arena_head, run_head, timed_head = ENTRY_POINTS
-    lines += [arena_head + " {", "    return gc__planned_bytes(N) + gc_workspace_bytes(N);", "}", ""]
-    ctx = ("N, step, arena, arena + gc__planned_bytes(N), gc_workspace_bytes(N), feeds, vars, consts, "
+    lines = [arena_head + " {", "    return gc__planned_bytes(N) + gc__workspace_bytes(N);", "}", ""]
+    ctx = ("N, step, arena, arena + gc__planned_bytes(N), gc__workspace_bytes(N), feeds, vars, consts, "
            "outs, err")
     for head, seconds in ((run_head, "NULL"), (timed_head, "seconds")):
         lines += [head + " {", f"    const gc_ctx g = {{{ctx}}};", f"    return gc__step(&g, {seconds});",
                   "}", ""]
-    return _workspace(target, program) + "\n".join(lines)
+    return "\n".join(lines)

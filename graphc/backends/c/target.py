@@ -55,6 +55,24 @@ class CTarget(CStyle):
             return ["#pragma omp simd" + reduce]
         return []
 
+    def subprogram(self, s: ir.Subprogram) -> list[str]:
+        """A scan body's step: a context of its own over the tables ``s`` points at."""
+        def table(items: list[str]) -> str:
+            return "{" + (", ".join(items) or "NULL") + "}"
+
+        run = f"{s.name}_step(&sub, NULL)"
+        return [
+            "{",
+            f"    void *const sub_feeds[] = {table([f'(void *)({self.expr(p)})' for p in s.feeds])};",
+            f"    void *const sub_outs[] = {table([f'(void *)({self.expr(p)})' for p in s.outs])};",
+            f"    const void *const sub_consts[] = {table([f'g->consts[{i}]' for i in s.consts])};",
+            f"    char *sub_arena = (char *)g->ws + ({self.expr(s.offset)});",
+            f"    const gc_ctx sub = {{N, step, sub_arena, sub_arena + {s.name}_planned_bytes(N), "
+            f"{s.name}_workspace_bytes(N), sub_feeds, NULL, sub_consts, sub_outs, g->err}};",
+            f"    if ({run}) return 1;" if s.can_fail else f"    {run};",
+            "}",
+        ]
+
     def scratch(self, s: ir.Scratch) -> list[str]:
         t = self.ctype(s.dtype)
         at = "" if s.offset == ir.ZERO else f" + {self.expr(s.offset)}"

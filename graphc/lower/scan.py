@@ -1,0 +1,84 @@
+"""Lowering of ``gc.scan``: the body is lowered once, as a program of its own, and the
+scan's kernel runs it once per step in a loop inside the one native call.
+
+The carries live in two halves of a scratch array each (step ``s`` reads half ``s % 2``
+and writes the other), so no step copies its carry; the sequences are read and the
+stacked outputs written in place through pointers to row ``t``; the carries a gradient
+replays from are copied out as each step starts, only when the program keeps them. The
+body's own arena follows the carries in the kernel's scratch memory. Code size and
+compile time do not depend on the sequence length.
+
+Example::
+
+    lowered = lower(optimize(Program([hs])))   # one kernel "k1_scan_fused" running s1_step
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.program import Program
+from ..transforms.scan import Scan
+from .fusion import Group
+from .ir import Bin, Buffer, Copy, Expr, Let, Lit, Loop, Place, Ptr, Scratch, Subprogram, Sym, add, mul, prod
+from .memplan import Plan
+from .registry import lowers
+
+
+def _align(e: Expr) -> Expr:
+    """``e`` bytes rounded up to a multiple of 64."""
+    return e if isinstance(e, Lit) and e.value % 64 == 0 else mul(Bin("/", add(e, Lit(63)), Lit(64)), Lit(64))
+
+
+@lowers(Scan)
+def lower_scan(group: Group, plan: Plan, nested) -> list:
+    node = group.root
+    a = node.attrs
+    body, nc, nx, ny, length = a["body"], a["carries"], a["sequences"], a["outputs"], a["length"]
+    init, xs, caps = node.inputs[:nc], node.inputs[nc:nc + nx], node.inputs[nc + nx:]
+    kept = {m.attrs["index"]: m for m in group.members if m in group.stores}
+    ys = [j for j in range(ny) if nc + j in kept]
+    program: Program = body.program(list(range(nc)) + [nc + j for j in ys])
+    lowered = nested(program, f"{group.name}_")
+    t, s = Sym("t"), Sym("s")
+    cur, nxt = Sym("half"), Bin("-", Lit(1), Sym("half"))
+
+    stmts: list = []
+    offset: Expr = Lit(0)
+    carries = []
+    for i, c in enumerate(init):
+        count, item = prod(c.shape), np.dtype(c.dtype).itemsize
+        buf = Buffer(f"carry{i}", c.dtype, Place("scratch"))
+        at = Lit(offset.value // item) if isinstance(offset, Lit) else Bin("/", offset, Lit(item))
+        stmts.append(Scratch(buf.name, c.dtype, mul(count, Lit(2)), at))
+        stmts.append(Copy(buf, plan.buffer(c), count))
+        carries.append((buf, count))
+        offset = _align(add(offset, mul(count, Lit(2 * item))))
+
+    where = {}  # body input (by id) -> pointer for this step
+    for (buf, count), p in zip(carries, body.inputs[:nc]):
+        where[p.id] = Ptr(buf, mul(cur, count))
+    for x, p in zip(xs, body.inputs[nc:nc + nx]):
+        where[p.id] = Ptr(plan.buffer(x), mul(t, prod(x.shape[1:])))
+    for c, p in zip(caps, body.inputs[nc + nx:]):
+        where[p.id] = Ptr(plan.buffer(c), Lit(0))
+    outs = [Ptr(buf, mul(nxt, count), written=True) for buf, count in carries]
+    outs += [Ptr(plan.buffer(kept[nc + j]), mul(t, prod(kept[nc + j].shape[1:])), written=True)
+             for j in ys]
+    run = Subprogram(group.name, lowered, tuple(where[f.id] for f in lowered.feeds), tuple(outs),
+                     tuple(plan.constant_index(c) for c in lowered.constants), offset)
+
+    step = [Let("t", "int64", Bin("-", Lit(length - 1), s) if a["reverse"] else s),
+            Let("half", "int64", Bin("%", s, Lit(2)))]
+    for i, (buf, count) in enumerate(carries):
+        history = kept.get(nc + ny + i)
+        if history is not None:
+            step.append(Copy(plan.buffer(history), buf, count, mul(t, count), mul(cur, count)))
+    stmts.append(Loop("s", Lit(length), step + [run]))
+    for i, (buf, count) in enumerate(carries):
+        if i in kept:
+            stmts.append(Copy(plan.buffer(kept[i]), buf, count, src_offset=mul(Lit(length % 2), count)))
+    return stmts
+
+
+lower_scan.nested = True  # it takes the function that lowers its body

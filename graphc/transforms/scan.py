@@ -1,0 +1,330 @@
+"""``gc.scan``: a loop over a sequence, traced once into a body graph, and its gradient.
+
+``scan(fn, init, xs)`` calls ``fn(carry, x_t)`` once, on placeholders, inside a graph of
+its own (the body); tensors of the enclosing graph that ``fn`` reads (weights, other
+values) become the body's *captures*: placeholders the scan feeds with their values. The
+graph gets one :class:`Scan` node, whose value is a tuple (the final carries, the
+stacked ``y_t`` and, when a gradient asks for them, the carries each step started from),
+read through :class:`ScanOutput` projections. The sequence runs along the leading axis
+inside; ``scan`` moves ``axis`` there and back.
+
+The gradient of a scan is a scan in the other direction (backpropagation through
+time): its body replays the forward body from the carry the step started with and
+takes that replay's gradient, so the forward pass keeps only the carries per step; the
+captures' gradients are summed over the steps as carries of the reverse scan.
+
+Example::
+
+    def step(h, x_t):
+        h = gc.tanh(x_t @ W + h @ U)
+        return h, h
+    h_final, hs = gc.scan(step, h0, x)          # x (N, T, F) -> hs (N, T, H)
+    dW, = gc.grad(gc.sum(hs), [W])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..ir import dtypes as _dt
+from ..ir import shapes as _sh
+from ..ir.errors import GraphcError, NumericsError, ShapeError, at, numerics_message, user_site
+from ..ir.graph import Graph, Kind, Op, Placeholder, Tensor, as_tensor, constant_node, get_default_graph, make
+from ..ir.program import Program, toposort
+from ..ops.reduce import broadcast_like
+from ..ops.reduce import sum as _sum
+from ..ops.shape import transpose
+from .autodiff import grad
+
+
+class Body:
+    """A traced step: ``inputs`` (placeholders: the carries, the ``x_t``, the captures) and
+    ``outputs`` (the new carries, then the ``y_t``); ``captured`` are the enclosing
+    graph's tensors the capture placeholders stand for, in order."""
+
+    def __init__(self, graph: Graph, inputs: list[Tensor], outputs: list[Tensor],
+                 captured: list[Tensor]) -> None:
+        self.graph = graph
+        self.inputs = inputs
+        self.outputs = outputs
+        self.captured = captured
+
+    def program(self, outputs: Sequence[int] | None = None) -> Program:
+        """The body as a program computing the outputs numbered ``outputs`` (default all)."""
+        picked = self.outputs if outputs is None else [self.outputs[k] for k in outputs]
+        return Program(picked)
+
+    def with_outputs(self, outputs: list[Tensor]) -> Body:
+        """The same body computing ``outputs`` instead (an optimized program's)."""
+        return Body(self.graph, self.inputs, outputs, self.captured)
+
+    def replay(self, values: Sequence[Tensor]) -> list[Tensor]:
+        """The body's outputs rebuilt in the current graph from ``values`` (one tensor per
+        input): the forward step inside the gradient's body."""
+        graph = get_default_graph()
+        mapping = {p.id: v for p, v in zip(self.inputs, values)}
+        for n in toposort(self.outputs):
+            if n.id in mapping:
+                continue
+            if n.op.kind is Kind.CONSTANT:
+                mapping[n.id] = constant_node(n.value, dtype=n.dtype)
+                continue
+            with graph.derived(graph._role, n.site, n.scope):
+                mapping[n.id] = make(type(n.op), [mapping[i.id] for i in n.inputs], n.attrs,
+                                     name=n.name.rsplit("/", 1)[-1])
+        return [mapping[o.id] for o in self.outputs]
+
+    def __repr__(self) -> str:
+        return f"<scan body: {len(self.inputs)} inputs, {len(self.outputs)} outputs>"
+
+
+class Scan(Op):
+    """The loop. Inputs: the initial carries, the sequences (time-major), the captured
+    tensors. Its value is a tuple read through :class:`ScanOutput` nodes: index ``i <
+    carries``: final carry i; then the stacked outputs; then the carries each step
+    started from, stacked by time index (what the gradient replays from)."""
+
+    name = "scan"
+    multi_output = True
+    pure = False  # a tuple is never folded into a constant
+
+    def infer(self, inputs, **attrs):
+        return (), None
+
+    def label(self, attrs):
+        return "scan_reverse" if attrs["reverse"] else "scan"
+
+    def reference(self, ctx, node, *values):
+        a = node.attrs
+        body, nc, nx = a["body"], a["carries"], a["sequences"]
+        carry, xs, caps = list(values[:nc]), values[nc:nc + nx], list(values[nc + nx:])
+        steps = range(a["length"] - 1, -1, -1) if a["reverse"] else range(a["length"])
+        program = body.program()
+        ys: dict[int, list] = {}
+        starts: dict[int, list] = {}
+        for t in steps:
+            starts[t] = carry
+            outs = run_body(ctx, program, body.inputs, carry + [x[t] for x in xs] + caps)
+            carry, ys[t] = outs[:nc], outs[nc:]
+        order = sorted(ys)
+        stacked = [np.stack([ys[t][j] for t in order]) for j in range(a["outputs"])]
+        history = [np.stack([starts[t][i] for t in order]) for i in range(nc)]
+        return tuple(carry + stacked + history)
+
+    def grad(self, node, g):
+        return _backward(node, g)
+
+
+class ScanOutput(Op):
+    """Part ``index`` of a scan's value (see :class:`Scan`)."""
+
+    name = "scan_output"
+    projects = True
+
+    def infer(self, inputs, **attrs):
+        return attrs["shape"], attrs["dtype"]
+
+    def label(self, attrs):
+        return attrs["what"]
+
+    def reference(self, ctx, node, value):
+        return value[node.attrs["index"]]
+
+    def grad(self, node, g):
+        return [g]
+
+
+def run_body(ctx, program: Program, inputs: list[Tensor], values: list) -> list:
+    """One step of a body on the NumPy reference: its outputs from its inputs' values."""
+    env = {p.id: v for p, v in zip(inputs, values)}
+    for n in program.nodes:
+        if n.id in env:
+            continue
+        if n.op.kind is Kind.CONSTANT:
+            env[n.id] = n.value
+            continue
+        try:
+            out = env[n.id] = n.op.reference(ctx, n, *[env[i.id] for i in n.inputs])
+        except GraphcError:
+            raise
+        except Exception as exc:
+            raise GraphcError(f"{n.op.label(n.attrs)} ({n.name}) in a scan body failed at run "
+                              f"time: {exc}{at(n.site)}") from exc
+        if ctx.check_numerics and isinstance(out, np.ndarray) and out.dtype.kind == "f" and (
+                not np.all(np.isfinite(out))):
+            raise NumericsError(numerics_message(n, "NaN" if np.isnan(out).any() else "Inf"))
+    return [env[o.id] for o in program.outputs]
+
+
+def _project(scan: Tensor, index: int, what: str, like: Tensor, stacked: int | None) -> Tensor:
+    shape = like.shape if stacked is None else (stacked,) + like.shape
+    return make(ScanOutput, [scan], {"index": index, "shape": shape, "dtype": like.dtype,
+                                     "what": what})
+
+
+def _trace(fn: Callable, carries: list[Tensor], xs: list[Tensor], structure: tuple,
+           site: str) -> tuple[Body, int, Any]:
+    """Call ``fn`` once on placeholders inside a new body graph."""
+    outer = get_default_graph() if not (carries or xs) else (carries + xs)[0].graph
+    body_graph = Graph(seed=outer.root.next_seed())
+    body_graph.parent = outer
+    carry_struct, x_struct = structure
+    with body_graph, body_graph.derived("forward", None, scope=""):
+        c_in = [make(Placeholder, [], {"shape": c.shape, "dtype": c.dtype}, name=f"carry{i}")
+                for i, c in enumerate(carries)]
+        x_in = [make(Placeholder, [], {"shape": x.shape[1:], "dtype": x.dtype}, name=f"x{i}")
+                for i, x in enumerate(xs)]
+    with body_graph:
+        result = fn(_pack(c_in, carry_struct), _pack(x_in, x_struct))
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise GraphcError(f"scan: fn must return (new_carry, y_t), got {result!r}{at(site)}")
+        new_carry, y = result
+        c_out = [body_graph.capture(as_tensor(t, dtype=c.dtype))
+                 for t, c in zip(_flatten(new_carry, "new carry", site, len(carries)), carries)]
+        y_out = [body_graph.capture(as_tensor(t)) for t in _flatten(y, "y_t", site)]
+    for i, (new, old) in enumerate(zip(c_out, carries)):
+        if new.shape != old.shape or new.dtype != old.dtype:
+            raise ShapeError(f"scan: fn's new carry {i} is {_sh.fmt(new.shape)} {new.dtype}, but "
+                             f"the carry is {_sh.fmt(old.shape)} {old.dtype}; a step must keep "
+                             f"the carry's shape and dtype{at(site)}")
+    captured = [outer_t for outer_t, _ in body_graph.captures.values()]
+    inputs = c_in + x_in + [inner for _, inner in body_graph.captures.values()]
+    known = {p.id for p in inputs}
+    for n in toposort(c_out + y_out):
+        if n.op.kind is Kind.UPDATE:
+            raise GraphcError(f"scan: the step assigns a variable ({n.name}); a scan body cannot "
+                              f"change state{at(n.site)}")
+        if n.op.kind is Kind.PLACEHOLDER and n.id not in known:
+            raise GraphcError(f"scan: the step makes a placeholder ({n.name}); make it outside "
+                              f"fn and read it there{at(n.site)}")
+    return Body(body_graph, inputs, c_out + y_out, captured), len(y_out), y
+
+
+def _flatten(value: Any, what: str, site: str, count: int | None = None) -> list:
+    items = [] if value is None else list(value) if isinstance(value, (tuple, list)) else [value]
+    if count is not None and len(items) != count:
+        raise GraphcError(f"scan: fn returned {len(items)} {what} tensors, expected {count} "
+                          f"(the structure of init){at(site)}")
+    return items
+
+
+def _pack(items: list[Tensor], structure: str) -> Any:
+    if structure == "one":
+        return items[0]
+    return tuple(items) if structure == "tuple" else list(items) if structure == "list" else None
+
+
+def _structure(value: Any) -> str:
+    if value is None:
+        return "none"
+    return "tuple" if isinstance(value, tuple) else "list" if isinstance(value, list) else "one"
+
+
+def scan_leading(fn: Callable, init: list[Tensor], xs: list[Tensor], reverse: bool = False,
+                 structure: tuple = ("tuple", "tuple"),
+                 site: str | None = None) -> tuple[list[Tensor], list[Tensor], Any]:
+    """``scan`` along the leading axis of every ``xs``: (final carries, stacked outputs,
+    the traced ``y_t`` as ``fn`` returned it, for its structure)."""
+    site = site or user_site()
+    lengths = {x.shape[0] for x in xs}
+    if not xs or len(lengths) != 1 or None in lengths or 0 in lengths:
+        raise ShapeError(f"scan: the sequences must share one static, non-zero length; got "
+                         f"{', '.join(_sh.fmt(x.shape) for x in xs) or 'none'}{at(site)}")
+    length = lengths.pop()
+    body, ny, y_traced = _trace(fn, init, xs, structure, site)
+    attrs = {"body": body, "length": length, "reverse": bool(reverse), "carries": len(init),
+             "sequences": len(xs), "outputs": ny}
+    node = make(Scan, list(init) + list(xs) + body.captured, attrs, name="scan")
+    finals = [_project(node, i, f"final carry {i}", c, None) for i, c in enumerate(init)]
+    ys = [_project(node, len(init) + j, f"ys {j}", y, length)
+          for j, y in enumerate(body.outputs[len(init):])]
+    return finals, ys, y_traced
+
+
+def scan(fn: Callable, init: Any, xs: Any, axis: int = 1, reverse: bool = False) -> tuple[Any, Any]:
+    """Run ``fn(carry, x_t) -> (carry, y_t)`` over the sequences ``xs`` along ``axis``.
+
+    ``init`` and ``xs`` are tensors or tuples of tensors; ``fn`` is traced once (it may
+    read variables and any tensor of the graph); the sequence length is static, the batch
+    size may be ``None``. Returns the final carry (``init``'s structure) and the ``y_t``
+    stacked along ``axis`` (``y_t``'s structure). ``reverse=True`` runs from the last
+    element to the first; the outputs stay aligned with the inputs. ``gc.grad`` through a
+    scan is a reverse scan (backpropagation through time).
+
+    Example::
+
+        h, hs = gc.scan(lambda h, x_t: (gc.tanh(x_t @ W + h @ U),) * 2, h0, x)
+    """
+    site = user_site()
+    carries = [as_tensor(c) for c in _flatten(init, "init", site)]
+    seqs = [as_tensor(x) for x in _flatten(xs, "xs", site)]
+    if not carries:
+        raise GraphcError(f"scan: init must be a tensor or a tuple of tensors{at(site)}")
+    moved = []
+    for x in seqs:
+        ax = axis + x.ndim if axis < 0 else axis
+        if not 0 <= ax < x.ndim:
+            raise ShapeError(f"scan: axis {axis} is out of range for sequence {x.name} of shape "
+                             f"{_sh.fmt(x.shape)}{at(site)}")
+        moved.append(x if ax == 0 else transpose(x, [ax] + [d for d in range(x.ndim) if d != ax]))
+    structure = (_structure(init), _structure(xs))
+    finals, ys, y_traced = scan_leading(fn, carries, moved, reverse, structure, site)
+    out = []
+    for y in ys:
+        ax = axis if axis >= 0 else axis + y.ndim
+        ax = min(ax, y.ndim - 1)
+        out.append(y if ax == 0 else transpose(y, list(range(1, ax + 1)) + [0] + list(range(ax + 1, y.ndim))))
+    return _pack(finals, structure[0]), _pack(out, _structure(y_traced))
+
+
+def _zeros(x: Tensor) -> Tensor:
+    return broadcast_like(constant_node(0.0, dtype=x.dtype), x)
+
+
+def _backward(node: Tensor, g: dict[int, Tensor]) -> list[Tensor | None]:
+    """Gradients of a scan's inputs given those of its outputs (``g``: index -> tensor)."""
+    a = node.attrs
+    body, nc, nx, ny = a["body"], a["carries"], a["sequences"], a["outputs"]
+    init, xs, caps = node.inputs[:nc], node.inputs[nc:nc + nx], node.inputs[nc + nx:]
+    floats = [k for k, t in enumerate(init) if _dt.is_float(t.dtype)]
+    diff_xs = [k for k, t in enumerate(xs) if _dt.is_float(t.dtype)]
+    diff_caps = [k for k, t in enumerate(caps) if _dt.is_float(t.dtype)]
+    gys = [j for j in range(ny) if nc + j in g]
+    ghs = [i for i in floats if nc + ny + i in g]  # the history's own gradient (grad of grad)
+    history = [_project(node, nc + ny + i, f"carries {i}", c, a["length"]) for i, c in enumerate(init)]
+    finals = [_project(node, i, f"final carry {i}", c, None) for i, c in enumerate(init)]
+
+    def step(carry, x_t):
+        g_carry, acc = carry[:len(floats)], carry[len(floats):]
+        h_t, seq_t = x_t[:nc], x_t[nc:nc + nx]
+        gy_t, gh_t = x_t[nc + nx:nc + nx + len(gys)], dict(zip(ghs, x_t[nc + nx + len(gys):]))
+        graph = get_default_graph()
+        again = body.replay(list(h_t) + list(seq_t) + [graph.capture(c) for c in caps])
+        terms = [_sum(again[i] * gc_) for i, gc_ in zip(floats, g_carry)]
+        terms += [_sum(again[nc + j] * gy) for j, gy in zip(gys, gy_t)]
+        target = terms[0]
+        for t in terms[1:]:
+            target = target + t
+        wrt = ([h_t[i] for i in floats] + [seq_t[k] for k in diff_xs]
+               + [graph.capture(caps[k]) for k in diff_caps])
+        grads = grad(target, wrt) if wrt else []
+        g_h = [t + gh_t[i] if i in gh_t else t for i, t in zip(floats, grads[:len(floats)])]
+        g_x = grads[len(floats):len(floats) + len(diff_xs)]
+        g_c = grads[len(floats) + len(diff_xs):]
+        return tuple(g_h) + tuple(s + d for s, d in zip(acc, g_c)), tuple(g_x)
+
+    init_b = [g[i] if i in g else _zeros(finals[i]) for i in floats]
+    init_b += [_zeros(caps[k]) for k in diff_caps]
+    xs_b = history + list(xs) + [g[nc + j] for j in gys] + [g[nc + ny + i] for i in ghs]
+    final_b, ys_b, _ = scan_leading(step, init_b, xs_b, reverse=not a["reverse"], site=node.site)
+    result: list[Tensor | None] = [None] * len(node.inputs)
+    for i, t in zip(floats, final_b[:len(floats)]):
+        result[i] = t
+    for k, t in zip(diff_xs, ys_b):
+        result[nc + k] = t
+    for k, t in zip(diff_caps, final_b[len(floats):]):
+        result[nc + nx + k] = t
+    return result
