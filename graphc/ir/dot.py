@@ -202,12 +202,45 @@ def render_dot(graph_or_tensors, path=None, clusters=None, collapse=None, group_
             lines.append("  }")
     else:
         lines += _scope_clusters(bodies)
+    lines += _scan_bodies([t for t in nodes if t.id not in plan.hidden and t.id not in plan.box_of])
     lines += _legend()
     lines.append("}")
     text = "\n".join(lines) + "\n"
     if path is not None:
         Path(path).write_text(text)
     return text, info
+
+
+def _scan_bodies(nodes: list[Tensor], indent: str = "  ") -> list[str]:
+    """Each scan's body as a cluster of its own: its ops and values, dashed edges from the
+    tensors it captures to their placeholders inside and from its outputs to the scan."""
+    lines: list[str] = []
+    for scan in nodes:
+        body = scan.attrs.get("body") if scan.op.multi_output else None
+        if body is None:
+            continue
+        inner = toposort(body.outputs)
+        title = _q(f"{scan.name}: body, {scan.attrs['length']} steps")
+        lines += [f"{indent}subgraph cluster_body{scan.id} {{",
+                  f'{indent}  label={title}; '
+                  f'style="rounded,dashed"; color="#888888";']
+        for t in inner:
+            tip = _q(t.site or "")
+            if t.op.kind in _LEAF_STYLE:
+                lines.append(f"{indent}  v{t.id} [label={_q(_value_label(t))}, "
+                             f"{_LEAF_STYLE[t.op.kind]}, tooltip={tip}];")
+                continue
+            lines.append(f'{indent}  op{t.id} [label={_q(t.op.label(t.attrs))}, shape=box, '
+                         f'style="rounded,filled", fillcolor="{_OP_FILL["forward"]}", tooltip={tip}];')
+            lines.append(f"{indent}  v{t.id} [label={_q(_value_label(t))}, shape=ellipse, tooltip={tip}];")
+            lines.append(f"{indent}  op{t.id} -> v{t.id};")
+            lines += [f"{indent}  v{i.id} -> op{t.id};" for i in t.inputs]
+        lines += _scan_bodies(inner, indent + "  ")
+        lines.append(f"{indent}}}")
+        lines += [f"{indent}v{o.id} -> v{p.id} [style=dashed];"
+                  for o, p in zip(body.captured, body.inputs[len(body.inputs) - len(body.captured):])]
+        lines += [f"{indent}v{o.id} -> op{scan.id} [style=dashed];" for o in body.outputs]
+    return lines
 
 
 def _edges(nodes: list[Tensor], plan: Plan) -> list[str]:

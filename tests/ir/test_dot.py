@@ -76,3 +76,30 @@ def test_compiled_fetch_set_draws_kernels_as_clusters(tmp_path):
         path = tmp_path / "k.dot"
         path.write_text(text)
         subprocess.run(["dot", "-Tsvg", str(path), "-o", str(tmp_path / "k.svg")], check=True)
+
+
+def test_a_scan_body_is_a_cluster_fed_by_its_captures(tmp_path):
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 4, 3), name="x")
+        W = gc.variable(np.ones((3, 3), np.float32), name="W")
+
+        def outer(h, x_t):  # with a scan inside the body: a cluster inside the cluster
+            inner, _ = gc.scan(lambda c, v: (c * 0.5 + v, c), h[:, 0], x_t, axis=1)
+            return gc.tanh(x_t @ W) + gc.expand_dims(inner, 1), h
+
+        last, _ = gc.scan(outer, gc.zeros_like(x[:, 0, :]), x)
+    text = gc.to_dot([last])
+    scans = [n for n in g.nodes if n.op.name == "scan"]
+    body = scans[0].attrs["body"]
+    captured_W = body.inputs[-1]
+    assert f"subgraph cluster_body{scans[0].id} {{" in text
+    assert 'label="scan: body, 4 steps"' in text
+    assert f"v{W.id} -> v{captured_W.id} [style=dashed];" in text  # the capture
+    assert f"v{body.outputs[0].id} -> op{scans[0].id} [style=dashed];" in text
+    inner_scan = next(n for n in body.graph.nodes if n.op.name == "scan")
+    assert text.index(f"cluster_body{inner_scan.id}") > text.index(f"cluster_body{scans[0].id}")
+    if shutil.which("dot"):
+        path = tmp_path / "scan.dot"
+        path.write_text(text)
+        subprocess.run(["dot", "-Tsvg", str(path), "-o", str(tmp_path / "s.svg")], check=True,
+                       capture_output=True)
