@@ -94,8 +94,8 @@ from .transforms.autodiff import grad, zeros_like
 from .transforms.scan import scan
 
 __all__ = [
-    "__version__", "optim", "grad", "zeros_like", "scan", "to_dot", "GraphcError", "ShapeError", "ArgumentError",
-    "ArgumentTypeError", "CheckpointError", "name_scope", "to_html",
+    "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError", "ArgumentError",
+    "ArgumentTypeError", "CheckpointError", "name_scope", "to_html", "scan",
     "DTypeError", "FeedError", "NumericsError", "VerifyError", "Graph", "Tensor", "get_default_graph",
     "conv2d", "max_pool2d", "avg_pool2d", "abs", "add", "cast", "divide", "elementwise", "elu",
     "equal", "exp", "greater", "greater_equal", "hard_tanh", "leaky_relu", "less", "less_equal",

@@ -106,7 +106,7 @@ class CStyle:
     def printer(self, dtype: str) -> MathPrinter:
         if dtype not in self._printers:
             names = {fn: self.function(fn, dtype if dtype in FLOATS else "float64")
-                     for fn in ("exp", "sigmoid", "softplus", "dropout")}
+                     for fn in ("exp", "tanh", "sigmoid", "softplus", "dropout") if fn in self.functions}
             self._printers[dtype] = MathPrinter(names, dtype)
         return self._printers[dtype]
 

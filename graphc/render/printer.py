@@ -68,6 +68,9 @@ class MathPrinter(C99CodePrinter):
     def _print_exp(self, expr):
         return self._call("exp", expr)
 
+    def _print_tanh(self, expr):  # a target may have its own (C: gc_tanhf vectorizes)
+        return self._call("tanh", expr) if "tanh" in self.names else self._print_Function(expr)
+
     def _named(self, fn: str, expr) -> str:
         """A scalar.h helper the target's table may not list: gc_<fn>f / gc_<fn>."""
         name = self.names.get(fn) or f"gc_{fn}{'f' if self.float_dtype == 'float32' else ''}"

@@ -2,8 +2,8 @@
 
 Loops spread over threads with OpenMP (``parallel for``, only when the work is large
 enough: decided at generation time when it is a known number) and over SIMD lanes
-with ``omp simd``; math functions are libm's, with graphc's own ``gc_expf`` for
-float32 (it vectorizes); a kernel fails by writing its message into the context's
+with ``omp simd``; math functions are libm's, with graphc's own ``gc_expf`` and
+``gc_tanhf`` for float32 (they vectorize); a kernel fails by writing its message into the context's
 error buffer and returning 1; templates are the headers of ``kernels/``, called by
 ``gc_s<fn>`` / ``gc_d<fn>`` with the step's workspace.
 """
@@ -34,6 +34,7 @@ class CTarget(CStyle):
     name = "c"
     functions = {
         "exp": ("gc_expf", "exp"),
+        "tanh": ("gc_tanhf", "tanh"),
         "log": ("logf", "log"),
         "isfinite": ("isfinite", "isfinite"),
         "isnan": ("isnan", "isnan"),

@@ -1,7 +1,9 @@
-"""graphc's own float32 exp (gc_expf, printed for every float32 ``exp``) against float64 NumPy.
+"""graphc's own float32 exp and tanh (gc_expf, gc_tanhf, printed for every float32 ``exp``
+and ``tanh``) against float64 NumPy.
 
-It replaces libm's expf so fused loops vectorize; it must stay within ~1 ulp over the whole
-range, subnormal results included, and be exact at 0, +-inf and NaN.
+They replace libm's expf and tanhf so fused loops vectorize; gc_expf must stay within ~1 ulp
+over the whole range, subnormal results included, gc_tanhf within a few; both are exact at
+0, +-inf and NaN.
 """
 
 import numpy as np
@@ -61,3 +63,24 @@ def test_sigmoid_and_softplus_built_on_gc_expf_stay_accurate_at_the_tails():
     ref_p = np.logaddexp(0, x64)
     np.testing.assert_allclose(got_s, ref_s, rtol=1e-6, atol=1e-45)
     np.testing.assert_allclose(got_p, ref_p, rtol=1e-6, atol=1e-45)
+
+
+def test_gc_tanhf_is_within_a_few_ulps_and_exact_at_the_ends():
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.uniform(-12, 12, 200_000), np.linspace(-1, 1, 100_001),
+                        rng.standard_normal(10_000) * 1e-4, [0.625, -0.625, 0.62499994, 1e-30],
+                        ]).astype(np.float32)
+    with gc.Graph() as g:
+        t = gc.placeholder((x.size,), name="t")
+        y = gc.tanh(t)
+    sess = gc.Session(g, backend="c")
+    source = sess.compile(y).source
+    assert "gc_tanhf(" in source[source.index("static void k0_"):]  # the kernel calls it
+    got = sess.run(y, {t: x})
+    ref = np.tanh(x.astype(np.float64))
+    ulps = np.abs(got - ref) / np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= 3, f"max error {ulps.max():.2f} ulp at x={x[ulps.argmax()]!r}"
+    ends = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 50.0, -50.0], np.float32)
+    got = sess.run(y, {t: np.resize(ends, x.size)})[:ends.size]
+    np.testing.assert_array_equal(got[[0, 2, 3, 5, 6]], [0, 1, -1, 1, -1])
+    assert np.signbit(got[1]) and np.isnan(got[4])

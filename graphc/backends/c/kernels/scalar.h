@@ -1,6 +1,7 @@
 /* graphc kernel helpers: the scalar functions generated elementwise code calls.
  *
- * gc_expf (a float32 exp that vectorizes, unlike libm's), stable sigmoid and softplus,
+ * gc_expf and gc_tanhf (float32 exp and tanh that vectorize, unlike libm's), stable
+ * sigmoid and softplus,
  * and the counter-based random numbers of dropout. Before pasting this file the
  * renderer defines the hash constants from graphc/ir/rng.py (GC_RNG_SEED_MUL,
  * GC_RNG_STEP_MUL, GC_RNG_INDEX_MUL, GC_RNG_FMIX1, GC_RNG_FMIX2), so the C stream is
@@ -41,6 +42,24 @@ static inline float gc_expf(float x) {
     float y = p * gc_pow2if(half) * gc_pow2if(ki - half);
     y = x > 88.7228394F ? INFINITY : y;
     y = x < -104.0F ? 0.0F : y;
+    return x != x ? x : y;
+}
+
+/* tanhf without libm, so loops calling it vectorize (LSTM and GRU steps are full of it):
+ * for |x| < 0.625 an odd polynomial in x (Cephes' tanhf coefficients, no cancellation near
+ * 0), else sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) <= 0.29; within a few ulp, exact
+ * at +-0 and +-inf, NaN kept; branch-free (both are computed, one is selected). */
+static inline float gc_tanhf(float x) {
+    float a = fabsf(x), z = x * x;
+    float p = -5.70498872745e-3F;
+    p = GC_FMAF(p, z, 2.06390887954e-2F);
+    p = GC_FMAF(p, z, -5.37397155531e-2F);
+    p = GC_FMAF(p, z, 1.33314422036e-1F);
+    p = GC_FMAF(p, z, -3.33332819422e-1F);
+    float small = GC_FMAF(p * z, a, a);
+    float e = gc_expf(-2.0F * a);
+    float big = (1.0F - e) / (1.0F + e);
+    float y = copysignf(a < 0.625F ? small : big, x);  /* (tanh(-0) = -0) */
     return x != x ? x : y;
 }
 
