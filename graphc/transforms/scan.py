@@ -33,7 +33,7 @@ from ..ir import dtypes as _dt
 from ..ir import shapes as _sh
 from ..ir.errors import GraphcError, NumericsError, ShapeError, at, numerics_message, user_site
 from ..ir.graph import Graph, Kind, Op, Placeholder, Tensor, as_tensor, constant_node, get_default_graph, make
-from ..ir.program import Program, toposort
+from ..ir.program import Program, rewrite, toposort
 from ..ops.reduce import broadcast_like
 from ..ops.reduce import sum as _sum
 from ..ops.shape import transpose
@@ -203,6 +203,36 @@ def _trace(fn: Callable, carries: list[Tensor], xs: list[Tensor], structure: tup
     return Body(body_graph, inputs, c_out + y_out, captured), len(y_out), y
 
 
+def _hoist(body: Body, varying: int) -> Body:
+    """``body`` with the work that is the same at every step (it reads only captures:
+    ``transpose(W)``, ``W * scale``) moved out of the loop: done once before the scan, in
+    the enclosing graph, and captured. Random and impure ops stay inside."""
+    moving = {p.id for p in body.inputs[:varying]}
+    captured = {inner.id: outer for outer, inner in zip(body.captured, body.inputs[varying:])}
+    nodes = toposort(body.outputs)
+    for n in nodes:
+        if n.op.kind is not Kind.PLACEHOLDER and (not n.op.pure or any(i.id in moving for i in n.inputs)):
+            moving.add(n.id)
+    users = {i.id for n in nodes if n.id in moving for i in n.inputs} | {o.id for o in body.outputs}
+    fixed = {n.id for n in nodes if n.id not in moving and not n.op.kind.is_leaf}
+    hoist = [n for n in nodes if n.id in fixed and n.id in users]
+    if not hoist:
+        return body
+    outer = dict(captured)  # body node id -> its value outside
+    for n in nodes:
+        if n.id in fixed:
+            ins = [outer[i.id] if i.id in outer else
+                   constant_node(i.value, dtype=i.dtype, graph=n.graph.parent) for i in n.inputs]
+            with n.graph.parent.derived(n.role, n.site, n.scope):
+                outer[n.id] = make(type(n.op), ins, n.attrs, name=n.name.rsplit("/", 1)[-1])
+    inside = {n.name: body.graph.capture(outer[n.id]) for n in hoist}  # (names: rewrite clones)
+    program = rewrite(Program(body.outputs), lambda n: inside.get(n.name, n))
+    used = {n.id for n in toposort(program.outputs)}
+    caps = [(o, i) for o, i in body.graph.captures.values() if i.id in used]
+    return Body(body.graph, body.inputs[:varying] + [i for _, i in caps], program.outputs,
+                [o for o, _ in caps])
+
+
 def _flatten(value: Any, what: str, site: str, count: int | None = None) -> list:
     items = [] if value is None else list(value) if isinstance(value, (tuple, list)) else [value]
     if count is not None and len(items) != count:
@@ -235,6 +265,7 @@ def scan_leading(fn: Callable, init: list[Tensor], xs: list[Tensor], reverse: bo
                          f"{', '.join(_sh.fmt(x.shape) for x in xs) or 'none'}{at(site)}")
     length = lengths.pop()
     body, ny, y_traced = _trace(fn, init, xs, structure, site)
+    body = _hoist(body, len(init) + len(xs))
     attrs = {"body": body, "length": length, "reverse": bool(reverse), "carries": len(init),
              "sequences": len(xs), "outputs": ny}
     node = make(Scan, list(init) + list(xs) + body.captured, attrs, name="scan")

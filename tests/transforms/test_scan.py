@@ -9,7 +9,7 @@ import pytest
 import graphc as gc
 from graphc.backends.c.library import render
 from graphc.ir.errors import GraphcError, ShapeError
-from graphc.ir.program import Program
+from graphc.ir.program import Program, toposort
 from graphc.lower import lower
 from graphc.transforms.passes import optimize
 
@@ -229,3 +229,34 @@ def test_errors_name_the_problem_and_the_line():
             gc.scan(lambda h, x_t: (h + gc.placeholder((None, 2)), h), h0, x)
         with pytest.raises(ShapeError, match="axis 3 is out of range"):
             gc.scan(lambda h, x_t: (h, h), h0, x, axis=3)
+
+
+def test_work_that_is_the_same_every_step_runs_once_before_the_loop(backend):
+    rng = np.random.default_rng(6)
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 4, 3), dtype="float64")
+        W = gc.variable(rng.normal(size=(3, 3)))
+
+        def step(h, x_t):
+            Wt = gc.transpose(W) * 0.5  # the same at every step: hoisted
+            return gc.tanh(x_t @ Wt + h @ Wt), gc.dropout(h, 0.5)  # dropout: random, stays
+
+        last, _ = gc.scan(step, gc.zeros_like(x[:, 0, :]), x)
+        gW, = gc.grad(gc.sum(last), [W])
+    scan = next(n for n in g.nodes if n.op.name == "scan")
+    body = scan.attrs["body"]
+    inside = {n.op.label(n.attrs) for n in toposort(body.outputs)}
+    assert "transpose" not in inside and "mul" not in inside and "dropout(0.5)" in inside
+    # W * 0.5 transposed, captured once; the learning phase for dropout
+    assert sorted(c.op.name for c in body.captured) == ["elemwise", "placeholder"]
+    xv = rng.normal(size=(2, 4, 3))
+    sess = gc.Session(g, backend=backend)
+    Wv = sess.get_value(W)
+
+    def f(w):
+        h = np.zeros((2, 3))
+        for t in range(4):
+            h = np.tanh(xv[:, t] @ (w.T * 0.5) + h @ (w.T * 0.5))
+        return h.sum()
+
+    np.testing.assert_allclose(sess.run(gW, {x: xv}), _numeric(f, Wv), rtol=1e-6)
