@@ -480,3 +480,16 @@ def test_finite_math_flags_warn_that_the_nan_rules_stop_holding(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build.flags()
+
+
+@pytest.mark.needs_c
+def test_a_transpose_between_arena_buffers_is_right_with_the_default_flags():
+    """GCC 12.2's 512-bit auto-vectorization miscompiled this loop (the head split of
+    multi-head attention: nearly every element wrong, NaN here); DEFAULT_FLAGS keeps x86
+    loops at 256 bits."""
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 64, 128), name="x")
+        y = gc.transpose(gc.reshape(x + 1.0, (None, 64, 4, 32)), (0, 2, 1, 3)) * 2.0
+    xv = np.random.default_rng(0).normal(size=(1, 64, 128)).astype("f")
+    want = (xv + 1).reshape(1, 64, 4, 32).transpose(0, 2, 1, 3) * 2
+    np.testing.assert_array_equal(gc.Session(g, backend="c").run(y, {x: xv}), want)
