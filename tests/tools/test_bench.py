@@ -122,7 +122,8 @@ def test_config_from_options():
 def test_group_selection():
     assert select_groups(None) == list(GROUPS)
     assert select_groups(["compile,EW", "gemm"]) == ["sgemm", "elementwise", "compile"]
-    with pytest.raises(ValueError, match="choose from sgemm, elementwise, mlp, cnn, compile"):
+    with pytest.raises(ValueError, match="choose from sgemm, elementwise, mlp, cnn, transformer, "
+                                         "lstm, compile"):
         select_groups(["mlp,gpu"])
     with pytest.raises(SystemExit, match="unknown benchmark 'gpu'"):
         run(parse_args(["--only", "gpu"]))

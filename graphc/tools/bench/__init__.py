@@ -16,6 +16,12 @@ Rows (``--only`` picks groups; default: all):
   conv 8 3x3 pad 1 + ReLU + max-pool 2, conv 16 3x3 pad 1 + ReLU + max-pool 2,
   dense 10, mean softmax cross-entropy, SGD momentum 0.9) against NumPy built on the
   conv and pooling ops' NumPy references (:func:`graphc.ops.conv.conv2d_reference` ...);
+* ``transformer``: one training step of a Transformer encoder layer (B=32, T=64,
+  d=128, 4 heads, ff 512; mean over T, dense 10, cross-entropy, SGD momentum 0.9)
+  and ``lstm``: one LSTM training step (B=64, T=32, F=32, H=128, last output, dense 10),
+  each against a NumPy implementation with a hand-derived backward pass and, where
+  they import, PyTorch eager and JAX (``jax.jit``), all interleaved; ``lstm`` adds the
+  cold compile of its step at T=32 and T=256 (:mod:`.seq_groups`, :mod:`.seq_models`);
 * ``compile``: compile time of the MLP training step, cold (a fresh
   ``GRAPHC_CACHE_DIR`` in a new process, so gcc runs) and warm (a new process,
   same cache), median of a few subprocesses.
@@ -47,7 +53,9 @@ the ratios, into ``--out`` (default ``./graphc-bench``).
 Modules: :mod:`.command` (options, re-execution, ``main``), :mod:`.runner` (:func:`bench`:
 the groups in this process, the files), :mod:`.groups` (one function per group, the
 rows), :mod:`.models` (the MLP and CNN and their NumPy twins), :mod:`.timing` (alternating
-rounds), :mod:`.machine` (CPU, threads, bandwidth), :mod:`.report` (markdown, floors, plot).
+rounds), :mod:`.machine` (CPU, threads, bandwidth), :mod:`.report` (markdown, floors, plot),
+:mod:`.seq_models`, :mod:`.seq_groups` and :mod:`.seq_baselines` (the Transformer and LSTM
+steps, their NumPy twins, groups, and PyTorch / JAX versions).
 
 Example::
 
@@ -74,13 +82,15 @@ from .models import (
 )
 from .report import format_seconds
 from .runner import bench
+from .seq_models import NumpyLSTM, NumpyTransformer, build_lstm, build_transformer
 from .timing import alternate, alternate_medians
 
 #: Benchmark groups, in the order they run (``--only`` picks some).
 GROUPS = tuple(_GROUPS)
 
 __all__ = [
-    "GROUPS", "NumpyCNN", "NumpyMLP", "add_arguments", "alternate", "alternate_medians", "bench",
-    "build_cnn", "build_mlp", "compare_step", "format_seconds", "init_cnn", "init_mlp", "main",
+    "GROUPS", "NumpyCNN", "NumpyLSTM", "NumpyMLP", "NumpyTransformer", "add_arguments",
+    "alternate", "alternate_medians", "bench", "build_cnn", "build_lstm", "build_mlp",
+    "build_transformer", "compare_step", "format_seconds", "init_cnn", "init_mlp", "main",
     "max_rel_diff", "parse_args", "run",
 ]

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import statistics
@@ -41,8 +40,8 @@ import numpy as np
 import graphc as gc
 from graphc.env import cache_dir
 
+from .common import POOL, Config, kernel_profile, make_pool, session_reset, table_row
 from .models import (
-    INPUT_SCALE,
     MLP_SIZES,
     NumpyCNN,
     NumpyMLP,
@@ -57,83 +56,14 @@ from .models import (
     max_rel_diff,
     mlp_flops,
 )
-from .timing import alternate, cycle, spread
+from .seq_groups import bench_lstm, bench_transformer
+from .timing import alternate, cycle
 
 __all__ = ["EW_SHAPE", "GROUPS", "POOL", "Config", "bench_cnn", "bench_compile", "bench_elementwise",
            "bench_mlp", "bench_sgemm", "select_groups"]
 
 #: Shape of the elementwise group's input (4M float32 elements).
 EW_SHAPE = (4096, 1024)
-#: Distinct batches cycled through by the training-step groups.
-POOL = 8
-
-
-@dataclasses.dataclass
-class Config:
-    """What the groups need to know: rounds, sizes and the machine's peaks.
-
-    ``peak_gflops`` (nominal float32 peak of the cores used) and ``copy_gbs`` (one-thread
-    copy bandwidth) turn rates into "% of peak"; None leaves that out. The other fields
-    describe the peak for the report. :func:`graphc.tools.bench.runner.make_config`
-    makes one from the command line's options.
-
-    Example::
-
-        >>> Config(rounds=3, sgemm_sizes=(64,)).mlp_batches
-        (1, 16, 64, 256)
-    """
-
-    rounds: int = 11
-    settle: float = 0.01
-    min_round: float = 0.05
-    quick: bool = False
-    sgemm_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
-    mlp_batches: tuple[int, ...] = (1, 16, 64, 256)
-    compile_runs: tuple[int, int] = (3, 5)   # cold, warm
-    n_cores: int = 1
-    ghz: float = 0.0
-    fpc: int = 16
-    fpc_note: str = ""
-    peak_gflops: float | None = None
-    copy_gbs: float | None = None
-
-
-def _row(group: str, name: str, times: tuple[list[float], list[float]], unit: str, work: float,
-         peak: float | None, diff: float | None, short: str) -> dict:
-    """A table row from both sides' round times and the work (FLOPs or bytes) of one call."""
-    tg, tn = times
-    mg, mn = statistics.median(tg), statistics.median(tn)
-    rate_g, rate_n = work / mg / 1e9, work / mn / 1e9
-    of = "copy bandwidth" if unit == "GB/s" else "base-clock peak"
-    return {"group": group, "name": name, "short": short, "graphc_s": mg, "numpy_s": mn,
-            "ratio": mn / mg, "graphc_samples": tg, "numpy_samples": tn, "unit": unit,
-            "graphc_rate": rate_g, "numpy_rate": rate_n, "spread": (spread(tg), spread(tn)),
-            "max_rel_diff": diff,
-            "note": f"{rate_g / peak:.0%} / {rate_n / peak:.0%} of {of}" if peak else ""}
-
-
-def _session_reset(sess: gc.Session) -> Callable[[], None]:
-    """A callable restoring every variable (weights, optimizer slots) of ``sess``."""
-    snap = {v: sess.get_value(v) for v in sess.graph.variables()}
-
-    def reset() -> None:
-        for v, a in snap.items():
-            sess.set_value(v, a)
-
-    return reset
-
-
-def _kernel_profile(sess: gc.Session, fetches: list, feed: dict, runs: int) -> dict:
-    """``Session.profile`` of one step, as plain numbers for the report and the JSON.
-
-    Sleeps first: BLAS threads of the NumPy step that just ran keep spinning for a
-    while and would steal a core from the profiled steps."""
-    time.sleep(0.3)
-    prof = sess.profile(fetches, feed, runs=runs)
-    return {"batch": prof.batch, "runs": prof.runs, "step_us": prof.total_seconds * 1e6,
-            "kernels_us": prof.kernel_seconds * 1e6,
-            "rows": [{"name": r["name"], "nodes": r["nodes"], "us": r["seconds"] * 1e6,
-                      "share": r["share"]} for r in prof.rows]}
 
 
 # =============================================================================== groups
@@ -161,7 +91,7 @@ def bench_sgemm(cfg: Config, extras: dict) -> list[dict]:
         times = alternate(lambda s=sess, y=y, f=feed: s.run(y, f),
                           lambda a=a, b=b, c=c: np.matmul(a, b, out=c),
                           cfg.rounds, cfg.settle, cfg.min_round)
-        rows.append(_row("sgemm", f"sgemm n={n} (x @ W)", times, "GFLOP/s", 2.0 * n**3,
+        rows.append(table_row("sgemm", f"sgemm n={n} (x @ W)", times, "GFLOP/s", 2.0 * n**3,
                          cfg.peak_gflops, max_rel_diff(ours, c), f"sgemm n={n}"))
     return rows
 
@@ -204,7 +134,7 @@ def bench_elementwise(cfg: Config, extras: dict) -> list[dict]:
                       cfg.min_round)
     nbytes = 2.0 * xv.nbytes + wv.nbytes + bv.nbytes  # read x (+ w, b), write the result
     kernels = sess.compile([y]).kernels
-    row = _row("elementwise", f"relu(x*w+b)*0.5+sigmoid(x), x {rows_n}x{cols_n} f32, w,b "
+    row = table_row("elementwise", f"relu(x*w+b)*0.5+sigmoid(x), x {rows_n}x{cols_n} f32, w,b "
                f"({cols_n},) broadcast", times, "GB/s", nbytes, cfg.copy_gbs,
                max_rel_diff(ours, out), "relu(x*w+b)*0.5+sigmoid(x), 4M")
     row["note_extra"] = f"{len(kernels)} kernel(s): " + " / ".join(
@@ -228,21 +158,15 @@ def _bench_step(cfg: Config, extras: dict, label: str, model: dict, twin: NumpyM
         extras["fusions"][label] = [k for k in sess.compile(fetches).kernels if len(k["nodes"]) > 1]
     if profile:
         feed = {model["x"]: pool[0][0], model["y"]: pool[0][1]}
-        extras["profiles"][label] = _kernel_profile(sess, fetches, feed, profile_runs)
+        extras["profiles"][label] = kernel_profile(sess, fetches, feed, profile_runs)
     snap = twin.snapshot()
     times = alternate(cycle(lambda f: sess.run(fetches, f),
                             [{model["x"]: x, model["y"]: y} for x, y in pool]),
                       cycle(lambda xy: twin.step(*xy), pool),
                       cfg.rounds, cfg.settle, cfg.min_round,
-                      resets=(_session_reset(sess), lambda: twin.restore(snap)))
+                      resets=(session_reset(sess), lambda: twin.restore(snap)))
     note = finite_note(sess, model, twin)
     return times, diff, note
-
-
-def _pool(rng: np.random.Generator, shape: tuple[int, ...], classes: int) -> list:
-    """:data:`POOL` batches of N(0, INPUT_SCALE^2) inputs and random labels."""
-    return [((INPUT_SCALE * rng.standard_normal(shape)).astype(np.float32),
-             rng.integers(0, classes, shape[0]).astype(np.int64)) for _ in range(POOL)]
 
 
 def bench_mlp(cfg: Config, extras: dict) -> list[dict]:
@@ -259,10 +183,10 @@ def bench_mlp(cfg: Config, extras: dict) -> list[dict]:
     label = "MLP 784-256-128-10 training step"
     profiled = min(cfg.mlp_batches, key=lambda b: abs(b - 64))
     for batch in cfg.mlp_batches:
-        pool = _pool(rng, (batch, MLP_SIZES[0]), MLP_SIZES[-1])
+        pool = make_pool(rng, (batch, MLP_SIZES[0]), MLP_SIZES[-1])
         times, diff, note = _bench_step(cfg, extras, label, build_mlp(init),
                                         NumpyMLP(init, batch), pool, batch == profiled, 50)
-        rows.append(_row("mlp", f"MLP 784-256-128-10 train step, batch {batch}", times,
+        rows.append(table_row("mlp", f"MLP 784-256-128-10 train step, batch {batch}", times,
                          "GFLOP/s", mlp_flops(batch), cfg.peak_gflops, diff,
                          f"MLP step, batch {batch}"))
         rows[-1]["note_extra"] = note
@@ -279,10 +203,10 @@ def bench_cnn(cfg: Config, extras: dict) -> list[dict]:
     """
     batch = 64
     init = init_cnn()
-    pool = _pool(np.random.default_rng(4), (batch, 1, 28, 28), 10)
+    pool = make_pool(np.random.default_rng(4), (batch, 1, 28, 28), 10)
     times, diff, note = _bench_step(cfg, extras, "CNN training step", build_cnn(init),
                                     NumpyCNN(init), pool, True, 10)
-    row = _row("cnn", f"CNN 1x28x28 c8-p-c16-p-d10 train step (SGD), batch {batch}", times,
+    row = table_row("cnn", f"CNN 1x28x28 c8-p-c16-p-d10 train step (SGD), batch {batch}", times,
                "GFLOP/s", cnn_flops(batch, init), cfg.peak_gflops, diff, f"CNN step, batch {batch}")
     row["note_extra"] = note
     return [row]
@@ -366,16 +290,20 @@ def bench_compile(cfg: Config, extras: dict) -> list[dict]:
     return rows
 
 
+
 #: Benchmark groups by name, in the order they run.
 GROUPS: dict[str, Callable[[Config, dict], list[dict]]] = {
     "sgemm": bench_sgemm,
     "elementwise": bench_elementwise,
     "mlp": bench_mlp,
     "cnn": bench_cnn,
+    "transformer": bench_transformer,
+    "lstm": bench_lstm,
     "compile": bench_compile,
 }
 
-_ALIASES = {"ew": "elementwise", "gemm": "sgemm", "matmul": "sgemm", "compile-time": "compile"}
+_ALIASES = {"ew": "elementwise", "gemm": "sgemm", "matmul": "sgemm", "compile-time": "compile",
+            "attention": "transformer", "rnn": "lstm"}
 
 
 def select_groups(only: list[str] | None) -> list[str]:
