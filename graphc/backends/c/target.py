@@ -51,7 +51,8 @@ class CTarget(CStyle):
         if threaded:
             return ["#pragma omp parallel for" + (" simd" if loop.vector else "")
                     + (f" collapse({loop.collapse})" if loop.collapse > 1 else "") + reduce
-                    + (f" if({cond})" if cond else "")]
+                    + (f" if(parallel: {cond})" if cond else "")]  # (a bare `if` also
+            # applies to `simd` (OpenMP 5): below the threshold the loop ran unvectorized)
         if loop.vector:
             return ["#pragma omp simd" + reduce]
         return []
