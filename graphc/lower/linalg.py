@@ -2,14 +2,16 @@
 
 A 2-D matmul whose elementwise consumers fused into it (bias, activation, the
 activation-derivative mask of the backward pass, optimizer arithmetic) hands its
-finished output tiles to the epilogue; batched matmuls (NumPy broadcasting of the
-leading dimensions) loop over the batch and call the GEMM once per matrix.
+finished output tiles to the epilogue; so does a batched matmul of a 2-D weight, one GEMM
+over all the rows; other batched matmuls (NumPy broadcasting of the leading dimensions)
+loop over the batch and call the GEMM once per matrix. ``matmul_sum`` (such a weight's
+gradient) is one GEMM too.
 """
 
 from __future__ import annotations
 
 from ..ir.graph import Tensor
-from ..ops.linalg import MatMul
+from ..ops.linalg import MatMul, MatMulSum, one_gemm
 from .elementwise import index, lower_epilogue
 from .fusion import Group, host_output
 from .ir import Lit, Loop, Ptr, Sym, TemplateCall, add, mul, prod, size, strides
@@ -31,17 +33,16 @@ def lower_matmul(group: Group, plan: Plan) -> list:
     _, n = _mat_dims(b, tb)
     out = host_output(group) if group.members else node
 
-    def gemm(a_at, b_at, c_at, epilogue=None) -> TemplateCall:
-        args = (Lit(int(ta)), Lit(int(tb)), size(m), size(n), size(k),
+    def gemm(a_at, b_at, c_at, epilogue=None, rows=None) -> TemplateCall:
+        args = (Lit(int(ta)), Lit(int(tb)), size(m) if rows is None else rows, size(n), size(k),
                 Ptr(plan.buffer(a), a_at), size(a.shape[-1]), Ptr(plan.buffer(b), b_at),
                 size(b.shape[-1]), Ptr(plan.buffer(out), c_at, written=True), size(n))
         return TemplateCall("gemm", "gemm", node.dtype, args, workspace=True, epilogue=epilogue)
 
-    if group.members:  # 2-D: the GEMM applies the epilogue to each finished tile
-        epi = lower_epilogue(group, plan, [("i", 1), ("j", 1)], out, node)
-        return [gemm(Lit(0), Lit(0), Lit(0), epi)]
-    if node.ndim == 2:
-        return [gemm(Lit(0), Lit(0), Lit(0))]
+    if node.ndim == 2 or one_gemm(node):  # the GEMM applies any epilogue to each finished tile
+        rows = node.ndim - 1  # (one GEMM over all the rows of a batched a and a 2-D b)
+        epi = lower_epilogue(group, plan, [("i", rows), ("j", 1)], out, node) if group.members else None
+        return [gemm(Lit(0), Lit(0), Lit(0), epi, prod(node.shape[:-1]))]
     # batched, with NumPy broadcasting of the batch dimensions
     batch = node.shape[:-2]
     lv = [f"b{j}" for j in range(len(batch))]
@@ -57,3 +58,18 @@ def lower_matmul(group: Group, plan: Plan) -> list:
     for j in reversed(range(len(batch))):
         body = [Loop(lv[j], size(batch[j]), body)]
     return body
+
+
+@lowers(MatMulSum)
+def lower_matmul_sum(group: Group, plan: Plan) -> list:
+    """x_f^T @ y_f: one GEMM reading x as the transposed (K x rows) matrix, with the
+    group's epilogue (an optimizer's update of the weight it is the gradient of)."""
+    node = group.root
+    x, y = node.inputs
+    k, n = x.shape[-1], y.shape[-1]
+    out = host_output(group) if group.members else node
+    epi = lower_epilogue(group, plan, [("i", 1), ("j", 1)], out, node) if group.members else None
+    args = (Lit(1), Lit(0), size(k), size(n), prod(x.shape[:-1]), Ptr(plan.buffer(x), Lit(0)),
+            size(k), Ptr(plan.buffer(y), Lit(0)), size(n), Ptr(plan.buffer(out), Lit(0), written=True),
+            size(n))
+    return [TemplateCall("gemm", "gemm", node.dtype, args, workspace=True, epilogue=epi)]

@@ -21,7 +21,7 @@ class MatMul(Op):
     epilogue_owns_store = True
 
     def hosts_epilogue(self, node):
-        return node.ndim == 2  # the GEMM applies it to each finished output tile
+        return node.ndim == 2 or one_gemm(node)  # the GEMM applies it to each finished tile
 
     def infer(self, inputs, transpose_a, transpose_b):
         a, b = inputs
@@ -53,8 +53,11 @@ class MatMul(Op):
         # C = A B:  dA = G B^T, dB = A^T G  (with the stored orientations folded in)
         ga = matmul(b, g, transpose_a=tb, transpose_b=True) if ta else matmul(
             g, b, transpose_b=not tb)
-        gb = matmul(g, a, transpose_a=True, transpose_b=ta) if tb else matmul(
-            a, g, transpose_a=not ta)
+        if one_gemm(node) and b.ndim == 2:  # a 2-D weight: the sum over every row, one GEMM
+            gb = matmul_sum(g, a) if tb else matmul_sum(a, g)
+        else:
+            gb = matmul(g, a, transpose_a=True, transpose_b=ta) if tb else matmul(
+                a, g, transpose_a=not ta)
         return [ga, gb]
 
     def label(self, attrs):
@@ -62,6 +65,55 @@ class MatMul(Op):
         if not (attrs["transpose_a"] or attrs["transpose_b"]):
             return "matmul"
         return "matmul[" + "".join("T" if attrs[k] else "N" for k in ("transpose_a", "transpose_b")) + "]"
+
+
+def one_gemm(node: Tensor) -> bool:
+    """A batched matmul that is one GEMM over all the rows: ``a`` (..., M, K), read as
+    stored and holding every batch dimension of the output, times a 2-D ``b`` (a layer's
+    weight applied at every position of a sequence)."""
+    a, b = node.inputs
+    return (node.ndim > 2 and b.ndim == 2 and not node.attrs["transpose_a"]
+            and a.shape[:-2] == node.shape[:-2])
+
+
+class MatMulSum(Op):
+    """``x_f^T @ y_f`` with ``x`` (..., R, K) and ``y`` (..., R, N) read as matrices of all
+    their rows: the sum over the leading positions of ``x[...]^T @ y[...]``, (K, N). The
+    gradient of a 2-D weight applied by a batched matmul, as one GEMM (no (..., K, N)
+    intermediate to sum)."""
+
+    name = "matmul_sum"
+    epilogue_owns_store = True
+
+    def hosts_epilogue(self, node):
+        return True
+
+    def infer(self, inputs):
+        x, y = inputs
+        if x.ndim < 2 or x.shape[:-1] != y.shape[:-1]:
+            raise shape_error("matmul_sum", "operands need the same leading shape", x.shape, y.shape)
+        dtype = _dt.join("matmul_sum", [x.dtype, y.dtype])
+        if not _dt.is_float(dtype):
+            raise DTypeError(f"matmul_sum: needs float operands, got {x.dtype} and {y.dtype}")
+        return (x.shape[-1], y.shape[-1]), dtype
+
+    def reference(self, ctx, node, x, y):
+        lead = list(range(x.ndim - 1))
+        return np.tensordot(x, y, axes=(lead, lead)).astype(node.dtype)
+
+    def grad(self, node, g):
+        x, y = node.inputs
+        return [matmul(y, g, transpose_b=True), matmul(x, g)]
+
+
+def matmul_sum(x, y) -> Tensor:
+    """``sum over leading positions of x[...]^T @ y[...]`` (see :class:`MatMulSum`).
+
+    Example::
+
+        gW = matmul_sum(x, g)    # x (N, T, F), g (N, T, H) -> (F, H)
+    """
+    return make(MatMulSum, [x, y])
 
 
 def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False) -> Tensor:

@@ -244,6 +244,8 @@ def node_flops(node: Tensor, batch: int = 1) -> int:
         a = node.inputs[0]
         k = a.shape[-2] if node.attrs["transpose_a"] else a.shape[-1]
         return 2 * out * _dim(k, batch)
+    if op == "matmul_sum":  # (K, N) summed over every row of its operands
+        return 2 * out * _numel(node.inputs[0].shape[:-1], batch)
     if op.startswith("conv2d"):
         # (N, O, OH, OW) side and (O, C, KH, KW) filter of the three convolutions
         image, filt = {"conv2d": (node.shape, node.inputs[1].shape),

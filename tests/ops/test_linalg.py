@@ -13,6 +13,7 @@ import pytest
 from graphc_tests_ops_gradcheck import In, case, quick_on_c
 
 import graphc as gc
+from graphc.ops.linalg import matmul_sum
 
 
 def mm(ta=False, tb=False):
@@ -54,6 +55,15 @@ CASES = [
     case("mlp", lambda x, w, b, v: gc.sum(gc.softplus(gc.sigmoid(x @ w + b) @ v), axis=1),
          lambda x, w, b, v: np.logaddexp(0, 1 / (1 + np.exp(-(x @ w + b))) @ v).sum(1),
          In((None, 6)), In((6, 5)), In((5,)), In((5, 3)), norm=True),
+    # a 2-D weight at every position of a sequence: one GEMM over all rows, with an
+    # epilogue; its weight gradient is matmul_sum (one GEMM, no batched intermediate)
+    case("tanh(x @ w + b) * x over (None, T, F)", lambda x, w, b: gc.tanh(x @ w + b) * x[:, :, :1],
+         lambda x, w, b: np.tanh(x @ w + b) * x[..., :1], In((None, 3, 4)), In((4, 5)), In((5,)),
+         norm=True),
+    case("x @ w^T over (None, 2, 3, F)", lambda x, w: gc.matmul(x, w, transpose_b=True) * 2.0,
+         lambda x, w: (x @ w.T) * 2, In((None, 2, 3, 4)), In((5, 4)), norm=True),
+    case("matmul_sum (None, T, K) (None, T, N)", lambda x, y: matmul_sum(x, y),
+         lambda x, y: np.einsum("abk,abn->kn", x, y), In((None, 3, 4)), In((None, 3, 5)), norm=True),
     # second order
     case("matmul'' (w)", lambda x, w: gc.grad(gc.sum(gc.tanh(x @ w)), w),
          lambda x, w: x.T @ (1 - np.tanh(x @ w) ** 2), In((None, 4)), In((4, 3)), norm=True),
@@ -62,7 +72,8 @@ CASES = [
 ]
 
 
-CASES = quick_on_c(CASES, "relu(x @ w + b)", "matmul batched broadcast N (None, 1, 3, 4) @ (3, 4, 2)")
+CASES = quick_on_c(CASES, "relu(x @ w + b)", "matmul batched broadcast N (None, 1, 3, 4) @ (3, 4, 2)",
+                   "tanh(x @ w + b) * x over (None, T, F)", "matmul_sum (None, T, K) (None, T, N)")
 
 
 @pytest.mark.parametrize("case", CASES)
