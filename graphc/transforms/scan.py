@@ -34,6 +34,7 @@ from ..ir import shapes as _sh
 from ..ir.errors import GraphcError, NumericsError, ShapeError, at, numerics_message, user_site
 from ..ir.graph import Graph, Kind, Op, Placeholder, Tensor, as_tensor, constant_node, get_default_graph, make
 from ..ir.program import Program, rewrite, toposort
+from ..ops.linalg import MatMul, matmul_sum
 from ..ops.reduce import broadcast_like
 from ..ops.reduce import sum as _sum
 from ..ops.shape import transpose
@@ -61,9 +62,11 @@ class Body:
         """The same body computing ``outputs`` instead (an optimized program's)."""
         return Body(self.graph, self.inputs, outputs, self.captured)
 
-    def replay(self, values: Sequence[Tensor]) -> list[Tensor]:
+    def replay(self, values: Sequence[Tensor], stored: dict[int, Tensor] | None = None) -> list[Tensor]:
         """The body's outputs rebuilt in the current graph from ``values`` (one tensor per
-        input): the forward step inside the gradient's body."""
+        input): the forward step inside the gradient's body. ``stored``: node id -> the
+        value the forward pass kept for it, read back (a :class:`Saved` view) instead of
+        computed again."""
         graph = get_default_graph()
         mapping = {p.id: v for p, v in zip(self.inputs, values)}
         for n in toposort(self.outputs):
@@ -72,9 +75,13 @@ class Body:
             if n.op.kind is Kind.CONSTANT:
                 mapping[n.id] = constant_node(n.value, dtype=n.dtype)
                 continue
+            ins = [mapping[i.id] for i in n.inputs]
             with graph.derived(graph._role, n.site, n.scope):
-                mapping[n.id] = make(type(n.op), [mapping[i.id] for i in n.inputs], n.attrs,
-                                     name=n.name.rsplit("/", 1)[-1])
+                if stored and n.id in stored:
+                    mapping[n.id] = make(Saved, [stored[n.id], *ins], {"of": type(n.op), **n.attrs},
+                                         name=n.name.rsplit("/", 1)[-1])
+                else:
+                    mapping[n.id] = make(type(n.op), ins, n.attrs, name=n.name.rsplit("/", 1)[-1])
         return [mapping[o.id] for o in self.outputs]
 
     def __repr__(self) -> str:
@@ -135,6 +142,32 @@ class ScanOutput(Op):
 
     def grad(self, node, g):
         return [g]
+
+
+class Saved(Op):
+    """A value of the forward step the forward pass stored, read back in the gradient's
+    body: its value is input 0 (a view of it: nothing is computed); the other inputs are
+    those of the node it stands for (``attrs["of"]``, a matmul), whose gradient rule gives
+    theirs, as if the node had been computed again."""
+
+    name = "saved"
+    kind = Kind.VIEW
+
+    def infer(self, inputs, **attrs):
+        return inputs[0].shape, inputs[0].dtype
+
+    def label(self, attrs):
+        return f"saved {attrs['of'].name}"
+
+    def reference(self, ctx, node, value, *inputs):
+        return value
+
+    def grad(self, node, g):
+        of = node.attrs["of"]
+        attrs = {k: v for k, v in node.attrs.items() if k != "of"}
+        again = Tensor(of(), node.inputs[1:], attrs, node.shape, node.dtype, graph=node.graph,
+                       name=node.name, site=node.site, role=node.role, scope=node.scope)
+        return [None, *of().grad(again, g)]
 
 
 def run_body(ctx, program: Program, inputs: list[Tensor], values: list) -> list:
@@ -266,13 +299,28 @@ def scan_leading(fn: Callable, init: list[Tensor], xs: list[Tensor], reverse: bo
     length = lengths.pop()
     body, ny, y_traced = _trace(fn, init, xs, structure, site)
     body = _hoist(body, len(init) + len(xs))
+    saved = _worth_saving(body, len(init) + len(xs))  # stacked too, computed only if a gradient asks
+    body = body.with_outputs(body.outputs + saved)
     attrs = {"body": body, "length": length, "reverse": bool(reverse), "carries": len(init),
-             "sequences": len(xs), "outputs": ny}
+             "sequences": len(xs), "outputs": ny + len(saved), "saved": len(saved)}
     node = make(Scan, list(init) + list(xs) + body.captured, attrs, name="scan")
     finals = [_project(node, i, f"final carry {i}", c, None) for i, c in enumerate(init)]
     ys = [_project(node, len(init) + j, f"ys {j}", y, length)
-          for j, y in enumerate(body.outputs[len(init):])]
+          for j, y in enumerate(body.outputs[len(init):len(init) + ny])]
     return finals, ys, y_traced
+
+
+def _worth_saving(body: Body, varying: int) -> list[Tensor]:
+    """The matmuls of a step that change from step to step: the forward pass can keep
+    their values for the gradient's body, which then does not compute them again."""
+    moving = {p.id for p in body.inputs[:varying]}
+    out = []
+    for n in toposort(body.outputs):
+        if any(i.id in moving for i in n.inputs):
+            moving.add(n.id)
+            if isinstance(n.op, MatMul):
+                out.append(n)
+    return out
 
 
 def scan(fn: Callable, init: Any, xs: Any, axis: int = 1, reverse: bool = False) -> tuple[Any, Any]:
@@ -316,9 +364,16 @@ def _zeros(x: Tensor) -> Tensor:
 
 
 def _backward(node: Tensor, g: dict[int, Tensor]) -> list[Tensor | None]:
-    """Gradients of a scan's inputs given those of its outputs (``g``: index -> tensor)."""
+    """Gradients of a scan's inputs given those of its outputs (``g``: index -> tensor).
+
+    A reverse scan whose body replays the forward step and differentiates it. The gradient
+    of a captured tensor is summed over the steps as a carry, except where one step's
+    contribution is a product ``A_t^T B_t`` (a weight applied by a matmul): then the body
+    emits ``A_t`` and ``B_t`` (unless they are steps of sequences it reads anyway: the
+    stored carries, the inputs) and one GEMM over all the steps' rows sums them after the
+    loop."""
     a = node.attrs
-    body, nc, nx, ny = a["body"], a["carries"], a["sequences"], a["outputs"]
+    body, nc, nx, ny, ns = a["body"], a["carries"], a["sequences"], a["outputs"], a["saved"]
     init, xs, caps = node.inputs[:nc], node.inputs[nc:nc + nx], node.inputs[nc + nx:]
     floats = [k for k, t in enumerate(init) if _dt.is_float(t.dtype)]
     diff_xs = [k for k, t in enumerate(xs) if _dt.is_float(t.dtype)]
@@ -327,35 +382,71 @@ def _backward(node: Tensor, g: dict[int, Tensor]) -> list[Tensor | None]:
     ghs = [i for i in floats if nc + ny + i in g]  # the history's own gradient (grad of grad)
     history = [_project(node, nc + ny + i, f"carries {i}", c, a["length"]) for i, c in enumerate(init)]
     finals = [_project(node, i, f"final carry {i}", c, None) for i, c in enumerate(init)]
+    kept = body.outputs[nc + ny - ns:nc + ny]  # the saved matmuls: stored by the forward pass
+    saved = [_project(node, nc + ny - ns + r, f"saved {r}", t, a["length"]) for r, t in enumerate(kept)]
+    xs_b = (history + list(xs) + [g[nc + j] for j in gys] + [g[nc + ny + i] for i in ghs]
+            + saved)
 
-    def step(carry, x_t):
-        g_carry, acc = carry[:len(floats)], carry[len(floats):]
-        h_t, seq_t = x_t[:nc], x_t[nc:nc + nx]
-        gy_t, gh_t = x_t[nc + nx:nc + nx + len(gys)], dict(zip(ghs, x_t[nc + nx + len(gys):]))
-        graph = get_default_graph()
-        again = body.replay(list(h_t) + list(seq_t) + [graph.capture(c) for c in caps])
-        terms = [_sum(again[i] * gc_) for i, gc_ in zip(floats, g_carry)]
-        terms += [_sum(again[nc + j] * gy) for j, gy in zip(gys, gy_t)]
-        target = terms[0]
-        for t in terms[1:]:
-            target = target + t
-        wrt = ([h_t[i] for i in floats] + [seq_t[k] for k in diff_xs]
-               + [graph.capture(caps[k]) for k in diff_caps])
-        grads = grad(target, wrt) if wrt else []
-        g_h = [t + gh_t[i] if i in gh_t else t for i, t in zip(floats, grads[:len(floats)])]
-        g_x = grads[len(floats):len(floats) + len(diff_xs)]
-        g_c = grads[len(floats) + len(diff_xs):]
-        return tuple(g_h) + tuple(s + d for s, d in zip(acc, g_c)), tuple(g_x)
+    def reverse_scan(outer: dict[int, tuple]) -> tuple[list, list, dict]:
+        """The reverse scan; ``outer``: capture -> for each operand of its per-step product,
+        the sequence of the reverse scan it is a step of (an index into ``xs_b``: a stored
+        carry, an input sequence) or None (the body emits it)."""
+        seen: dict[int, tuple] = {}
 
-    init_b = [g[i] if i in g else _zeros(finals[i]) for i in floats]
-    init_b += [_zeros(caps[k]) for k in diff_caps]
-    xs_b = history + list(xs) + [g[nc + j] for j in gys] + [g[nc + ny + i] for i in ghs]
-    final_b, ys_b, _ = scan_leading(step, init_b, xs_b, reverse=not a["reverse"], site=node.site)
+        def step(carry, x_t):
+            g_carry, acc = carry[:len(floats)], iter(carry[len(floats):])
+            h_t, seq_t = x_t[:nc], x_t[nc:nc + nx]
+            rest = x_t[nc + nx:]
+            gy_t, gh_t = rest[:len(gys)], dict(zip(ghs, rest[len(gys):len(gys) + len(ghs)]))
+            stored = {t.id: v for t, v in zip(kept, rest[len(gys) + len(ghs):])}
+            graph = get_default_graph()
+            again = body.replay(list(h_t) + list(seq_t) + [graph.capture(c) for c in caps], stored)
+            terms = [_sum(again[i] * gc_) for i, gc_ in zip(floats, g_carry)]
+            terms += [_sum(again[nc + j] * gy) for j, gy in zip(gys, gy_t)]
+            target = terms[0]
+            for t in terms[1:]:
+                target = target + t
+            wrt = ([h_t[i] for i in floats] + [seq_t[k] for k in diff_xs]
+                   + [graph.capture(caps[k]) for k in diff_caps])
+            grads = grad(target, wrt) if wrt else []
+            g_h = [t + gh_t[i] if i in gh_t else t for i, t in zip(floats, grads[:len(floats)])]
+            g_x = list(grads[len(floats):len(floats) + len(diff_xs)])
+            sums, emitted = [], []
+            for k, gk in zip(diff_caps, grads[len(floats) + len(diff_xs):]):
+                seen[k] = (gk, x_t)
+                if k in outer:
+                    emitted += [op for op, stored in zip(gk.inputs, outer[k]) if stored is None]
+                else:
+                    sums.append(next(acc) + gk)
+            return tuple(g_h) + tuple(sums), tuple(g_x + emitted)
+
+        init_b = [g[i] if i in g else _zeros(finals[i]) for i in floats]
+        init_b += [_zeros(caps[k]) for k in diff_caps if k not in outer]
+        final_b, ys_b, _ = scan_leading(step, init_b, xs_b, reverse=not a["reverse"], site=node.site)
+        return final_b, ys_b, seen
+
+    final_b, ys_b, seen = reverse_scan({})
+    outer = {k: tuple(next((i for i, v in enumerate(x_t) if v is op), None) for op in gk.inputs)
+             for k, (gk, x_t) in seen.items() if _is_outer_product(gk)}
+    if outer:  # traced again: those captures' gradients become one GEMM after the loop
+        final_b, ys_b, _ = reverse_scan(outer)
     result: list[Tensor | None] = [None] * len(node.inputs)
     for i, t in zip(floats, final_b[:len(floats)]):
         result[i] = t
     for k, t in zip(diff_xs, ys_b):
         result[nc + k] = t
-    for k, t in zip(diff_caps, final_b[len(floats):]):
-        result[nc + nx + k] = t
+    sums, emitted = iter(final_b[len(floats):]), iter(ys_b[len(diff_xs):])
+    for k in diff_caps:
+        if k in outer:
+            result[nc + nx + k] = matmul_sum(*[xs_b[i] if i is not None else next(emitted)
+                                               for i in outer[k]])
+        else:
+            result[nc + nx + k] = next(sums)
     return result
+
+
+def _is_outer_product(t: Tensor) -> bool:
+    """``t`` is ``matmul(A, B, transpose_a=True)`` of two matrices: ``A^T B``, a weight's
+    gradient at one step."""
+    return (isinstance(t.op, MatMul) and t.attrs["transpose_a"] and not t.attrs["transpose_b"]
+            and all(i.ndim == 2 for i in t.inputs))

@@ -8,6 +8,9 @@ import pytest
 from graphc_tests_ops_gradcheck import In, case, quick_on_c
 
 import graphc as gc
+from graphc.ir.graph import make
+from graphc.ops.linalg import MatMul
+from graphc.transforms.scan import Saved
 
 
 def _rnn(x, w, u):
@@ -45,11 +48,19 @@ def _graph_decay(x, a):
     return [last, ys]
 
 
+def _saved(a, b):
+    """A stored matmul read back (as a scan's gradient body reads it): its value is the
+    stored one, its gradient the matmul's (so the finite differences see a @ b)."""
+    return make(Saved, [gc.matmul(a, b), a, b], {"of": MatMul, "transpose_a": False,
+                                                     "transpose_b": False})
+
+
 CASES = [
     case("scan rnn (None, T, F) capturing two weights", _graph_rnn, _rnn,
          In((None, 4, 3)), In((3, 5), -0.6, 0.6), In((5, 5), -0.6, 0.6)),
     case("scan reverse along axis 0, final carry and outputs", _graph_decay, _decay,
          In((3, None, 2)), In((2,), 0.2, 0.9)),
+    case("saved matmul", _saved, lambda a, b: a @ b, In((None, 3)), In((3, 4)), norm=True),
 ]
 CASES = quick_on_c(CASES, "scan rnn (None, T, F) capturing two weights")
 
