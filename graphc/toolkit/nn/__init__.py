@@ -28,9 +28,12 @@ from .base import Layer, Sequential, count_parameters, get_activation
 from .embedding import Embedding
 from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 from .norm import BatchNorm, LayerNorm
+from .recurrent import GRU, LSTM, RNN, Bidirectional
+from .residual import ResidualBlock
 
 __all__ = [
     "Layer", "Sequential", "count_parameters", "get_activation", "Dense", "Conv2D",
     "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "BatchNorm", "LayerNorm", "Embedding",
-    "MultiHeadAttention", "TransformerEncoderLayer",
+    "MultiHeadAttention", "TransformerEncoderLayer", "ResidualBlock",
+    "RNN", "LSTM", "GRU", "Bidirectional",
 ]
