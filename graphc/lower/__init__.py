@@ -31,6 +31,7 @@ from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place
 from .memplan import Plan, plan_memory
 from .reduce import lower_reduction
 from .registry import lowering_of
+from .views import strided_views
 
 __all__ = ["lower"]
 
@@ -52,6 +53,8 @@ def lower(program: Program, check_numerics: bool = False, separate: bool = False
     def nested(body: Program, body_prefix: str) -> LoweredProgram:
         return lower(body, check_numerics, separate, body_prefix)
 
+    if not separate:  # (the debug build stores every value: slices stay copies)
+        program = strided_views(program)
     groups = fuse(program, separate=separate, prefix=prefix)
     plan = plan_memory(groups, program, in_place=not separate)
     kernels = [_kernel(g, plan, check_numerics, nested) for g in groups]

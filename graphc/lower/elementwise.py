@@ -30,9 +30,27 @@ from ..ir.graph import Kind, Tensor
 from ..ops.elemwise import Cast as CastOp
 from . import ir
 from .fusion import Group
-from .ir import ZERO, Bin, Epilogue, Expr, Let, Lit, Load, Loop, Math, Store, Sym, add, mul, prod, strides
+from .ir import (
+    ZERO,
+    Bin,
+    Epilogue,
+    Expr,
+    Let,
+    Lit,
+    Load,
+    Loop,
+    Math,
+    Store,
+    Sym,
+    add,
+    mul,
+    prod,
+    size,
+    strides,
+)
 from .memplan import Plan
 from .registry import lowers
+from .views import layout
 
 
 def load_symbol(j: int) -> sympy.Symbol:
@@ -137,8 +155,9 @@ def math_block(values: list[sympy.Expr], loads: list[Tensor], load_index: list[E
 
 
 def broadcast_strides(t: Tensor, shape: tuple) -> list[Expr]:
-    """Element strides of ``t`` read in the iteration space ``shape`` (0: broadcast)."""
-    own = strides(t.shape)
+    """Element strides of ``t`` read in the iteration space ``shape`` (0: broadcast); a
+    strided slice view's own strides (add :func:`~graphc.lower.views.layout`'s offset)."""
+    own = layout(t)[1]
     lead = len(shape) - t.ndim
     out: list[Expr] = []
     for k in range(len(shape)):
@@ -163,7 +182,10 @@ def collapse(shape: tuple, patterns: list[list[Expr]], classes=None):
             continue
         label = classes[k] if classes else None
         sig = tuple(p[k] == ZERO for p in patterns) + (label,)
-        if dims and sig == prev:
+        # a strided view's rows are not contiguous: its dims merge only where they are
+        follows = all(o[-1] == ZERO or o[-1] == mul(p[k], size(d)) for o, p in zip(out, patterns)) \
+            if dims else False
+        if dims and sig == prev and follows:
             dims[-1].append(d)
             for j, p in enumerate(patterns):
                 out[j][-1] = p[k]
@@ -215,7 +237,7 @@ def lower_group(group: Group, plan: Plan) -> list:
     dims, st, _ = collapse(shape, patterns + [strides(shape)])
     loop_vars = [f"i{k}" for k in range(len(dims))]
     flat = index(loop_vars, st[-1])
-    load_index = [index(loop_vars, s) for s in st[: len(loads)]]
+    load_index = [add(layout(t)[0], index(loop_vars, s)) for t, s in zip(loads, st)]
     stmts, values = math_block([env[n.id] for n in group.stores], loads, load_index, plan,
                                calc_dtype(members + loads), flat)
     stmts += [Store(plan.buffer(n), flat, v) for n, v in zip(group.stores, values)]
@@ -283,7 +305,8 @@ def lower_epilogue(group: Group, plan: Plan, axes: list[tuple[str, int]], return
     env = {k: substitute(e, {load_symbol(len(loads)): v})
            for k, e in compose(group.members, loads + [value]).items()}
     shape = value.shape
-    load_index = [axes_index(axes, broadcast_strides(t, shape), shape) for t in loads]
+    load_index = [add(layout(t)[0], axes_index(axes, broadcast_strides(t, shape), shape))
+                  for t in loads]
     flat = axes_index(axes, strides(shape), shape)
     stored = [n for n in group.stores if n is not returns and n is not value]
     result = None if group.scratch_root else (env[returns.id] if returns is not value else v)

@@ -33,6 +33,7 @@ from .fusion import Group
 from .ir import ZERO, Bin, Block, Call, Cast, Expr, If, Let, Lit, Load, Loop, Set, Store, Sym, add, mul, prod
 from .memplan import Plan
 from .registry import lowers
+from .views import layout
 
 MINUS_INF = Lit(float("-inf"), "float64")
 #: the accumulator's start: the identity of the combination
@@ -87,7 +88,7 @@ def lower_reduction(group: Group, plan: Plan) -> list:
     classes = ["r" if k in axes else "k" for k in range(len(shape))]
     dims, st, cls = collapse(shape, patterns + [kept_strides(shape, axes)], classes)
     loop_vars = [f"i{k}" for k in range(len(dims))]
-    load_index = [index(loop_vars, s) for s in st[: len(loads)]]
+    load_index = [add(layout(t)[0], index(loop_vars, s)) for t, s in zip(loads, st)]
     out_index = index(loop_vars, st[-1])
     flat = dense_index(loop_vars, dims)
     out = plan.buffer(root)

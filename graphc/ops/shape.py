@@ -240,7 +240,8 @@ def _check_batch(shape, index, batch: int) -> None:
                          f"got a batch of {batch}")
 
 
-def _full(index, ndim: int) -> tuple:
+def full_index(index, ndim: int) -> tuple:
+    """``index`` with a whole-axis entry for each axis it leaves out."""
     return tuple(index) + ((None, None, None),) * (ndim - len(index))
 
 
@@ -253,7 +254,7 @@ class Slice(Op):
 
     def infer(self, inputs, index):
         x, shape = inputs[0], []
-        for d, i in zip(x.shape, _full(index, x.ndim)):
+        for d, i in zip(x.shape, full_index(index, x.ndim)):
             if d is None:
                 rows = batch_rows(i, x.shape)[0]
                 if not isinstance(i, int):
@@ -316,6 +317,14 @@ def _takes_rows(shape, index) -> bool:
         return any(d is None and batch_rows(i)[3] for d, i in zip(shape, index))
     except ShapeError:
         return False
+
+
+class SliceView(Slice):
+    """A slice that elementwise kernels read in place, with strides (no copy): the same
+    value as :class:`Slice`; the lowering makes it where every reader is elementwise
+    (``graphc.lower.views``)."""
+
+    kind = Kind.VIEW
 
 
 def slice_of(x: Tensor, index: tuple) -> Tensor:

@@ -245,16 +245,17 @@ def _debug_build(compiled) -> _Debug:
     return compiled.debug
 
 
-def _kernels(executable) -> dict[int, tuple[str, bool]]:
-    """node id -> (name of the compiled step's kernel computing it, it stores the value)."""
-    home: dict[int, tuple[str, bool]] = {}
+def _kernels(executable) -> dict[str, tuple[str, bool]]:
+    """node name -> (name of the compiled step's kernel computing it, it stores the value).
+    (By name: the lowering may work on copies of the program's nodes.)"""
+    home: dict[str, tuple[str, bool]] = {}
     kernels = getattr(executable, "kernels", None) or []
     for k in kernels:
         for n in k.stores:
-            home.setdefault(n.id, (k.name, True))
+            home.setdefault(n.name, (k.name, True))
     for k in kernels:
         for n in k.nodes:
-            home.setdefault(n.id, (k.name, False))
+            home.setdefault(n.name, (k.name, False))
     return home
 
 
@@ -263,7 +264,7 @@ def _check(report: VerifyReport, home: dict, node: Tensor, stage: str, what: str
     found = compare(got, want, node.dtype, _norm_checked(node))
     if found is None:
         return
-    kernel, stored = home.get(node.id, (None, False))
+    kernel, stored = home.get(node.name, (None, False))
     role = " (gradient)" if node.role == "grad" else ""
     report.mismatches.append(Mismatch(stage, what, node.name, node.op.label(node.attrs) + role,
                                       node.site, kernel, stored, str(node.dtype),

@@ -1,0 +1,81 @@
+"""Slices read in place: a slice whose every reader is elementwise becomes a strided view.
+
+``split(z, 4, axis=-1)`` of an LSTM's gates, ``x[:, :, :1]``: copying each slice into a
+buffer of its own costs a kernel and a pass over memory, and splits the elementwise work
+that follows into one loop per slice. Where every reader of a slice is an elementwise
+node (its loops, a matmul's epilogue or a reduction's prologue compute their load indices
+from :func:`layout`), the slice becomes a :class:`~graphc.ops.shape.SliceView`: no kernel,
+its readers load the sliced elements from the source buffer through offset and strides.
+
+Example::
+
+    program = strided_views(program)   # before fusion; the debug build keeps copies
+"""
+
+from __future__ import annotations
+
+from ..ir.graph import Kind, Tensor
+from ..ir.program import Program, clone
+from ..ops.shape import Slice, SliceView, full_index
+from ..ops.state import Assign
+from .ir import ZERO, Expr, Lit, add, mul, strides
+
+
+def _viewable(node: Tensor) -> bool:
+    """A slice of static steps that keeps every axis and takes each batch axis whole."""
+    if type(node.op) is not Slice or isinstance(node.inputs[0].op, SliceView):
+        return False
+    x = node.inputs[0]
+    for d, i in zip(x.shape, full_index(node.attrs["index"], x.ndim)):
+        if isinstance(i, int):
+            return False
+        if d is None and tuple(i) != (None, None, None):
+            return False
+        if d is not None and range(*slice(*i).indices(d)).step < 0:
+            return False
+    return True
+
+
+def strided_views(program: Program) -> Program:
+    """``program`` with each slice that only elementwise nodes read made a view."""
+    readers: dict[int, list[Tensor]] = {}
+    for n in program.nodes:
+        for i in n.inputs:
+            readers.setdefault(i.id, []).append(n)
+    kept = {o.id for o in program.outputs}
+    kept |= {n.inputs[1].id for n in program.nodes if isinstance(n.op, Assign)}
+    chosen = {n.id for n in program.nodes if _viewable(n) and n.id not in kept and readers.get(n.id)
+              and all(r.op.kind is Kind.ELEMENTWISE for r in readers[n.id])}
+    if not chosen:
+        return program
+    new: dict[int, Tensor] = {}
+    nodes = []
+    for n in program.nodes:
+        inputs = tuple(new.get(i.id, i) for i in n.inputs)
+        if n.id in chosen:
+            m = clone(n, inputs)
+            m.op = SliceView()
+        elif any(a is not b for a, b in zip(inputs, n.inputs)):
+            m = clone(n, inputs)
+        else:
+            m = n
+        new[n.id] = m
+        nodes.append(m)
+    return Program([new.get(o.id, o) for o in program.outputs], nodes)
+
+
+def layout(t: Tensor) -> tuple[Expr, list[Expr]]:
+    """(offset, strides) of ``t``'s elements in its buffer: row-major from 0, or for a
+    :class:`SliceView` the sliced positions of its source."""
+    if not isinstance(t.op, SliceView):
+        return ZERO, strides(t.shape)
+    x = t.inputs[0]
+    offset, out = [], []
+    for d, i, s in zip(x.shape, full_index(t.attrs["index"], x.ndim), strides(x.shape)):
+        if d is None:
+            out.append(s)
+            continue
+        taken = range(*slice(*i).indices(d))
+        offset.append(mul(Lit(taken.start), s))
+        out.append(mul(Lit(taken.step), s))
+    return add(*offset) if offset else ZERO, out
