@@ -22,16 +22,15 @@ from .ir import ZERO, Expr, Lit, add, mul, strides
 
 
 def _viewable(node: Tensor) -> bool:
-    """A slice of static steps that keeps every axis and takes each batch axis whole."""
+    """A slice of forward steps (or single positions) that takes each batch axis whole."""
     if type(node.op) is not Slice or isinstance(node.inputs[0].op, SliceView):
         return False
     x = node.inputs[0]
     for d, i in zip(x.shape, full_index(node.attrs["index"], x.ndim)):
-        if isinstance(i, int):
-            return False
-        if d is None and tuple(i) != (None, None, None):
-            return False
-        if d is not None and range(*slice(*i).indices(d)).step < 0:
+        if d is None:
+            if isinstance(i, int) or tuple(i) != (None, None, None):
+                return False
+        elif not isinstance(i, int) and range(*slice(*i).indices(d)).step < 0:
             return False
     return True
 
@@ -74,6 +73,9 @@ def layout(t: Tensor) -> tuple[Expr, list[Expr]]:
     for d, i, s in zip(x.shape, full_index(t.attrs["index"], x.ndim), strides(x.shape)):
         if d is None:
             out.append(s)
+            continue
+        if isinstance(i, int):  # one position: the axis is gone
+            offset.append(mul(Lit(i % d), s))
             continue
         taken = range(*slice(*i).indices(d))
         offset.append(mul(Lit(taken.start), s))
