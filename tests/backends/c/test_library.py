@@ -24,7 +24,7 @@ static void k0_elementwise(const gc_ctx *g) {
     float *p_relu = (float *)g->outs[0];
     #pragma omp parallel for if(parallel: N * 4 >= 32768)
     for (int64_t i0 = 0; i0 < N; i0++) {
-        #pragma omp simd
+        #pragma omp simd simdlen(16)
         for (int64_t i1 = 0; i1 < 4; i1++) {
             const float l0 = p_x[i0 * 4 + i1];
             const float l1 = p_w[i1];
@@ -132,9 +132,9 @@ def test_threading_decided_at_generation_time_when_the_size_is_known():
         ys = [gc.exp(big), gc.exp(small), gc.exp(batch)]
     source = gc.Session(g, backend="c").compile(ys).source
     pragmas = re.findall(r"#pragma omp [^\n]*", source.split("} gc_ctx;")[1])
-    assert "#pragma omp parallel for simd" in pragmas  # 40000 elements: always threads
-    assert "#pragma omp simd" in pragmas  # 8 elements: one thread
+    assert "#pragma omp parallel for simd simdlen(16)" in pragmas  # 40000 elements: always threads
+    assert "#pragma omp simd simdlen(16)" in pragmas  # 8 elements: one thread
     # known only when it runs; `parallel:` so that a small batch still runs SIMD (a bare `if`
     # also switches `simd` off: 5x slower elementwise loops below the threshold)
-    assert "#pragma omp parallel for simd if(parallel: N * 8 >= 32768)" in pragmas
+    assert "#pragma omp parallel for simd simdlen(16) if(parallel: N * 8 >= 32768)" in pragmas
     assert not [p for p in pragmas if re.search(r"if\(\d+ >= ", p)], pragmas
