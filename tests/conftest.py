@@ -9,7 +9,14 @@ reference backend; their compiled variants (each a C compile) run in the full su
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The suite runs one worker per core (pyproject: -n auto), each running 2-thread OpenMP
+# kernels: threads that wait by sleeping instead of spinning keep one worker's barrier from
+# stalling on a core the other one holds. (Set before any OpenMP runtime is loaded.)
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from graphc.backends import why_unavailable
 

@@ -79,7 +79,7 @@ def test_c_subset_is_clean_under_address_and_undefined_behavior_sanitizers():
         canary = subprocess.run([sys.executable, "-c", _CANARY, arg], env=env, cwd=REPO,
                                 capture_output=True, text=True, timeout=120)
         assert canary.returncode != 0 and report in canary.stderr, (arg, canary.stderr[-3000:])
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *SUBSET],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", *SUBSET],
                           env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0 and not REPORTS.search(output), output[-6000:]
