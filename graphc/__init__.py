@@ -18,6 +18,7 @@ Example::
 
 __version__ = "0.1.0"
 
+from .env import short_openmp_spin
 from .ir.dot import to_dot
 from .ir.errors import (
     ArgumentError,
@@ -92,6 +93,8 @@ from .runtime.session import Session
 from .toolkit import data, init, losses, nn, optim, regularizers, schedules, train
 from .transforms.autodiff import grad, zeros_like
 from .transforms.scan import scan
+
+short_openmp_spin()  # before any compiled step loads the OpenMP runtime
 
 __all__ = [
     "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError", "ArgumentError",

@@ -30,6 +30,7 @@ __all__ = [
     "find_c_compiler",
     "find_dot",
     "native_target",
+    "short_openmp_spin",
 ]
 
 #: Environment variable that overrides the on-disk cache directory.
@@ -260,3 +261,17 @@ def find_dot() -> str | None:
     """
     path = shutil.which("dot")
     return os.path.abspath(path) if path else None
+
+
+def short_openmp_spin() -> None:
+    """Let OpenMP threads waiting at a barrier spin 10k rounds (tens of microseconds) before
+    they sleep, unless ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is set already.
+
+    libgomp's default (300k rounds, about a millisecond) made every kernel of a step wait
+    for a descheduled thread when other processes kept the cores busy (an LSTM example 4x
+    slower on a loaded 2-core machine); on an idle machine both run at the same speed.
+    libgomp reads it when it loads: ``import graphc`` calls this before any compiled step
+    is loaded (a library that loaded libgomp earlier keeps its setting).
+    """
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "10000"

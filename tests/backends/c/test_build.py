@@ -493,3 +493,13 @@ def test_a_transpose_between_arena_buffers_is_right_with_the_default_flags():
     xv = np.random.default_rng(0).normal(size=(1, 64, 128)).astype("f")
     want = (xv + 1).reshape(1, 64, 4, 32).transpose(0, 2, 1, 3) * 2
     np.testing.assert_array_equal(gc.Session(g, backend="c").run(y, {x: xv}), want)
+
+
+def test_openmp_threads_spin_briefly_unless_told_otherwise():
+    code = "import os, graphc; print(os.environ.get('GOMP_SPINCOUNT'))"
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    for extra, want in (({}, "10000"), ({"GOMP_SPINCOUNT": "5"}, "5"),
+                        ({"OMP_WAIT_POLICY": "active"}, "None")):
+        out = subprocess.run([sys.executable, "-c", code], env={**base, **extra},
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == want, (extra, out)
