@@ -1,15 +1,11 @@
-"""The graph IR: :class:`Graph`, :class:`Tensor`, the :class:`Op` interface and node creation.
+"""The graph IR: :class:`Graph`, :class:`Tensor` and node creation (:func:`make`).
 
 A :class:`Tensor` is one node: an op applied to input tensors with static
 attributes. Its shape and dtype are inferred when it is created, so shape
 errors surface at the user's line, which every node records.
 
-Every op is one class (a subclass of :class:`Op`) that declares its
-:class:`Kind` and the facts fusion, memory planning and the backends need (can
-it host an epilogue, can its kernel fail on the data), next to its shape/dtype
-rule (``infer``), its NumPy reference (``reference``, the executable
-specification) and its gradient rule (``grad``, which builds graph nodes).
-Elementwise ops also give their scalar formula (``scalar``). Nothing outside
+Every op is one class, a subclass of :class:`~graphc.ir.op.Op` (``ir/op.py``: the
+interface, its :class:`~graphc.ir.op.Kind`; re-exported here). Nothing outside
 an op's class lists op names. The three leaves (placeholders, variables,
 constants) are defined here because the graph itself creates them: Python
 numbers become constants, the learning phase is a placeholder. Node names
@@ -27,123 +23,21 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import enum
 import itertools
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from . import dtypes as _dt
 from . import shapes as _sh
 from .errors import DTypeError, GraphcError, at, user_site
+from .op import Kind, Op, RunContext  # noqa: F401 - RunContext: re-exported with the graph API
 from .scopes import current_scope, join, scope_path
-
-if TYPE_CHECKING:
-    import sympy
 
 _local = threading.local()
 _ids = itertools.count()
-
-
-class Kind(enum.Enum):
-    """What an op is, as far as the compiler is concerned."""
-
-    PLACEHOLDER = "placeholder"  #: fed at run time
-    VARIABLE = "variable"  #: state owned by a Session
-    CONSTANT = "constant"  #: a value fixed in the graph (``node.value``)
-    ELEMENTWISE = "elementwise"  #: element i of the output from element i of the (broadcast) inputs; fusable
-    VIEW = "view"  #: the input's buffer seen with another shape (no kernel)
-    REDUCTION = "reduction"  #: combine over axes; an elementwise producer fuses in as its prologue
-    UPDATE = "update"  #: writes state and has no value (assign, group)
-    OPAQUE = "opaque"  #: a kernel of its own
-
-    @property
-    def is_leaf(self) -> bool:
-        return self in (Kind.PLACEHOLDER, Kind.VARIABLE, Kind.CONSTANT)
-
-
-class RunContext:
-    """Run-time facts an op's reference may need: the step counter (dropout) and
-    the batch size that ``None`` dimensions stand for."""
-
-    def __init__(self, step: int = 0, batch: int | None = None, check_numerics: bool = False) -> None:
-        self.step = step
-        self.batch = batch
-        self.check_numerics = check_numerics  # (values inside scan bodies are checked too)
-
-
-class Op:
-    """Base class. Subclasses set ``name`` (and ``kind``) and override the methods."""
-
-    name: ClassVar[str] = "op"
-    kind: ClassVar[Kind] = Kind.OPAQUE
-    differentiable: ClassVar[bool] = True
-    #: False for ops whose value depends on more than their inputs (RNG, state, the
-    #: batch size); such nodes are never constant-folded or merged by CSE.
-    pure: ClassVar[bool] = True
-    #: impure only through the batch size, which is the same for every node of a step:
-    #: never constant-folded, but CSE may merge two such nodes with the same attributes
-    batch_only: ClassVar[bool] = False
-    #: its kernel can fail on the data at run time (an out-of-range label): optimizer
-    #: updates computed before it must not reach the variables until the step succeeded
-    can_fail: ClassVar[bool] = False
-    #: a kernel of this op joins the earlier kernel of an op of this class that reads the
-    #: same first ``shares_inputs`` inputs, so that one pass computes both
-    joins: ClassVar[type[Op] | None] = None
-    shares_inputs: ClassVar[int] = 0
-    #: its value is a tuple of arrays (a scan), read only through projection nodes
-    multi_output: ClassVar[bool] = False
-    #: it is one part (``attrs["index"]``) of its input's tuple value, computed by the
-    #: input's kernel (a scan's final carry, its stacked outputs)
-    projects: ClassVar[bool] = False
-
-    def infer(self, inputs: tuple[Tensor, ...], **attrs: Any) -> tuple[tuple, str | None]:
-        """Return ``(shape, dtype)`` or raise ShapeError/DTypeError."""
-        raise NotImplementedError(self.name)
-
-    def reference(self, ctx: RunContext, node: Tensor, *values: np.ndarray) -> np.ndarray:
-        """The NumPy reference: the executable specification of the op.
-
-        ``node`` gives the attrs (``node.attrs``) and the output dtype/shape.
-        """
-        raise NotImplementedError(self.name)
-
-    def grad(self, node: Tensor, g: Tensor) -> list[Tensor | None]:
-        """One gradient tensor (or None) per input, given the output gradient ``g``.
-
-        Returned gradients may have the broadcast output shape; autodiff sums
-        them down to each input's shape in one place.
-        """
-        raise NotImplementedError(f"{self.name} has no gradient")
-
-    def log_of(self, node: Tensor) -> Tensor | None:
-        """A numerically stable graph for ``log`` of ``node``'s value, or None.
-
-        ``gc.log`` and the stability pass use it, so that log(softmax(x)) is built as
-        log_softmax(x) and its gradient is stable too."""
-        return None
-
-    def hosts_epilogue(self, node: Tensor) -> bool:
-        """Whether ``node``'s kernel can apply a fused elementwise epilogue while it
-        stores its output (bias, activation, optimizer arithmetic)."""
-        return False
-
-    #: when it hosts an epilogue, its template can hand the finished output to the epilogue
-    #: in scratch instead of storing it (the product of an optimizer's gradient matmul)
-    epilogue_owns_store: ClassVar[bool] = False
-
-    def scalar(self, node: Tensor, args: list[sympy.Expr]) -> sympy.Expr:
-        """Elementwise ops: the output element as a formula of the input elements."""
-        raise NotImplementedError(f"{self.name} is not elementwise")
-
-    def label(self, attrs: dict[str, Any]) -> str:
-        """Short human-readable name of a node (DOT, default node names)."""
-        return self.name
-
-    def __repr__(self) -> str:
-        return f"<op {self.name}>"
 
 
 class _Leaf(Op):
