@@ -452,6 +452,12 @@ def nested(program: LoweredProgram):
                 yield from nested(s.program)
 
 
+def inner_kernels(kernel: Kernel) -> list[Kernel]:
+    """The kernels of the programs ``kernel`` runs (a scan's body, nested ones included)."""
+    return [k for s in walk(kernel.body) if isinstance(s, Subprogram)
+            for p in nested(s.program) for k in p.kernels]
+
+
 def walk(stmts: list):
     """Every statement of ``stmts``, nested ones included, in order."""
     for s in stmts:

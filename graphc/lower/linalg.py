@@ -14,9 +14,19 @@ from ..ir.graph import Tensor
 from ..ops.linalg import MatMul, MatMulSum, one_gemm
 from .elementwise import index, lower_epilogue
 from .fusion import Group, host_output
-from .ir import Lit, Loop, Ptr, Sym, TemplateCall, add, mul, prod, size, strides
+from .ir import ZERO, Expr, Lit, Loop, Ptr, Sym, TemplateCall, add, mul, prod, size, strides
 from .memplan import Plan
 from .registry import lowers
+
+
+def _gemm(plan: Plan, dtype: str, ta: bool, tb: bool, m: Expr, n: Expr, k: Expr, a: Tensor, a_at: Expr,
+          b: Tensor, b_at: Expr, c: Tensor, c_at: Expr = ZERO, epilogue=None) -> TemplateCall:
+    """A call of the GEMM template: c[c_at:] (m x n) = op(a) @ op(b), row strides from the
+    operands' last dimensions."""
+    args = (Lit(int(ta)), Lit(int(tb)), m, n, k, Ptr(plan.buffer(a), a_at), size(a.shape[-1]),
+            Ptr(plan.buffer(b), b_at), size(b.shape[-1]), Ptr(plan.buffer(c), c_at, written=True),
+            n)
+    return TemplateCall("gemm", "gemm", dtype, args, workspace=True, epilogue=epilogue)
 
 
 def _mat_dims(t: Tensor, transposed: bool):
@@ -32,17 +42,11 @@ def lower_matmul(group: Group, plan: Plan) -> list:
     m, k = _mat_dims(a, ta)
     _, n = _mat_dims(b, tb)
     out = host_output(group) if group.members else node
-
-    def gemm(a_at, b_at, c_at, epilogue=None, rows=None) -> TemplateCall:
-        args = (Lit(int(ta)), Lit(int(tb)), size(m) if rows is None else rows, size(n), size(k),
-                Ptr(plan.buffer(a), a_at), size(a.shape[-1]), Ptr(plan.buffer(b), b_at),
-                size(b.shape[-1]), Ptr(plan.buffer(out), c_at, written=True), size(n))
-        return TemplateCall("gemm", "gemm", node.dtype, args, workspace=True, epilogue=epilogue)
-
     if node.ndim == 2 or one_gemm(node):  # the GEMM applies any epilogue to each finished tile
         rows = node.ndim - 1  # (one GEMM over all the rows of a batched a and a 2-D b)
         epi = lower_epilogue(group, plan, [("i", rows), ("j", 1)], out, node) if group.members else None
-        return [gemm(Lit(0), Lit(0), Lit(0), epi, prod(node.shape[:-1]))]
+        return [_gemm(plan, node.dtype, ta, tb, prod(node.shape[:-1]), size(n), size(k), a, ZERO, b,
+                      ZERO, out, epilogue=epi)]
     # batched, with NumPy broadcasting of the batch dimensions
     batch = node.shape[:-2]
     lv = [f"b{j}" for j in range(len(batch))]
@@ -54,7 +58,8 @@ def lower_matmul(group: Group, plan: Plan) -> list:
                      if j - lead >= 0 and t.shape[j - lead] != 1))
 
     flat = index(lv, strides(batch))
-    body = [gemm(offset(a), offset(b), mul(flat, prod(node.shape[-2:])))]
+    body = [_gemm(plan, node.dtype, ta, tb, size(m), size(n), size(k), a, offset(a), b, offset(b), out,
+                  mul(flat, prod(node.shape[-2:])))]
     for j in reversed(range(len(batch))):
         body = [Loop(lv[j], size(batch[j]), body)]
     return body
@@ -69,7 +74,5 @@ def lower_matmul_sum(group: Group, plan: Plan) -> list:
     k, n = x.shape[-1], y.shape[-1]
     out = host_output(group) if group.members else node
     epi = lower_epilogue(group, plan, [("i", 1), ("j", 1)], out, node) if group.members else None
-    args = (Lit(1), Lit(0), size(k), size(n), prod(x.shape[:-1]), Ptr(plan.buffer(x), Lit(0)),
-            size(k), Ptr(plan.buffer(y), Lit(0)), size(n), Ptr(plan.buffer(out), Lit(0), written=True),
-            size(n))
-    return [TemplateCall("gemm", "gemm", node.dtype, args, workspace=True, epilogue=epi)]
+    return [_gemm(plan, node.dtype, True, False, size(k), size(n), prod(x.shape[:-1]), x, ZERO, y, ZERO,
+                  out, epilogue=epi)]

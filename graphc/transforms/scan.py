@@ -72,20 +72,35 @@ class Body:
         for n in toposort(self.outputs):
             if n.id in mapping:
                 continue
-            if n.op.kind is Kind.CONSTANT:
-                mapping[n.id] = constant_node(n.value, dtype=n.dtype)
-                continue
             ins = [mapping[i.id] for i in n.inputs]
-            with graph.derived(graph._role, n.site, n.scope):
-                if stored and n.id in stored:
-                    mapping[n.id] = make(Saved, [stored[n.id], *ins], {"of": type(n.op), **n.attrs},
-                                         name=n.name.rsplit("/", 1)[-1])
-                else:
-                    mapping[n.id] = make(type(n.op), ins, n.attrs, name=n.name.rsplit("/", 1)[-1])
+            read_back = stored.get(n.id) if stored else None
+            mapping[n.id] = _copy(n, ins, graph) if read_back is None else _copy(
+                n, [read_back, *ins], graph, Saved, {"of": type(n.op), **n.attrs})
         return [mapping[o.id] for o in self.outputs]
 
     def __repr__(self) -> str:
         return f"<scan body: {len(self.inputs)} inputs, {len(self.outputs)} outputs>"
+
+
+def _copy(n: Tensor, inputs: list[Tensor], graph: Graph, op: type[Op] | None = None,
+          attrs: dict | None = None) -> Tensor:
+    """Node ``n`` made again in ``graph`` from ``inputs`` (a constant: its value), with its
+    role, line and scope; ``op``/``attrs`` replace its own."""
+    if n.op.kind is Kind.CONSTANT:
+        return constant_node(n.value, dtype=n.dtype, graph=graph)
+    with graph.derived(n.role, n.site, n.scope):
+        return make(op or type(n.op), inputs, n.attrs if attrs is None else attrs,
+                    name=n.name.rsplit("/", 1)[-1])
+
+
+def _changing(body: Body, varying: int) -> set[int]:
+    """Ids of the body's nodes whose value may change from step to step: the first
+    ``varying`` inputs (carries, ``x_t``), impure nodes and whatever reads them."""
+    changing = {p.id for p in body.inputs[:varying]}
+    for n in toposort(body.outputs):
+        if n.op.kind is not Kind.PLACEHOLDER and (not n.op.pure or any(i.id in changing for i in n.inputs)):
+            changing.add(n.id)
+    return changing
 
 
 class Scan(Op):
@@ -240,12 +255,9 @@ def _hoist(body: Body, varying: int) -> Body:
     """``body`` with the work that is the same at every step (it reads only captures:
     ``transpose(W)``, ``W * scale``) moved out of the loop: done once before the scan, in
     the enclosing graph, and captured. Random and impure ops stay inside."""
-    moving = {p.id for p in body.inputs[:varying]}
+    moving = _changing(body, varying)
     captured = {inner.id: outer for outer, inner in zip(body.captured, body.inputs[varying:])}
     nodes = toposort(body.outputs)
-    for n in nodes:
-        if n.op.kind is not Kind.PLACEHOLDER and (not n.op.pure or any(i.id in moving for i in n.inputs)):
-            moving.add(n.id)
     users = {i.id for n in nodes if n.id in moving for i in n.inputs} | {o.id for o in body.outputs}
     fixed = {n.id for n in nodes if n.id not in moving and not n.op.kind.is_leaf}
     hoist = [n for n in nodes if n.id in fixed and n.id in users]
@@ -254,10 +266,8 @@ def _hoist(body: Body, varying: int) -> Body:
     outer = dict(captured)  # body node id -> its value outside
     for n in nodes:
         if n.id in fixed:
-            ins = [outer[i.id] if i.id in outer else
-                   constant_node(i.value, dtype=i.dtype, graph=n.graph.parent) for i in n.inputs]
-            with n.graph.parent.derived(n.role, n.site, n.scope):
-                outer[n.id] = make(type(n.op), ins, n.attrs, name=n.name.rsplit("/", 1)[-1])
+            ins = [outer[i.id] if i.id in outer else _copy(i, [], n.graph.parent) for i in n.inputs]
+            outer[n.id] = _copy(n, ins, n.graph.parent)
     inside = {n.name: body.graph.capture(outer[n.id]) for n in hoist}  # (names: rewrite clones)
     program = rewrite(Program(body.outputs), lambda n: inside.get(n.name, n))
     used = {n.id for n in toposort(program.outputs)}
@@ -313,14 +323,8 @@ def scan_leading(fn: Callable, init: list[Tensor], xs: list[Tensor], reverse: bo
 def _worth_saving(body: Body, varying: int) -> list[Tensor]:
     """The matmuls of a step that change from step to step: the forward pass can keep
     their values for the gradient's body, which then does not compute them again."""
-    moving = {p.id for p in body.inputs[:varying]}
-    out = []
-    for n in toposort(body.outputs):
-        if any(i.id in moving for i in n.inputs):
-            moving.add(n.id)
-            if isinstance(n.op, MatMul):
-                out.append(n)
-    return out
+    changing = _changing(body, varying)
+    return [n for n in toposort(body.outputs) if n.id in changing and isinstance(n.op, MatMul)]
 
 
 def scan(fn: Callable, init: Any, xs: Any, axis: int = 1, reverse: bool = False) -> tuple[Any, Any]:

@@ -176,8 +176,7 @@ class CExecutable:
             bad = _numerics_failure(kernel, message)
             if bad is not None:
                 raise NumericsError(numerics_message(*bad))
-        inner = [k for s in ir.walk(kernel.body) if isinstance(s, ir.Subprogram)
-                 for p in ir.nested(s.program) for k in p.kernels if k.can_fail]
+        inner = [k for k in ir.inner_kernels(kernel) if k.can_fail]
         failed = inner[0] if len(inner) == 1 and inner[0].kind != "scan" else kernel  # a scan's body
         node = failed.nodes[0] if failed.kind != "elementwise" else failed.nodes[-1]
         for n in failed.nodes:
@@ -193,10 +192,7 @@ def _numerics_failure(kernel, message: str) -> tuple[Tensor, str] | None:
     bad = message[:3]
     if bad not in ("NaN", "Inf") or not message.startswith(f"{bad} produced by "):
         return None
-    stores = list(kernel.stores)
-    for s in ir.walk(kernel.body):  # a scan's kernel: the values its body's kernels check
-        if isinstance(s, ir.Subprogram):
-            stores += [n for p in ir.nested(s.program) for k in p.kernels for n in k.stores]
+    stores = kernel.stores + [n for k in ir.inner_kernels(kernel) for n in k.stores]  # (a scan's body)
     checked = [n for n in stores if n.dtype in FLOATS]
     named = [n for n in checked if message == f"{bad} produced by {n.name}"]
     if len(named) == 1 or len(checked) == 1:  # (a long name may come back truncated)
