@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from ...ir import dtypes as _dt
 from ...ir import shapes as _sh
 from ...ir.errors import DTypeError, ShapeError, at, user_site
 from ...ir.graph import Tensor, as_tensor
@@ -33,7 +32,7 @@ from ...ops.leaves import constant
 from ...ops.linalg import matmul
 from ...ops.shape import reshape, transpose
 from .._args import bad_value, choice, integer, number
-from .base import Layer, unique_tensors
+from .base import Layer, check_sequence, unique_tensors
 from .layers import Dense, Dropout
 from .norm import LayerNorm
 
@@ -92,19 +91,11 @@ class MultiHeadAttention(Layer):
         finally:
             self._kv = None
 
-    def _check(self, x: Tensor, what: str) -> None:
-        if x.ndim != 3 or x.shape[-1] != self.dim or x.shape[1] is None:
-            raise ShapeError(f"MultiHeadAttention {self.name!r}: {what} must be (N, T, {self.dim}) "
-                             f"with a static T, got shape {_sh.fmt(x.shape)}{at(user_site())}")
-        if not _dt.is_float(x.dtype):
-            raise DTypeError(f"MultiHeadAttention {self.name!r}: needs a float {what}, got "
-                             f"{x.dtype}; use gc.cast{at(user_site())}")
-
     def _check_all(self, x: Tensor) -> Tensor:
         kv = x if self._kv is None else self._kv
-        self._check(x, "query")
+        check_sequence(f"MultiHeadAttention {self.name!r}", x, self.dim, "query")
         if kv is not x:
-            self._check(kv, "key_value")
+            check_sequence(f"MultiHeadAttention {self.name!r}", kv, self.dim, "key_value")
             if kv.dtype != x.dtype:
                 raise DTypeError(f"MultiHeadAttention {self.name!r}: query is {x.dtype} but "
                                  f"key_value is {kv.dtype}{at(user_site())}")
@@ -205,10 +196,7 @@ class TransformerEncoderLayer(Layer):
         return self.drop2(self.linear2(self.drop(h)))
 
     def build(self, x):  # refuse a bad input before the layer counts as built
-        if x.ndim != 3 or x.shape[-1] != self.dim or x.shape[1] is None:
-            raise ShapeError(f"TransformerEncoderLayer {self.name!r}: input must be (N, T, "
-                             f"{self.dim}) with a static T, got shape {_sh.fmt(x.shape)}"
-                             f"{at(user_site())}")
+        check_sequence(f"TransformerEncoderLayer {self.name!r}", x, self.dim)
 
     def forward(self, x):
         if self.norm_first:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ...ir import dtypes as _dt
 from ...ir import shapes as _sh
-from ...ir.errors import GraphcError, ShapeError, at, user_site
+from ...ir.errors import DTypeError, GraphcError, ShapeError, at, user_site
 from ...ir.graph import Graph, Tensor, as_tensor
 from ...ir.scopes import check_segment, scope_path
 from ...ops import elemwise as _ew
@@ -174,6 +174,19 @@ class Layer:
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.built else ""
         return f"{type(self).__name__}({self.extra_repr()}){label}"
+
+
+def check_sequence(owner: str, x: Tensor, features: int | None = None, what: str = "input") -> None:
+    """Refuse anything but a float batch-first sequence (N, T, F) with a static T and F
+    (``features`` of them when given), naming ``owner``, the shape and the user's line."""
+    f = "F" if features is None else str(features)
+    if x.ndim != 3 or x.shape[1] is None or x.shape[2] is None or (
+            features is not None and x.shape[2] != features):
+        static = "static T" if features is not None else "static T and F"
+        raise ShapeError(f"{owner}: {what} must be (N, T, {f}) (batch first) with a {static}, "
+                         f"got shape {_sh.fmt(x.shape)}{at(user_site())}")
+    if not _dt.is_float(x.dtype):
+        raise DTypeError(f"{owner}: needs a float {what}, got {x.dtype}; use gc.cast{at(user_site())}")
 
 
 def unique_tensors(tensors: Iterable[Tensor]) -> list[Tensor]:

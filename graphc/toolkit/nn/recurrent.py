@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from ...ir import dtypes as _dt
 from ...ir import shapes as _sh
 from ...ir.errors import DTypeError, ShapeError, at, user_site
 from ...ir.graph import Tensor, as_tensor
@@ -39,7 +38,7 @@ from ...ops.shape import concat, transpose
 from ...transforms.scan import scan
 from .._args import bad_type, bad_value, choice, integer, number
 from ..init import small_uniform
-from .base import Layer
+from .base import Layer, check_sequence
 
 State = Any     # a Tensor, or (h, c) for an LSTM
 
@@ -127,12 +126,7 @@ class _Recurrent(Layer):
 
     def _check(self, x: Tensor) -> None:
         owner = f"{type(self).__name__} {self.name!r}"
-        if x.ndim != 3 or x.shape[1] is None or x.shape[2] is None:
-            raise ShapeError(f"{owner}: input must be (N, T, F) with static T and F (batch "
-                             f"first), got shape {_sh.fmt(x.shape)}{at(user_site())}")
-        if not _dt.is_float(x.dtype):
-            raise DTypeError(f"{owner}: needs a float input, got {x.dtype}; use gc.cast"
-                             f"{at(user_site())}")
+        check_sequence(owner, x)
         built = next(iter(self.weights.values()), None)
         if built is not None and x.dtype != built.dtype:
             raise DTypeError(f"{owner}: was built for {built.dtype} input, got {x.dtype}"
