@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..ir.errors import GraphcError, NumericsError, at, numerics_message
+from ..ir.errors import GraphcError, at, check_finite_value
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
 
@@ -55,18 +55,11 @@ class ReferenceExecutable:
                 if seconds is not None:
                     seconds[unit] += time.perf_counter() - t0
                 unit += 1
-                if self.check_numerics and isinstance(out, np.ndarray):
-                    check_value(node, out)
+                if self.check_numerics:
+                    check_finite_value(node, out)
                 values[node.id] = out
         return [values[o.id] for o in self.program.outputs]
 
-
-
-def check_value(node: Tensor, out: np.ndarray) -> None:
-    """Raise the NumericsError ``check_numerics`` raises if ``out`` has a NaN or an Inf."""
-    if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
-        bad = "NaN" if np.isnan(out).any() else "Inf"
-        raise NumericsError(numerics_message(node, bad))
 
 
 class ReferenceBackend:

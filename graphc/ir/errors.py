@@ -76,6 +76,15 @@ def numerics_message(node, bad: str) -> str:
     return f"{bad} produced by {node.op.label(node.attrs)}{role} ({node.name}){at(node.site)}"
 
 
+def check_finite_value(node, value) -> None:
+    """Raise the :class:`NumericsError` of ``check_numerics`` if the float array ``value``
+    of graph node ``node`` holds a NaN (named first) or an Inf; other values pass."""
+    import numpy as np  # (this module stays light to import)
+
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise NumericsError(numerics_message(node, "NaN" if np.isnan(value).any() else "Inf"))
+
+
 def at(site: str | None) -> str:
     """Return the ``"\\n  defined at FILE:LINE"`` suffix used in messages."""
     return f"\n  defined at {site}" if site else ""

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..ir import dtypes as _dt
 from ..ir import shapes as _sh
-from ..ir.errors import GraphcError, NumericsError, ShapeError, at, numerics_message, user_site
+from ..ir.errors import GraphcError, ShapeError, at, check_finite_value, user_site
 from ..ir.graph import Graph, Kind, Op, Placeholder, Tensor, as_tensor, constant_node, get_default_graph, make
 from ..ir.program import Program, rewrite, toposort
 from ..ops.linalg import MatMul, matmul_sum
@@ -201,9 +201,8 @@ def run_body(ctx, program: Program, inputs: list[Tensor], values: list) -> list:
         except Exception as exc:
             raise GraphcError(f"{n.op.label(n.attrs)} ({n.name}) in a scan body failed at run "
                               f"time: {exc}{at(n.site)}") from exc
-        if ctx.check_numerics and isinstance(out, np.ndarray) and out.dtype.kind == "f" and (
-                not np.all(np.isfinite(out))):
-            raise NumericsError(numerics_message(n, "NaN" if np.isnan(out).any() else "Inf"))
+        if ctx.check_numerics:
+            check_finite_value(n, out)
     return [env[o.id] for o in program.outputs]
 
 
