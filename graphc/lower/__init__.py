@@ -76,7 +76,7 @@ def _kernel(group: Group, plan: Plan, check_numerics: bool, nested) -> Kernel:
         if fn is None:
             raise GraphcError(f"{root.op.name} ({root.name}) cannot be compiled: no lowering is "
                               f"registered for {type(root.op).__name__}{at(root.site)}")
-        body = fn(group, plan, nested) if getattr(fn, "nested", False) else fn(group, plan)
+        body = fn(group, plan, nested) if fn.nested else fn(group, plan)
     if check_numerics:
         body += [s for n in group.stores if n.dtype in FLOATS for s in check_finite(n, plan)]
     return Kernel(group.name, group.kind, group.nodes, group.stores, _prune(body))
@@ -105,13 +105,12 @@ def _with_view_checks(program: Program, kernels: list[Kernel], plan: Plan) -> li
     """Insert, in program order, a check of each float view (reshape) of a leaf: the NumPy
     backend checks a view's value too, and a fed NaN reshaped is first seen there. A view
     of a computed value needs none (its source was checked first)."""
-    home = {n.id: k for k in kernels for n in k.nodes}
+    starts = {k.nodes[0].id: k for k in kernels}  # a kernel runs where its first node stands
     out: list[Kernel] = []
     for n in program.nodes:
-        k = home.pop(n.id, None)
+        k = starts.get(n.id)
         if k is not None:
-            if not any(k is done for done in out):  # (a scan's kernel holds several nodes)
-                out.append(k)
+            out.append(k)
         elif (n.op.kind is Kind.VIEW and n.dtype in FLOATS
               and source_of(n).op.kind.is_leaf):
             out.append(Kernel(f"c{len(out)}_{n.op.name}_check", "check", [n], [n],

@@ -20,10 +20,12 @@ from collections.abc import Callable
 LOWERINGS: dict[type, Callable] = {}
 
 
-def lowers(*op_classes: type) -> Callable:
-    """Register the decorated function as the lowering of ``op_classes``."""
+def lowers(*op_classes: type, nested: bool = False) -> Callable:
+    """Register the decorated function as the lowering of ``op_classes``; ``nested``: it
+    also takes the function that lowers a nested program (a scan's body) the same way."""
 
     def register(fn: Callable) -> Callable:
+        fn.nested = nested
         for cls in op_classes:
             if cls in LOWERINGS:
                 raise RuntimeError(f"{cls.__name__} has two lowerings")

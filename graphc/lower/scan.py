@@ -30,7 +30,7 @@ def _align(e: Expr) -> Expr:
     return e if isinstance(e, Lit) and e.value % 64 == 0 else mul(Bin("/", add(e, Lit(63)), Lit(64)), Lit(64))
 
 
-@lowers(Scan)
+@lowers(Scan, nested=True)
 def lower_scan(group: Group, plan: Plan, nested) -> list:
     node = group.root
     a = node.attrs
@@ -80,5 +80,3 @@ def lower_scan(group: Group, plan: Plan, nested) -> list:
             stmts.append(Copy(plan.buffer(kept[i]), buf, count, src_offset=mul(Lit(length % 2), count)))
     return stmts
 
-
-lower_scan.nested = True  # it takes the function that lowers its body
