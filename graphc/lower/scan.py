@@ -79,4 +79,3 @@ def lower_scan(group: Group, plan: Plan, nested) -> list:
         if i in kept:
             stmts.append(Copy(plan.buffer(kept[i]), buf, count, src_offset=mul(Lit(length % 2), count)))
     return stmts
-
