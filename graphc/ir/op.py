@@ -84,6 +84,9 @@ class Op:
     #: it is one part (``attrs["index"]``) of its input's tuple value, computed by the
     #: input's kernel (a scan's final carry, its stacked outputs)
     projects: ClassVar[bool] = False
+    #: only the first ``value_inputs`` inputs give its value; the others are there for its
+    #: gradient rule alone, and optimization drops them (None: every input is read)
+    value_inputs: ClassVar[int | None] = None
 
     def infer(self, inputs: tuple[Node, ...], **attrs: Any) -> tuple[tuple, str | None]:
         """Return ``(shape, dtype)`` or raise ShapeError/DTypeError."""

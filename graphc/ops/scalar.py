@@ -205,6 +205,12 @@ def formula_problem(expr, n: int) -> str | None:
 _EXPENSIVE = (sympy.exp, sympy.log, sympy.tanh, sigmoid, softplus, sympy.sqrt)
 
 
+def transcendental(expr: sympy.Expr) -> bool:
+    """The formula calls exp, log, tanh, sigmoid, erf, sin ... (more than arithmetic)."""
+    return bool(expr.has(sympy.exp, sympy.log, sympy.tanh, sympy.erf, sympy.sin, sympy.cos,
+                         sigmoid, softplus, expm1, log1p))
+
+
 def cost(expr: sympy.Expr) -> int:
     """A rough evaluation cost: transcendental calls dominate."""
     calls = sum(1 for e in sympy.preorder_traversal(expr)

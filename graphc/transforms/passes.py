@@ -6,7 +6,8 @@ Example::
 
     prog = optimize(Program([loss]))
     [name for name, _ in PASSES]
-    # ['stability', 'algebraic', 'constant_folding', 'cse', 'dce']
+    # ['stability', 'algebraic', 'constant_folding', 'algebraic_after_folding',
+    #  'gradient_only_inputs', 'cse', 'scan_bodies', 'dce']
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from ..ir.graph import Kind, RunContext, Tensor, constant_node
 from ..ir.program import Program, clone, rewrite, toposort
 from ..ops import elemwise as E
+from .scan import drop_unread_sequences
 
 
 def _fn(node: Tensor) -> str | None:
@@ -124,14 +126,25 @@ def cse(program: Program) -> Program:
 
 # -- dead code ------------------------------------------------------------------------------
 
+def gradient_only_inputs(program: Program) -> Program:
+    """Drop the inputs a node reads only for its gradient rule (``Op.value_inputs``): the
+    gradients are built by now, and computing those inputs would be wasted work."""
+
+    def drop(node: Tensor) -> Tensor:
+        keep = node.op.value_inputs
+        return node if keep is None or len(node.inputs) <= keep else clone(node, node.inputs[:keep])
+
+    return rewrite(program, drop)
+
+
 def dce(program: Program) -> Program:
     """Keep only the nodes the outputs need."""
     return Program(program.outputs, toposort(program.outputs))
 
 
 def scan_bodies(program: Program) -> Program:
-    """Optimize each scan's body with these same passes (its inputs stay; its outputs may
-    be replaced)."""
+    """Optimize each scan's body with these same passes (its outputs may be replaced), then
+    drop the sequences it no longer reads."""
 
     def optimize_body(node: Tensor) -> Tensor:
         body = node.attrs.get("body") if node.op.multi_output else None
@@ -139,7 +152,7 @@ def scan_bodies(program: Program) -> Program:
             return node
         new = clone(node, node.inputs)
         new.attrs = {**node.attrs, "body": body.with_outputs(optimize(body.program()).outputs)}
-        return new
+        return drop_unread_sequences(new)
 
     return rewrite(program, optimize_body)
 
@@ -149,6 +162,7 @@ PASSES: list[tuple[str, Callable[[Program], Program]]] = [
     ("algebraic", algebraic),
     ("constant_folding", constant_folding),
     ("algebraic_after_folding", algebraic),
+    ("gradient_only_inputs", gradient_only_inputs),
     ("cse", cse),
     ("scan_bodies", scan_bodies),
     ("dce", dce),

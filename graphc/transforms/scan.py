@@ -33,10 +33,12 @@ from ..ir import dtypes as _dt
 from ..ir import shapes as _sh
 from ..ir.errors import GraphcError, ShapeError, at, check_finite_value, user_site
 from ..ir.graph import Graph, Kind, Op, Placeholder, Tensor, as_tensor, constant_node, get_default_graph, make
-from ..ir.program import Program, rewrite, toposort
+from ..ir.program import Program, clone, rewrite, toposort
+from ..ops.elemwise import Elemwise
 from ..ops.linalg import MatMul, matmul_sum
 from ..ops.reduce import broadcast_like
 from ..ops.reduce import sum as _sum
+from ..ops.scalar import transcendental
 from ..ops.shape import transpose
 from .autodiff import grad
 
@@ -162,11 +164,13 @@ class ScanOutput(Op):
 class Saved(Op):
     """A value of the forward step the forward pass stored, read back in the gradient's
     body: its value is input 0 (a view of it: nothing is computed); the other inputs are
-    those of the node it stands for (``attrs["of"]``, a matmul), whose gradient rule gives
-    theirs, as if the node had been computed again."""
+    those of the node it stands for (``attrs["of"]``: a matmul, a sigmoid ...), whose
+    gradient rule gives theirs, as if the node had been computed again. Where that rule
+    reads the node's own value (sigmoid' = y (1 - y)), it reads the stored one."""
 
     name = "saved"
     kind = Kind.VIEW
+    value_inputs = 1
 
     def infer(self, inputs, **attrs):
         return inputs[0].shape, inputs[0].dtype
@@ -182,7 +186,19 @@ class Saved(Op):
         attrs = {k: v for k, v in node.attrs.items() if k != "of"}
         again = Tensor(of(), node.inputs[1:], attrs, node.shape, node.dtype, graph=node.graph,
                        name=node.name, site=node.site, role=node.role, scope=node.scope)
-        return [None, *of().grad(again, g)]
+        return [None, *(_replace(t, again, node) for t in of().grad(again, g))]
+
+
+def _replace(t: Tensor | None, old: Tensor, new: Tensor) -> Tensor | None:
+    """``t`` built again with ``new`` wherever it reads ``old`` (``t`` itself where it does
+    not)."""
+    if t is None:
+        return None
+    made: dict[int, Tensor] = {old.id: new}
+    for n in toposort([t]):
+        if n.id not in made and any(i.id in made for i in n.inputs):
+            made[n.id] = _copy(n, [made.get(i.id, i) for i in n.inputs], get_default_graph())
+    return made.get(t.id, t)
 
 
 def run_body(ctx, program: Program, inputs: list[Tensor], values: list) -> list:
@@ -320,10 +336,33 @@ def scan_leading(fn: Callable, init: list[Tensor], xs: list[Tensor], reverse: bo
 
 
 def _worth_saving(body: Body, varying: int) -> list[Tensor]:
-    """The matmuls of a step that change from step to step: the forward pass can keep
-    their values for the gradient's body, which then does not compute them again."""
+    """The values of a step that change from step to step and that the gradient's body
+    would otherwise compute again: the matmuls, and the elementwise nodes that call a
+    transcendental function (sigmoid, tanh, exp: their derivatives read their own value).
+    The forward pass keeps those the gradient reads."""
     changing = _changing(body, varying)
-    return [n for n in toposort(body.outputs) if n.id in changing and isinstance(n.op, MatMul)]
+    return [n for n in toposort(body.outputs) if n.id in changing
+            and (isinstance(n.op, MatMul)
+                 or (isinstance(n.op, Elemwise) and transcendental(n.attrs["expr"])))]
+
+
+def drop_unread_sequences(node: Tensor) -> Tensor:
+    """Scan ``node`` without the sequences its (optimized) body never reads. A gradient's
+    body reads few of the values the forward pass could keep, and a value no scan reads is
+    not stored. Run after the gradients are built: a :class:`Saved` node reads the
+    sequences its gradient rule needs until optimization drops them."""
+    a = node.attrs
+    body, nc, nx = a["body"], a["carries"], a["sequences"]
+    read = {n.id for n in toposort(body.outputs)}
+    keep = [k for k in range(nx) if body.inputs[nc + k].id in read]
+    if len(keep) == nx:
+        return node
+    inputs = body.inputs[:nc] + [body.inputs[nc + k] for k in keep] + body.inputs[nc + nx:]
+    new = clone(node, (*node.inputs[:nc], *(node.inputs[nc + k] for k in keep),
+                       *node.inputs[nc + nx:]))
+    new.attrs = {**a, "body": Body(body.graph, inputs, body.outputs, body.captured),
+                 "sequences": len(keep)}
+    return new
 
 
 def scan(fn: Callable, init: Any, xs: Any, axis: int = 1, reverse: bool = False) -> tuple[Any, Any]:

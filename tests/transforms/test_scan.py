@@ -274,3 +274,44 @@ def test_a_weights_gradient_is_one_gemm_over_all_steps_not_a_carry():
     assert backward.attrs["carries"] == 1  # only dh: no (F, H) or (H, H) accumulators
     assert any(i.op.name == "scan_output" and i.attrs["what"] == "carries 0" for i in gU.inputs)
     assert gW.inputs[0].op.name == "transpose"  # x itself (time-major), not a copy per step
+
+
+def test_the_gradients_body_reads_the_stored_activations_instead_of_computing_them():
+    rng = np.random.default_rng(7)
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 4, 3), dtype="float64")
+        W = gc.variable(rng.normal(size=(3, 6)))
+        U = gc.variable(rng.normal(size=(3, 6)))
+
+        def step(h, x_t):  # a gated cell: sigmoid and tanh, derivatives in their own values
+            gate, cand = gc.split(x_t @ W + h @ U, 2, axis=-1)
+            return gc.sigmoid(gate) * gc.tanh(cand), None
+
+        last, _ = gc.scan(step, gc.zeros_like(x[:, 0, :]), x)
+        loss = gc.sum(last * last)
+        gW, gU = gc.grad(loss, [W, U])
+    program = optimize(Program([gW, gU]))
+    scans = [n for n in program.nodes if n.op.name == "scan"]
+    backward = next(n for n in scans if n.attrs["reverse"])
+    inside = [n.attrs["fn"] for n in toposort(backward.attrs["body"].outputs) if n.op.name == "elemwise"]
+    assert "sigmoid" not in inside and "tanh" not in inside  # only their derivatives
+    # the forward pass stores the sigmoid and tanh values, not the matmul nothing reads
+    stored = {n.attrs["what"] for n in program.nodes if n.op.name == "scan_output"}
+    assert sorted(w for w in stored if w.startswith("saved")) == ["saved 2", "saved 3"]
+    # sigmoid(gate) and tanh(cand); h_{t-1} and x_t feed the weight gradients' GEMMs only
+    assert backward.attrs["sequences"] == 2
+    xv = rng.normal(size=(2, 4, 3))
+    for backend in ("numpy", "c"):
+        sess = gc.Session(g, backend=backend)
+        got = sess.run([gW, gU], {x: xv})
+
+        def f(w, u):
+            h = np.zeros((2, 3))
+            for t in range(4):
+                z = xv[:, t] @ w + h @ u
+                h = 1 / (1 + np.exp(-z[:, :3])) * np.tanh(z[:, 3:])
+            return (h * h).sum()
+
+        Wv, Uv = sess.get_value(W), sess.get_value(U)
+        np.testing.assert_allclose(got[0], _numeric(lambda w: f(w, Uv), Wv), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(got[1], _numeric(lambda u: f(Wv, u), Uv), rtol=1e-6, atol=1e-9)
