@@ -14,11 +14,18 @@ measures the test accuracy, the training time and the time of one forward
 pass over the test set, and writes the curves to ``history.png``.
 
 Run: python examples/digits_cnn.py [--backend auto] [--out DIR] [--epochs 20]
+
+Data-parallel on several processes (MPI, ``pip install mpi4py``):
+``mpirun -np 2 python examples/digits_cnn.py --distributed``. Every process holds the
+model; each trains on its half of every batch of 32 (16 rows each), the gradients are
+averaged inside the compiled step, and rank 0 prints and writes the plot. It reaches the
+same accuracy as one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import builtins
 import os
 import time
 
@@ -64,19 +71,27 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=3e-3, help="initial learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over the processes of mpirun (MPI.COMM_WORLD)")
     args = parser.parse_args(argv)
 
+    comm = gc.distributed.world() if args.distributed else None
+    rank, size = gc.distributed.rank_and_size(comm)
+    if args.batch_size % size:
+        parser.error(f"--batch-size {args.batch_size} is not a multiple of {size} processes")
+    print = builtins.print if rank == 0 else (lambda *a, **k: None)  # noqa: A001 - rank 0 speaks
     train, val, test = load_data(args.seed)
     g, m = build_model(args.seed)
-    sess = gc.Session(g, backend=args.backend)
-    print(f"backend: {sess.backend} ({sess.backend_choice})")
+    sess = gc.Session(g, backend=args.backend, comm=comm)
+    print(f"backend: {sess.backend} ({sess.backend_choice})"
+          + (f"; {size} processes, {args.batch_size // size} rows each per batch" if comm else ""))
     print(f"model: {gc.nn.count_parameters(m['net'])} parameters")
     print(m["net"].summary())
 
     schedule = gc.schedules.cosine_decay(args.lr, args.epochs)   # lr(epoch)
     t0 = time.perf_counter()
     hist = gc.train.fit(sess, m["train"], m["loss"], (m["x"], m["y"]), train,
-                        epochs=args.epochs, batch_size=args.batch_size, validation_data=val,
+                        epochs=args.epochs, batch_size=args.batch_size // size, validation_data=val,
                         logits=m["logits"], lr=(m["lr"], schedule), seed=args.seed,
                         eval_train=False, progress=not args.no_progress)
     train_seconds = time.perf_counter() - t0
@@ -93,8 +108,10 @@ def main(argv=None) -> dict:
     forward_ms = 1e3 * float(np.median(times))
     accuracy = float(gc.train.accuracy(logits, test[1]).mean())
 
-    os.makedirs(args.out, exist_ok=True)
-    png = gc.train.plot_history(hist, os.path.join(args.out, "history.png"), title="digits CNN")
+    png = None
+    if rank == 0:
+        os.makedirs(args.out, exist_ok=True)
+        png = gc.train.plot_history(hist, os.path.join(args.out, "history.png"), title="digits CNN")
     print(f"trained {hist.epochs} epochs in {train_seconds:.1f}s "
           f"({train_seconds / max(hist.epochs, 1):.2f}s per epoch)")
     print(f"forward pass over the {len(test[1])} test images: {forward_ms:.1f} ms")

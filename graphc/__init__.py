@@ -18,6 +18,7 @@ Example::
 
 __version__ = "0.1.0"
 
+from . import distributed
 from .env import short_openmp_spin
 from .ir.dot import to_dot
 from .ir.errors import (
@@ -98,7 +99,7 @@ short_openmp_spin()  # before any compiled step loads the OpenMP runtime
 
 __all__ = [
     "__version__", "optim", "grad", "zeros_like", "to_dot", "GraphcError", "ShapeError", "ArgumentError",
-    "ArgumentTypeError", "CheckpointError", "name_scope", "to_html", "scan",
+    "ArgumentTypeError", "CheckpointError", "name_scope", "to_html", "scan", "distributed",
     "DTypeError", "FeedError", "NumericsError", "VerifyError", "Graph", "Tensor", "get_default_graph",
     "conv2d", "max_pool2d", "avg_pool2d", "abs", "add", "cast", "divide", "elementwise", "elu",
     "equal", "exp", "greater", "greater_equal", "hard_tanh", "leaky_relu", "less", "less_equal",

@@ -24,7 +24,7 @@ from ..ir.dtypes import FLOATS
 from ..ir.errors import GraphcError, at
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
-from . import conv, debug, indexing, ir, linalg, nn, pool, scan, shape  # noqa: F401 - register their lowerings
+from . import conv, debug, distributed, indexing, ir, linalg, nn, pool, scan, shape  # noqa: F401 - register
 from .elementwise import lower_group
 from .fusion import Group, assigned_values, fuse, source_of
 from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place, prod

@@ -21,6 +21,10 @@ from typing import Any
 import numpy as np
 
 from ..backends import get_backend
+from ..distributed import comm as _comm
+from ..distributed.ops import collective_counts
+from ..distributed.rewrite import has_markers as _has_markers
+from ..distributed.rewrite import prepare as _distribute
 from ..ir.errors import (
     ArgumentError,
     CheckpointError,
@@ -108,10 +112,18 @@ class Session:
     every run sees and leaves a consistent state and no update is lost; the compiled
     code itself runs each step on all cores. For runs in parallel, give each thread
     its own Session (they share nothing at run time).
+
+    ``comm`` (an mpi4py communicator) trains data-parallel over its ranks: the variables
+    and optimizer slots are broadcast from rank 0 (now and after :meth:`load`), every
+    optimizer update averages its gradients over the ranks (``gc.distributed``), a step
+    that fails on one rank raises the same error on every rank and changes nothing, and
+    :meth:`save` writes on rank 0 only. Every rank must run the same training fetches
+    in the same order; a fetch set without gradients or ``allreduce_mean`` (an
+    evaluation) runs on its rank alone.
     """
 
     def __init__(self, graph: Graph, backend: str = "auto", check_numerics: bool = False,
-                 verify: bool = False) -> None:
+                 verify: bool = False, comm=None) -> None:
         if not isinstance(graph, Graph):
             raise GraphcError(f"Session: expected a gc.Graph, got {type(graph).__name__}")
         self.graph = graph
@@ -126,6 +138,12 @@ class Session:
         # one lock for every use of the state and the compiled steps: a compiled step's
         # pointer tables and arena are shared between its calls
         self._lock = threading.RLock()
+        self.comm = comm
+        self._synced: set[int] = set()  # ids of the variables broadcast from rank 0
+        self._nodes_seen = 0  # the graph's size then
+        if comm is not None:
+            _comm.check_comm(comm)
+            self._broadcast()
 
     # -- variables ---------------------------------------------------------------------
     def _state(self, var: Tensor) -> np.ndarray:
@@ -196,14 +214,32 @@ class Session:
             values = {v.name: self._state(v) for v in variables}
             if len(values) != len(variables):
                 raise CheckpointError(f"save: {os.fsdecode(path)}: two variables share a name")
-            _checkpoint.write(path, values, self.step)
+            if self.comm is None:
+                _checkpoint.write(path, values, self.step)
+            else:  # the ranks hold the same values: one file
+                _comm.on_root(self.comm, lambda: _checkpoint.write(path, values, self.step))
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore what :meth:`save` wrote (or an earlier graphc's ``.npz``).
 
         All or nothing: a missing variable, another shape or a value that does not fit
-        the variable's dtype changes nothing. Every failure names ``path``.
+        the variable's dtype changes nothing. Every failure names ``path``. With ``comm``,
+        rank 0 reads the file and broadcasts the values.
         """
+        if self.comm is None:
+            new, step = self._read(path)
+        else:
+            new, step = _comm.on_root(self.comm, lambda: self._read(path)) or ({}, None)
+            new = {v: new.get(v, _feeds.aligned_copy(np.empty(v.shape, v.dtype), v.dtype))
+                   for v in self.graph.variables()}
+            _comm.broadcast(self.comm, list(new.values()))
+            step = self.comm.bcast(step, root=0)
+        with self._lock:
+            self._values.update(new)
+            if step is not None:
+                self.step = step
+
+    def _read(self, path) -> tuple[dict, int | None]:
         stored, step = _checkpoint.read(path)
         shown = _checkpoint.shown_path(path)
         new = {}
@@ -218,10 +254,7 @@ class Session:
                 raise ShapeError(f"load: {v.name} has shape {v.shape} in the graph but "
                                  f"{arr.shape} in {shown}")
             new[v] = _feeds.aligned_copy(arr, v.dtype)
-        with self._lock:
-            self._values.update(new)
-            if step is not None:
-                self.step = step
+        return new, step
 
     # -- running -----------------------------------------------------------------------
     def compile(self, fetches: list[Tensor]) -> Compiled:
@@ -252,7 +285,7 @@ class Session:
                 check_single_writer([f for f in fetches if f.dtype is None])
                 source = Program(fetches)
                 reads = source.placeholders
-                program = optimize(source)
+                program = optimize(_distribute(source, self.comm))
                 self._compiled[key] = Compiled(fetches, program, self._backend.compile(program),
                                                reads)
             return self._compiled[key]
@@ -277,8 +310,50 @@ class Session:
                 report = _verify.verify(self, flat, feed, training)
                 if not report.ok:
                     raise VerifyError(str(report), report)
+            if self.comm is not None:
+                return pack(self._run_distributed(flat, feed, training))
             compiled, arrays, batch = self._prepare(flat, feed, training)
             return pack(self._step(flat, compiled, arrays, batch))
+
+    def _broadcast(self) -> None:
+        """Give every variable not broadcast yet rank 0's value (all ranks call this with
+        the same graph, so the broadcasts match)."""
+        todo = [v for v in self.graph.variables() if v.id not in self._synced]
+        _comm.broadcast(self.comm, [self._state(v) for v in todo])
+        self._synced.update(v.id for v in todo)
+        self._nodes_seen = len(self.graph.nodes)
+
+    def _run_distributed(self, flat: list, feed: dict | None, training: bool | None) -> list:
+        """One step on every rank: commits only when no rank failed; otherwise every rank
+        takes part in the allreduces still to come and raises the first failing rank's error."""
+        if len(self.graph.nodes) != self._nodes_seen:  # new variables since the last run?
+            self._broadcast()
+        if _key(flat) not in self._compiled and _has_markers(Program(flat)):
+            compiled = exc = None  # (a collective fetch set: a build failing on one host
+            # fails on every host, instead of leaving the others waiting in the step)
+            try:
+                compiled = self.compile(flat)
+            except Exception as e:
+                exc = e
+            _raise(_comm.agree(self.comm, exc))
+        compiled = self.compile(flat)
+        kernels = getattr(compiled.executable, "kernels", [])  # (C: the collectives' order)
+        counts = collective_counts([n for k in kernels for n in k.nodes] or compiled.program.nodes)
+        if not counts:  # (no gradient, no allreduce_mean: this rank's business alone)
+            compiled, arrays, batch = self._prepare(flat, feed, training)
+            return self._step(flat, compiled, arrays, batch)
+        ctx = outputs = exc = None
+        try:
+            compiled, arrays, batch = self._prepare(flat, feed, training)
+            ctx = _StepContext(self.step, batch)
+            outputs = self._execute(compiled, arrays, ctx)
+        except Exception as e:
+            exc = e
+            done = len(counts) if ctx is not None and compiled.source is not None else (
+                getattr(ctx, "collectives_done", 0))
+            _comm.drain(self.comm, counts[done:])
+        _raise(_comm.agree(self.comm, None if exc is None or _comm.is_remote(exc) else exc))
+        return self._commit(flat, compiled, ctx, outputs)
 
     def profile(self, fetches, feed: dict | None = None, runs: int = 10,
                 training: bool | None = None) -> Profile:
@@ -378,12 +453,17 @@ class Session:
     def _step(self, flat: list, compiled: Compiled, arrays: dict, batch: int | None,
               seconds: np.ndarray | None = None) -> list:
         ctx = _StepContext(self.step, batch)
-        compiled.last_batch = batch
+        return self._commit(flat, compiled, ctx, self._execute(compiled, arrays, ctx, seconds))
+
+    def _execute(self, compiled: Compiled, arrays: dict, ctx: _StepContext,
+                 seconds: np.ndarray | None = None) -> list:
+        compiled.last_batch = ctx.batch
         state = {v: self._state(v) for v in compiled.variables}
         if seconds is None:
-            outputs = compiled.executable.run(arrays, state, ctx)
-        else:
-            outputs = compiled.executable.run(arrays, state, ctx, seconds=seconds)
+            return compiled.executable.run(arrays, state, ctx)
+        return compiled.executable.run(arrays, state, ctx, seconds=seconds)
+
+    def _commit(self, flat: list, compiled: Compiled, ctx: _StepContext, outputs: list) -> list:
         for var, value in ctx.pending.items():  # commit only after the whole step succeeded
             self._values[var] = _feeds.aligned_copy(value, var.dtype)
         self.step += 1
@@ -416,6 +496,11 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<graphc.Session backend={self.backend!r} step={self.step}>"
+
+
+def _raise(error: BaseException | None) -> None:
+    if error is not None:
+        raise error
 
 
 def _key(fetches: list) -> tuple:

@@ -3,7 +3,9 @@
 ``minimize(loss)`` builds the gradients and returns one update op; running
 it applies a step to every trainable variable (or to ``var_list``). The
 learning rate may be a float or a scalar tensor (e.g. a placeholder fed by a
-schedule). Formulas follow PyTorch's definitions.
+schedule). Formulas follow PyTorch's definitions. Each gradient is marked
+(``gc.distributed.sync_gradient``) so that a Session with an MPI communicator averages
+it over the ranks before the update reads it; without one the mark costs nothing.
 
 Names: the update arithmetic of a variable and its slot variables (momentum,
 Adam's moments) live in the sub-scope ``"<variable's scope>/<Optimizer>/<variable>"``
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..distributed.ops import sync_gradient
 from ..ir import dtypes as _dt
 from ..ir.errors import GraphcError, at, user_site
 from ..ir.graph import Kind, Tensor
@@ -68,6 +71,7 @@ class Optimizer:
             shared = self._shared(graph, loss.dtype)
             for v, g in zip(variables, grads):
                 with graph.derived("update", site, update_scope(v, owner)):
+                    g = sync_gradient(g)  # averaged over the ranks of a Session's comm
                     lr = self._lr(v.dtype)
                     updates.extend(self._decayed(v, lr, self._update(v, g, lr, shared)))
             updates.extend(self._shared_updates(shared))

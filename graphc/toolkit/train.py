@@ -277,6 +277,11 @@ def fit(sess, train_op: Tensor, loss: Tensor, inputs: Any, data: Any, *, epochs:
     ``seed`` fixes the batch order (``seed + epoch``); ``extra_feed`` is added
     to every run.
 
+    Under ``mpirun`` with ``gc.Session(g, comm=comm)``, ``fit`` works unchanged: each
+    process trains on its shard of every global batch of ``batch_size * comm.size``
+    rows (``batch_size`` is per process), the running loss is averaged over the
+    processes, and only rank 0 shows progress.
+
     Example::
 
         h = fit(sess, train, loss, (x, y), (xs, ys), epochs=10, batch_size=32,
@@ -312,7 +317,11 @@ def fit(sess, train_op: Tensor, loss: Tensor, inputs: Any, data: Any, *, epochs:
     eval_bs = eval_batch_size or batch_size
     monitor = stopper.monitor if stopper else ("val_loss" if val is not None else "loss")
     hist = History(monitor)
-    loader = batches(arrays, batch_size, shuffle=shuffle, seed=seed)
+    comm = getattr(sess, "comm", None)
+    shard = None if comm is None else (comm.Get_rank(), comm.Get_size())
+    if shard is not None and shard[0] != 0:
+        progress = False  # rank 0 reports
+    loader = batches(arrays, batch_size, shuffle=shuffle, seed=seed, shard=shard)
     step_fetches = [loss, train_op] + ([logits] if fns and not eval_train else [])
     best: float | None = None
     snapshot: dict[Tensor, np.ndarray] | None = None
@@ -340,6 +349,9 @@ def fit(sess, train_op: Tensor, loss: Tensor, inputs: Any, data: Any, *, epochs:
                 for name, fn in fns.items():
                     sums[name] += float(fn(out[2], batch[li])) * n
             bar.step(sums["loss"] / seen)
+        if comm is not None:  # every rank decides on the same numbers
+            sums = {k: comm.allreduce(v) for k, v in sums.items()}
+            seen = comm.allreduce(seen)
         if eval_train:
             record.update(evaluate(sess, loss, ins, arrays, eval_bs, logits, labels=li,
                                    metrics=metrics, extra_feed=base))

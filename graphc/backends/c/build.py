@@ -40,7 +40,7 @@ from cffi.recompiler import make_py_source
 
 from ...env import c_compiler_problem, cache_dir, cpu_identity, find_c_compiler, native_target
 from ...ir.errors import GraphcError
-from . import cachedir
+from . import cachedir, mpi
 from .abi import cdef
 
 #: -fno-trapping-math: graphc never reads floating-point exception flags; without it GCC will
@@ -272,8 +272,9 @@ def load_or_build(source: str, key_source: str | None = None):
     hit and where the source and library are.
     """
     opts = flags()
+    extra = list(mpi.build_flags()) if mpi.MARKER in source else []  # (after the source file)
     compiler = find_c_compiler()
-    relative, name = cache_entry(key_source or source, opts, compiler)
+    relative, name = cache_entry(key_source or source, opts + extra, compiler)
     for root in _readable_caches():
         folder = root / relative
         if name is not None:
@@ -289,7 +290,8 @@ def load_or_build(source: str, key_source: str | None = None):
                           "graph is not in the cache yet; graphc info shows what was found")
     _, folder = _writable_folder(relative)
     lib = folder / name
-    return _compile(source, folder, lib, compiler, opts), {
+    mpi_flags = {"extra": extra} if extra else {}
+    return _compile(source, folder, lib, compiler, opts, **mpi_flags), {
         "cached": False, "library": str(lib), "source": str(folder / "kernel.c")}
 
 
@@ -300,9 +302,11 @@ def _mtime(p: Path) -> float:
         return 0.0
 
 
-def _compile(source: str, folder: Path, lib: Path, compiler, opts: list[str]):
-    """Build ``source`` into ``lib``. The compiler works (its temporary files included) in
-    a private build directory, removed afterwards, or by a later build if killed."""
+def _compile(source: str, folder: Path, lib: Path, compiler, opts: list[str],
+             extra: list[str] = ()):
+    """Build ``source`` into ``lib`` (``extra``: flags after the source file, MPI's). The
+    compiler works (its temporary files included) in a private build directory, removed
+    afterwards, or by a later build if killed."""
     root = folder.parent.parent
     cachedir.remove_stale([*root.glob(".build-*"), *root.glob("*/*/.build-*")])
     work = cachedir.build_dir(folder)
@@ -315,7 +319,7 @@ def _compile(source: str, folder: Path, lib: Path, compiler, opts: list[str]):
                              if opts == DEFAULT_FLAGS + sanitize_flags() else [])
         errors = []
         for attempt in attempts:
-            proc = subprocess.run([compiler[0], *attempt, str(src), "-o", str(out), "-lm"],
+            proc = subprocess.run([compiler[0], *attempt, str(src), "-o", str(out), "-lm", *extra],
                                   capture_output=True, text=True, env=env)
             if proc.returncode == 0:
                 break
@@ -330,7 +334,7 @@ def _compile(source: str, folder: Path, lib: Path, compiler, opts: list[str]):
         _replace(out, lib)
         _publish(work, lib.with_suffix(".sha256"), _digest(data).encode())
         _publish(work, folder / "build.json", json.dumps(
-            {"compiler": compiler[1], "flags": attempt}).encode())
+            {"compiler": compiler[1], "flags": attempt + list(extra)}).encode())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return _open(lib)

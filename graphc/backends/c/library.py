@@ -23,7 +23,7 @@ from ...ir import rng
 from ...lower import ir
 from ...lower.uses import references
 from ...render.escape import c_comment
-from . import templates
+from . import mpi, templates
 from .abi import ENTRY_POINTS, context_struct, kernel_head
 from .target import CTarget
 
@@ -85,7 +85,8 @@ def _head(program: ir.LoweredProgram) -> str:
             + templates.source(names, dtypes) + "\n"
             + templates.read("exact.h")  # no FMA contraction in the generated code
             + (templates.read("debug.h") if prints(program) else "")
-            + context_struct() + "\n")
+            + context_struct() + "\n"
+            + (mpi.HELPERS + "\n" if mpi.uses_mpi(program) else ""))
 
 
 def prints(program: ir.LoweredProgram) -> bool:
@@ -182,10 +183,13 @@ def _step(target: CTarget, program: ir.LoweredProgram, base: str) -> str:
     size functions <base>_planned_bytes and <base>_workspace_bytes."""
     lines = [f"static int {base}_step(const gc_ctx *g, double *seconds) {{",
              "    double t = seconds ? gc_now() : 0.0;"]
-    for k, kernel in enumerate(program.kernels):
-        lines.append(f"    if ({kernel.name}(g)) return {k + 1};" if kernel.can_fail
-                     else f"    {kernel.name}(g);")
-        lines.append(f"    gc_tick(seconds, {k}, &t);")
+    if mpi.uses_mpi(program):
+        lines += _collective_steps(program)
+    else:
+        for k, kernel in enumerate(program.kernels):
+            lines.append(f"    if ({kernel.name}(g)) return {k + 1};" if kernel.can_fail
+                         else f"    {kernel.name}(g);")
+            lines.append(f"    gc_tick(seconds, {k}, &t);")
     if program.finish:
         lines.append(f"    {base}_finish(g);")
     lines += [f"    gc_tick(seconds, {len(program.kernels)}, &t);", "    return 0;", "}", ""]
@@ -194,6 +198,26 @@ def _step(target: CTarget, program: ir.LoweredProgram, base: str) -> str:
     lines += [] if _uses_n([program.arena_bytes]) else ["    (void)N;"]
     lines += [f"    return (size_t)({planned});", "}", ""]
     return _workspace(target, program, base) + "\n".join(lines) + "\n"
+
+
+def _collective_steps(program: ir.LoweredProgram) -> list[str]:
+    """The kernels of a program with allreduces: after a failure the other kernels are
+    skipped, but every allreduce still runs (telling the other ranks), so no rank waits
+    forever; the first failure's code is returned before the finish."""
+    lines = ["    int code = 0;", "    g->err[0] = 0;"]
+    for k, kernel in enumerate(program.kernels):
+        if mpi.collective(kernel):
+            lines.append(f"    if ({kernel.name}(g) && !code) code = {k + 1};")
+        elif kernel.can_fail:
+            lines.append(f"    if (!code && {kernel.name}(g)) code = {k + 1};")
+        else:
+            lines.append(f"    if (!code) {kernel.name}(g);")
+        lines.append(f"    gc_tick(seconds, {k}, &t);")
+    handle = mpi.agreement_handle(program)
+    if handle is not None:  # a rank that failed after the last allreduce: no rank commits
+        last = max(k for k, kernel in enumerate(program.kernels) if mpi.collective(kernel))
+        lines.append(f"    if (gc_mpi_agree(g, code != 0, {handle}) && !code) code = {last + 1};")
+    return lines + ["    if (code) return code;"]
 
 
 def _exports() -> str:

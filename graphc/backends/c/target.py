@@ -43,6 +43,7 @@ class CTarget(CStyle):
         "softplus": ("gc_softplusf", "gc_softplus"),
         "dropout": ("gc_dropoutf", "gc_dropout"),
         "first_max_takes": ("GC_FIRST_MAX_TAKES", "GC_FIRST_MAX_TAKES"),
+        "allreduce_mean": ("gc_mpi_allreduce_mean_f", "gc_mpi_allreduce_mean_d"),  # (mpi.py)
     }
 
     #: SIMD loops ask for 16 lanes: 512-bit vectors where the CPU has them, although the

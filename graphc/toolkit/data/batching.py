@@ -68,10 +68,18 @@ class Batches:
             for xb, yb in loader:
                 ...
         loader.epoch          # 10: the next epoch to be drawn
+
+    ``shard=(rank, size)`` (data-parallel training, one loader per process, the same
+    ``seed`` everywhere): each step's global batch is ``batch_size * size`` rows of the
+    epoch's order, and this loader yields part ``rank`` of it, ``batch_size`` rows (the
+    last global batch is split as evenly as possible, and dropped when it has fewer rows
+    than processes). The processes see disjoint rows, together exactly the batches one
+    process with ``batch_size * size`` would see.
     """
 
     def __init__(self, arrays: Any, batch_size: int, shuffle: bool = True,
-                 seed: int | None = None, drop_last: bool = False) -> None:
+                 seed: int | None = None, drop_last: bool = False,
+                 shard: tuple[int, int] | None = None) -> None:
         self._single = isinstance(arrays, np.ndarray)
         self.arrays = as_arrays(arrays, "batches")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
@@ -85,6 +93,7 @@ class Batches:
         self.drop_last = bool(drop_last)
         #: the epoch the next ``iter()`` draws (settable to resume)
         self.epoch = 0
+        self.shard = _shard(shard)
 
     @property
     def num_samples(self) -> int:
@@ -92,8 +101,11 @@ class Batches:
         return len(self.arrays[0])
 
     def __len__(self) -> int:
-        n, b = self.num_samples, self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        rank, size = self.shard
+        n, b = self.num_samples, self.batch_size * size
+        if self.drop_last or n % b < size:  # (a shard of the rest would be empty)
+            return n // b
+        return -(-n // b)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample order of ``epoch`` (the identity when not shuffling)."""
@@ -108,11 +120,15 @@ class Batches:
         return self._generate(order)
 
     def _generate(self, order: np.ndarray) -> Iterator[Any]:
-        b = self.batch_size
+        rank, size = self.shard
+        b = self.batch_size * size
         for k in range(len(self)):
-            idx = order[k * b:(k + 1) * b]
+            rows = np.arange(k * b, min((k + 1) * b, self.num_samples))
+            if size > 1:
+                rows = np.array_split(rows, size)[rank]
+            idx = order[rows]
             if not self.shuffle:  # contiguous slices are views: no copy
-                sl = slice(k * b, k * b + len(idx))
+                sl = slice(int(rows[0]), int(rows[0]) + len(idx))
                 batch = tuple(a[sl] for a in self.arrays)
             else:
                 batch = tuple(a[idx] for a in self.arrays)
@@ -123,8 +139,20 @@ class Batches:
                 f"batches={len(self)} shuffle={self.shuffle} epoch={self.epoch}>")
 
 
+def _shard(shard) -> tuple[int, int]:
+    if shard is None:
+        return 0, 1
+    ok = isinstance(shard, tuple) and len(shard) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+    if not ok or not 0 <= shard[0] < shard[1]:
+        raise bad_value(f"batches: shard must be (rank, size) with 0 <= rank < size, "
+                        f"got {shard!r}")
+    return int(shard[0]), int(shard[1])
+
+
 def batches(arrays: Sequence[np.ndarray] | np.ndarray, batch_size: int, shuffle: bool = True,
-            seed: int | None = None, drop_last: bool = False) -> Batches:
+            seed: int | None = None, drop_last: bool = False,
+            shard: tuple[int, int] | None = None) -> Batches:
     """Minibatches over ``arrays`` (rows aligned), reshuffled every epoch.
 
     Returns a :class:`Batches`: ``len()`` is the number of batches per epoch
@@ -135,5 +163,9 @@ def batches(arrays: Sequence[np.ndarray] | np.ndarray, batch_size: int, shuffle:
 
         for xb, yb in batches((x_train, y_train), 64, seed=0):
             sess.run(train, {x: xb, y: yb})
+
+    ``shard=(rank, size)``: this process's part of every global batch (see
+    :class:`Batches`), e.g. ``shard=(comm.rank, comm.size)`` under ``mpirun``.
     """
-    return Batches(arrays, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return Batches(arrays, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                   shard=shard)

@@ -55,7 +55,9 @@ the groups in this process, the files), :mod:`.groups` (one function per group, 
 rows), :mod:`.models` (the MLP and CNN and their NumPy twins), :mod:`.timing` (alternating
 rounds), :mod:`.machine` (CPU, threads, bandwidth), :mod:`.report` (markdown, floors, plot),
 :mod:`.seq_models`, :mod:`.seq_groups` and :mod:`.seq_baselines` (the Transformer and LSTM
-steps, their NumPy twins, groups, and PyTorch / JAX versions).
+steps, their NumPy twins, groups, and PyTorch / JAX versions); :mod:`.distributed` (apart:
+``python -m graphc.tools.bench.distributed``, the MLP and CNN steps on 1 and 2 MPI
+processes: scaling efficiency and the allreduce's share; benchmarks/NOTES.md).
 
 Example::
 
