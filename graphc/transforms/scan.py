@@ -330,8 +330,11 @@ def scan_leading(fn: Callable, init: list[Tensor], xs: list[Tensor], reverse: bo
              "sequences": len(xs), "outputs": ny + len(saved), "saved": len(saved)}
     node = make(Scan, list(init) + list(xs) + body.captured, attrs, name="scan")
     finals = [_project(node, i, f"final carry {i}", c, None) for i, c in enumerate(init)]
-    ys = [_project(node, len(init) + j, f"ys {j}", y, length)
-          for j, y in enumerate(body.outputs[len(init):len(init) + ny])]
+    first: dict[int, int] = {}  # a y_t returned twice (a gradient's dz_t) is stored once
+    ys = []
+    for j, y in enumerate(body.outputs[len(init):len(init) + ny]):
+        k = first.setdefault(y.id, j)
+        ys.append(_project(node, len(init) + k, f"ys {k}", y, length))
     return finals, ys, y_traced
 
 

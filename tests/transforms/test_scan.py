@@ -274,6 +274,8 @@ def test_a_weights_gradient_is_one_gemm_over_all_steps_not_a_carry():
     assert backward.attrs["carries"] == 1  # only dh: no (F, H) or (H, H) accumulators
     assert any(i.op.name == "scan_output" and i.attrs["what"] == "carries 0" for i in gU.inputs)
     assert gW.inputs[0].op.name == "transpose"  # x itself (time-major), not a copy per step
+    # both GEMMs read the one stacked dz: the body returns it twice, the scan stores it once
+    assert gW.inputs[1].attrs["index"] == gU.inputs[1].attrs["index"]
 
 
 def test_the_gradients_body_reads_the_stored_activations_instead_of_computing_them():
