@@ -51,7 +51,7 @@ from .ir import (
 )
 from .memplan import Plan
 from .registry import lowers
-from .views import layout
+from .views import layout, part_strides
 
 
 def load_symbol(j: int) -> sympy.Symbol:
@@ -235,13 +235,17 @@ def lower_group(group: Group, plan: Plan) -> list:
     loads = group.loads()
     env = compose(members, loads)
     patterns = [broadcast_strides(t, shape) for t in loads]
-    dims, st, _ = collapse(shape, patterns + [strides(shape)])
+    into = [plan.part_of(n) for n in group.stores]  # stored straight into a concatenation
+    placed = [part_strides(p[0]) for p in into if p is not None]
+    dims, st, _ = collapse(shape, patterns + placed + [strides(shape)])
     loop_vars = [f"i{k}" for k in range(len(dims))]
     flat = index(loop_vars, st[-1])
     load_index = [add(layout(t)[0], index(loop_vars, s)) for t, s in zip(loads, st)]
     stmts, values = math_block([env[n.id] for n in group.stores], loads, load_index, plan,
                                calc_dtype(members + loads), flat)
-    stmts += [Store(plan.buffer(n), flat, v) for n, v in zip(group.stores, values)]
+    at = iter(st[len(patterns):len(patterns) + len(placed)])
+    stmts += [Store(plan.buffer(n), flat if p is None else add(p[1], index(loop_vars, next(at))), v)
+              for n, v, p in zip(group.stores, values, into)]
     streams = sum(1 for t in loads if tuple(t.shape) == tuple(shape)) + len(group.stores)
     work = mul(prod(shape), Lit(work_per_element([env[n.id] for n in group.stores], streams)))
     return loop_nest(dims, loop_vars, stmts, work)
