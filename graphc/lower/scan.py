@@ -21,7 +21,24 @@ import numpy as np
 from ..ir.program import Program
 from ..transforms.scan import Scan
 from .fusion import Group
-from .ir import Bin, Block, Buffer, Copy, Expr, Let, Lit, Loop, Place, Ptr, Scratch, Subprogram, Sym, add, mul, prod
+from .ir import (
+    Bin,
+    Block,
+    Buffer,
+    Copy,
+    Expr,
+    Let,
+    Lit,
+    Loop,
+    Place,
+    Ptr,
+    Scratch,
+    Subprogram,
+    Sym,
+    add,
+    mul,
+    prod,
+)
 from .memplan import Plan
 from .registry import lowers
 
