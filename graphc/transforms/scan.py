@@ -274,7 +274,13 @@ def _hoist(body: Body, varying: int) -> Body:
     captured = {inner.id: outer for outer, inner in zip(body.captured, body.inputs[varying:])}
     nodes = toposort(body.outputs)
     users = {i.id for n in nodes if n.id in moving for i in n.inputs} | {o.id for o in body.outputs}
-    fixed = {n.id for n in nodes if n.id not in moving and not n.op.kind.is_leaf}
+    # work on constants alone stays: a batch-sized broadcast of 1.0 (a gradient's seed) would
+    # become an array the step reads, where fused loops use the literal
+    constant = {n.id for n in nodes if n.op.kind is Kind.CONSTANT}
+    for n in nodes:
+        if n.inputs and n.op.pure and all(i.id in constant for i in n.inputs):
+            constant.add(n.id)
+    fixed = {n.id for n in nodes if n.id not in moving and not n.op.kind.is_leaf and n.id not in constant}
     hoist = [n for n in nodes if n.id in fixed and n.id in users]
     if not hoist:
         return body

@@ -306,6 +306,9 @@ def test_the_gradients_body_reads_the_stored_activations_instead_of_computing_th
     for scan in scans:
         names = [n.op.name for n in toposort(scan.attrs["body"].outputs)]
         assert "matmul_packed" in names and "pack_b" not in names
+    # the gradient's seed (1.0 broadcast to the batch) stays a literal in the loop, not an
+    # array hoisted out and read at every step
+    assert "broadcast_to" not in {c.op.name for c in backward.attrs["body"].captured}
     packs = sorted(n.attrs["transpose"] for n in program.nodes if n.op.name == "pack_b")
     assert packs == [False, False, True, True]
     xv = rng.normal(size=(2, 4, 3))
