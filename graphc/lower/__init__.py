@@ -31,7 +31,7 @@ from .ir import Buffer, Call, Copy, Fail, If, Kernel, Lit, LoweredProgram, Place
 from .memplan import Plan, plan_memory
 from .reduce import lower_reduction
 from .registry import lowering_of
-from .views import strided_views
+from .views import concat_in_place, strided_views
 
 __all__ = ["lower"]
 
@@ -56,7 +56,8 @@ def lower(program: Program, check_numerics: bool = False, separate: bool = False
     if not separate:  # (the debug build stores every value: slices stay copies)
         program = strided_views(program)
     groups = fuse(program, separate=separate, prefix=prefix)
-    plan = plan_memory(groups, program, in_place=not separate)
+    parts = {} if separate else concat_in_place(groups, program)
+    plan = plan_memory(groups, program, in_place=not separate, parts=parts)
     kernels = [_kernel(g, plan, check_numerics, nested) for g in groups]
     if check_numerics:
         kernels = _with_view_checks(program, kernels, plan)

@@ -27,6 +27,7 @@ import sympy
 
 from ..ir.dtypes import FLOATS
 from ..ir.graph import Kind, Tensor
+from ..ops import scalar as S
 from ..ops.elemwise import Cast as CastOp
 from . import ir
 from .fusion import Group
@@ -50,7 +51,7 @@ from .ir import (
 )
 from .memplan import Plan
 from .registry import lowers
-from .views import layout
+from .views import layout, part_strides
 
 
 def load_symbol(j: int) -> sympy.Symbol:
@@ -234,14 +235,29 @@ def lower_group(group: Group, plan: Plan) -> list:
     loads = group.loads()
     env = compose(members, loads)
     patterns = [broadcast_strides(t, shape) for t in loads]
-    dims, st, _ = collapse(shape, patterns + [strides(shape)])
+    into = [plan.part_of(n) for n in group.stores]  # stored straight into a concatenation
+    placed = [part_strides(p[0]) for p in into if p is not None]
+    dims, st, _ = collapse(shape, patterns + placed + [strides(shape)])
     loop_vars = [f"i{k}" for k in range(len(dims))]
     flat = index(loop_vars, st[-1])
     load_index = [add(layout(t)[0], index(loop_vars, s)) for t, s in zip(loads, st)]
     stmts, values = math_block([env[n.id] for n in group.stores], loads, load_index, plan,
                                calc_dtype(members + loads), flat)
-    stmts += [Store(plan.buffer(n), flat, v) for n, v in zip(group.stores, values)]
-    return loop_nest(dims, loop_vars, stmts, prod(shape))
+    at = iter(st[len(patterns):len(patterns) + len(placed)])
+    stmts += [Store(plan.buffer(n), flat if p is None else add(p[1], index(loop_vars, next(at))), v)
+              for n, v, p in zip(group.stores, values, into)]
+    streams = sum(1 for t in loads if tuple(t.shape) == tuple(shape)) + len(group.stores)
+    work = mul(prod(shape), Lit(work_per_element([env[n.id] for n in group.stores], streams)))
+    return loop_nest(dims, loop_vars, stmts, work)
+
+
+def work_per_element(values: list[sympy.Expr], streams: int) -> int:
+    """A fused loop's work per element, in units of one load-add-store (what the threading
+    threshold counts): half a unit per array of the loop's size read or written (``streams``;
+    broadcast operands are cache-resident), eight per transcendental call (an LSTM cell's
+    sigmoids and tanhs: 64 x 128 elements is worth two threads)."""
+    calls = {f for v in values for f in v.atoms(sympy.Function) if S.transcendental(f)}
+    return max(1, streams // 2 + 8 * len(calls))
 
 
 @lowers(CastOp)

@@ -447,15 +447,23 @@ def nested(program: LoweredProgram):
     included (what a renderer writes functions for)."""
     yield program
     for k in program.kernels:
-        for s in walk(k.body):
-            if isinstance(s, Subprogram):
-                yield from nested(s.program)
+        for inner in _run_programs(k.body):
+            yield from nested(inner)
+
+
+def _run_programs(body: list) -> list[LoweredProgram]:
+    """The programs ``body`` runs as :class:`Subprogram` statements, each once (a scan's
+    loop and its last step run the same body)."""
+    out: dict[int, LoweredProgram] = {}
+    for s in walk(body):
+        if isinstance(s, Subprogram):
+            out.setdefault(id(s.program), s.program)
+    return list(out.values())
 
 
 def inner_kernels(kernel: Kernel) -> list[Kernel]:
     """The kernels of the programs ``kernel`` runs (a scan's body, nested ones included)."""
-    return [k for s in walk(kernel.body) if isinstance(s, Subprogram)
-            for p in nested(s.program) for k in p.kernels]
+    return [k for inner in _run_programs(kernel.body) for p in nested(inner) for k in p.kernels]
 
 
 def walk(stmts: list):

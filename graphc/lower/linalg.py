@@ -5,13 +5,14 @@ activation-derivative mask of the backward pass, optimizer arithmetic) hands its
 finished output tiles to the epilogue; so does a batched matmul of a 2-D weight, one GEMM
 over all the rows; other batched matmuls (NumPy broadcasting of the leading dimensions)
 loop over the batch and call the GEMM once per matrix. ``matmul_sum`` (such a weight's
-gradient) is one GEMM too.
+gradient) is one GEMM too. A matrix a scan's body multiplies by at every step is packed
+once (``pack_b``) and read packed (``matmul_packed``).
 """
 
 from __future__ import annotations
 
 from ..ir.graph import Tensor
-from ..ops.linalg import MatMul, MatMulSum, one_gemm
+from ..ops.linalg import MatMul, MatMulSum, PackB, PackedMatMul, one_gemm
 from .elementwise import index, lower_epilogue
 from .fusion import Group, host_output
 from .ir import ZERO, Expr, Lit, Loop, Ptr, Sym, TemplateCall, add, mul, prod, size, strides
@@ -76,3 +77,29 @@ def lower_matmul_sum(group: Group, plan: Plan) -> list:
     epi = lower_epilogue(group, plan, [("i", 1), ("j", 1)], out, node) if group.members else None
     return [_gemm(plan, node.dtype, True, False, size(k), size(n), prod(x.shape[:-1]), x, ZERO, y, ZERO,
                   out, epilogue=epi)]
+
+
+@lowers(PackB)
+def lower_pack_b(group: Group, plan: Plan) -> list:
+    """op(b) into the GEMM's panels, once (the node's buffer is big enough for any SIMD width)."""
+    node = group.root
+    (b,) = node.inputs
+    k, n = _mat_dims(b, node.attrs["transpose"])
+    args = (Lit(int(node.attrs["transpose"])), size(n), size(k), Ptr(plan.buffer(b), ZERO),
+            size(b.shape[-1]), Ptr(plan.buffer(node), ZERO, written=True))
+    return [TemplateCall("gemm", "gemm_pack_b", node.dtype, args)]
+
+
+@lowers(PackedMatMul)
+def lower_packed_matmul(group: Group, plan: Plan) -> list:
+    """A GEMM reading its second operand packed, with the group's epilogue."""
+    node = group.root
+    a, packed = node.inputs
+    ta, n = node.attrs["transpose_a"], node.attrs["n"]
+    m, k = _mat_dims(a, ta)
+    rows = prod(node.shape[:-1]) if not ta else size(m)
+    out = host_output(group) if group.members else node
+    epi = lower_epilogue(group, plan, [("i", node.ndim - 1), ("j", 1)], out, node) if group.members else None
+    args = (Lit(int(ta)), rows, size(n), size(k), Ptr(plan.buffer(a), ZERO), size(a.shape[-1]),
+            Ptr(plan.buffer(packed), ZERO), Ptr(plan.buffer(out), ZERO, written=True), size(n))
+    return [TemplateCall("gemm", "gemm_packed", node.dtype, args, workspace=True, epilogue=epi)]

@@ -66,8 +66,11 @@ class Plan:
     """
 
     def __init__(self, program: Program, slots: dict[int, Slot], direct: dict[int, int],
-                 in_place: dict[int, Tensor], constants: list[Tensor]) -> None:
+                 in_place: dict[int, Tensor], constants: list[Tensor],
+                 parts: dict[int, tuple[Tensor, Expr]] | None = None) -> None:
         self.feeds = program.placeholders
+        #: values stored straight into a concatenation: id -> (the concat, first element)
+        self.parts = parts or {}
         self.variables = program.variables
         self.constants = constants
         self.slots = slots
@@ -101,10 +104,16 @@ class Plan:
     def buffer(self, node: Tensor) -> Buffer:
         """The storage of ``node``'s value (through views)."""
         src = source_of(node)
+        if src.id in self.parts:
+            return self.buffer(self.parts[src.id][0])
         if src.id not in self._buffers:
             var = self.in_place.get(src.id)  # an update and its variable are one buffer
             self._buffers[src.id] = self.buffer(var) if var is not None else self._new(src)
         return self._buffers[src.id]
+
+    def part_of(self, node: Tensor) -> tuple[Tensor, Expr] | None:
+        """(concatenation, first element in it) when ``node`` is stored straight into one."""
+        return self.parts.get(node.id)
 
     def variable_for(self, node: Tensor) -> Tensor | None:
         """The variable ``node``'s value is computed straight into, if any."""
@@ -133,12 +142,16 @@ def _term(units: int, power: int) -> Expr:
     return mul(Lit(units), *([size(None)] * power))
 
 
-def plan_memory(groups: list[Group], program: Program, in_place: bool = True) -> Plan:
+def plan_memory(groups: list[Group], program: Program, in_place: bool = True,
+                parts: dict[int, tuple[Tensor, Expr]] | None = None) -> Plan:
     """Assign places to every value a kernel stores.
 
     With ``in_place``, an assigned value that nothing reads the variable's old value after
     (an optimizer update) is computed straight into the variable: no slot, no commit copy.
+    ``parts`` (see :func:`~graphc.lower.views.concat_in_place`) live in their concatenation,
+    whose slot then starts at the first kernel storing a part.
     """
+    parts = parts or {}
     end_of_step = len(groups)
     loads = [k.loads() for k in groups]
     last_read: dict[int, int] = {}  # source id -> index of the last kernel that reads it
@@ -149,7 +162,13 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True) ->
     for k in groups:
         for n in k.stores:
             power, unit = byte_size(n)
-            slots[n.id] = Slot(n, power, unit, k.index, max(k.index, last_read.get(n.id, -1)))
+            if n.id not in parts:
+                slots[n.id] = Slot(n, power, unit, k.index, max(k.index, last_read.get(n.id, -1)))
+    for k in groups:
+        for n in k.stores:
+            if n.id in parts:
+                whole = slots[parts[n.id][0].id]
+                whole.start = min(whole.start, k.index)
     inplace = _in_place_updates(groups, loads, last_read, program) if in_place else {}
     for i in inplace:
         slots.pop(i, None)
@@ -173,7 +192,7 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True) ->
     used |= {source_of(o).id for o in program.outputs if o.dtype is not None}
     used |= {source_of(v).id for _, v in assigned_values(program)}
     constants = [n for n in program.nodes if n.op.kind is Kind.CONSTANT and n.id in used]
-    return Plan(program, slots, direct, inplace, constants)
+    return Plan(program, slots, direct, inplace, constants, parts)
 
 
 def _in_place_updates(groups: list[Group], loads: list[list[Tensor]], last_read: dict[int, int],

@@ -1,12 +1,13 @@
 """Lowering of ``gc.scan``: the body is lowered once, as a program of its own, and the
 scan's kernel runs it once per step in a loop inside the one native call.
 
-The carries live in two halves of a scratch array each (step ``s`` reads half ``s % 2``
-and writes the other), so no step copies its carry; the sequences are read and the
-stacked outputs written in place through pointers to row ``t``; the carries a gradient
-replays from are copied out as each step starts, only when the program keeps them. The
-body's own arena follows the carries in the kernel's scratch memory. Code size and
-compile time do not depend on the sequence length.
+No step copies anything: a carry whose history (the carry each step started from, which
+a gradient replays from) the program keeps lives in that history, each step reading row
+``t`` and writing the next; the other carries live in two halves of a scratch array each
+(step ``s`` reads half ``s % 2`` and writes the other); the sequences are read and the
+stacked outputs written in place through pointers to row ``t``. The body's own arena
+follows the carries in the kernel's scratch memory. Code size and compile time do not
+depend on the sequence length.
 
 Example::
 
@@ -20,7 +21,24 @@ import numpy as np
 from ..ir.program import Program
 from ..transforms.scan import Scan
 from .fusion import Group
-from .ir import Bin, Buffer, Copy, Expr, Let, Lit, Loop, Place, Ptr, Scratch, Subprogram, Sym, add, mul, prod
+from .ir import (
+    Bin,
+    Block,
+    Buffer,
+    Copy,
+    Expr,
+    Let,
+    Lit,
+    Loop,
+    Place,
+    Ptr,
+    Scratch,
+    Subprogram,
+    Sym,
+    add,
+    mul,
+    prod,
+)
 from .memplan import Plan
 from .registry import lowers
 
@@ -55,26 +73,42 @@ def lower_scan(group: Group, plan: Plan, nested) -> list:
         carries.append((buf, count))
         offset = _align(add(offset, mul(count, Lit(2 * item))))
 
+    # A carry whose history is kept lives in it: step s reads row t and writes the next row
+    # (the last step writes the scratch half the final carry is copied from); the others
+    # alternate between the two halves of their scratch array.
+    t_next = Bin("-", t, Lit(1)) if a["reverse"] else add(t, Lit(1))
+    history = [kept.get(nc + ny + i) for i in range(nc)]
+    for i, h in enumerate(history):
+        if h is not None:
+            first = Lit(length - 1 if a["reverse"] else 0)
+            stmts.append(Copy(plan.buffer(h), plan.buffer(init[i]), carries[i][1], mul(first, carries[i][1])))
     where = {}  # body input (by id) -> pointer for this step
-    for (buf, count), p in zip(carries, body.inputs[:nc]):
-        where[p.id] = Ptr(buf, mul(cur, count))
+    for (buf, count), h, p in zip(carries, history, body.inputs[:nc]):
+        where[p.id] = Ptr(buf, mul(cur, count)) if h is None else Ptr(plan.buffer(h), mul(t, count))
     for x, p in zip(xs, body.inputs[nc:nc + nx]):
         where[p.id] = Ptr(plan.buffer(x), mul(t, prod(x.shape[1:])))
     for c, p in zip(caps, body.inputs[nc + nx:]):
         where[p.id] = Ptr(plan.buffer(c), Lit(0))
-    outs = [Ptr(buf, mul(nxt, count), written=True) for buf, count in carries]
-    outs += [Ptr(plan.buffer(kept[nc + j]), mul(t, prod(kept[nc + j].shape[1:])), written=True)
-             for j in ys]
-    run = Subprogram(group.name, lowered, tuple(where[f.id] for f in lowered.feeds), tuple(outs),
-                     tuple(plan.constant_index(c) for c in lowered.constants), offset)
+    ys_out = [Ptr(plan.buffer(kept[nc + j]), mul(t, prod(kept[nc + j].shape[1:])), written=True)
+              for j in ys]
 
-    step = [Let("t", "int64", Bin("-", Lit(length - 1), s) if a["reverse"] else s),
-            Let("half", "int64", Bin("%", s, Lit(2)))]
-    for i, (buf, count) in enumerate(carries):
-        history = kept.get(nc + ny + i)
-        if history is not None:
-            step.append(Copy(plan.buffer(history), buf, count, mul(t, count), mul(cur, count)))
-    stmts.append(Loop("s", Lit(length), step + [run]))
+    def run(last: bool) -> Subprogram:
+        outs = [Ptr(buf, mul(nxt, count), written=True) if h is None or last
+                else Ptr(plan.buffer(h), mul(t_next, count), written=True)
+                for (buf, count), h in zip(carries, history)]
+        return Subprogram(group.name, lowered, tuple(where[f.id] for f in lowered.feeds),
+                          tuple(outs + ys_out), tuple(plan.constant_index(c) for c in lowered.constants),
+                          offset)
+
+    def at_step(step: Expr) -> list:
+        return [Let("t", "int64", Bin("-", Lit(length - 1), step) if a["reverse"] else step),
+                Let("half", "int64", Bin("%", step, Lit(2)))]
+
+    if any(h is not None for h in history):
+        stmts.append(Loop("s", Lit(length - 1), at_step(s) + [run(False)]))
+        stmts.append(Block(at_step(Lit(length - 1)) + [run(True)]))
+    else:
+        stmts.append(Loop("s", Lit(length), at_step(s) + [run(True)]))
     for i, (buf, count) in enumerate(carries):
         if i in kept:
             stmts.append(Copy(plan.buffer(kept[i]), buf, count, src_offset=mul(Lit(length % 2), count)))

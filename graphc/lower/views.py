@@ -1,4 +1,7 @@
-"""Slices read in place: a slice whose every reader is elementwise becomes a strided view.
+"""Slices read in place and concatenations written in place.
+
+A slice whose every reader is elementwise becomes a strided view; a concatenation whose
+parts only it reads has the fused loops that compute them store straight into its buffer.
 
 ``split(z, 4, axis=-1)`` of an LSTM's gates, ``x[:, :, :1]``: copying each slice into a
 buffer of its own costs a kernel and a pass over memory, and splits the elementwise work
@@ -7,18 +10,24 @@ node (its loops, a matmul's epilogue or a reduction's prologue compute their loa
 from :func:`layout`), the slice becomes a :class:`~graphc.ops.shape.SliceView`: no kernel,
 its readers load the sliced elements from the source buffer through offset and strides.
 
+The same holds the other way for ``concat``: the four gate gradients of an LSTM's
+backward step, computed by one fused loop, are stored into the rows of ``dz`` where the
+concatenation would copy them (:func:`concat_in_place`: the concat's kernel does nothing).
+
 Example::
 
     program = strided_views(program)   # before fusion; the debug build keeps copies
+    parts = concat_in_place(fuse(program), program)   # after it
 """
 
 from __future__ import annotations
 
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program, clone
-from ..ops.shape import Slice, SliceView, full_index
+from ..ops.shape import Concat, Slice, SliceView, full_index
 from ..ops.state import Assign
-from .ir import ZERO, Expr, Lit, add, mul, strides
+from .fusion import Group, assigned_values
+from .ir import ZERO, Expr, Lit, add, mul, prod, strides
 
 
 def _viewable(node: Tensor) -> bool:
@@ -81,3 +90,39 @@ def layout(t: Tensor) -> tuple[Expr, list[Expr]]:
         offset.append(mul(Lit(taken.start), s))
         out.append(mul(Lit(taken.step), s))
     return add(*offset) if offset else ZERO, out
+
+
+def concat_in_place(groups: list[Group], program: Program) -> dict[int, tuple[Tensor, Expr]]:
+    """The parts of concatenations stored straight into them: part id -> (the concat, the
+    part's first element in it). A concat that is not assigned qualifies when each part is
+    a distinct value of its dtype stored by a fused elementwise loop over the part's shape,
+    read by nothing else and neither fetched nor assigned; the concat's kernel then does
+    nothing (:mod:`.shape`) and the loops store through :func:`part_strides`."""
+    readers: dict[int, int] = {}
+    for n in program.nodes:
+        for i in n.inputs:
+            readers[i.id] = readers.get(i.id, 0) + 1
+    fetched = {o.id for o in program.outputs}
+    assigned = {v.id for _, v in assigned_values(program)}
+    loop_stored = {n.id for g in groups if g.root is None for n in g.stores if n.shape == g.shape}
+    parts: dict[int, tuple[Tensor, Expr]] = {}
+    for g in groups:
+        c = g.root  # (a fetched concat is fine: its parts go straight to the output array)
+        if c is None or not isinstance(c.op, Concat) or g.members or c.id in assigned:
+            continue
+        ids = [x.id for x in c.inputs]
+        if len(set(ids)) != len(ids) or not all(
+                x.id in loop_stored and readers.get(x.id) == 1 and x.id not in fetched | assigned
+                and x.dtype == c.dtype for x in c.inputs):
+            continue
+        axis, start = c.attrs["axis"], 0
+        inner = prod(c.shape[axis + 1:])
+        for x in c.inputs:
+            parts[x.id] = (c, mul(Lit(start), inner))
+            start += x.shape[axis]
+    return parts
+
+
+def part_strides(concat: Tensor) -> list[Expr]:
+    """The strides of a part's elements in its concatenation's buffer (the concat's own)."""
+    return strides(concat.shape)

@@ -106,6 +106,68 @@ class MatMulSum(Op):
         return [matmul(y, g, transpose_b=True), matmul(x, g)]
 
 
+#: the columns of a packed operand are padded to a multiple of this: every SIMD width's panels
+#: (8 to 32 floats, 4 to 16 doubles) fit
+PANEL_COLUMNS = 32
+
+
+class PackB(Op):
+    """``op(b)`` (K x N) laid out once in the GEMM's panel order, for many products by the
+    same matrix (a weight that a scan's body reads at every step: see
+    :func:`graphc.transforms.scan.prepack_weights`). Its value, the NumPy reference's, is
+    ``op(b)`` with zero columns up to a multiple of :data:`PANEL_COLUMNS`, as many elements
+    as the C backend's panels need. Made after the gradients: it has none."""
+
+    name = "pack_b"
+    differentiable = False
+
+    def infer(self, inputs, transpose):
+        (b,) = inputs
+        k, n = _mat(b.shape, transpose)
+        return (k, -(-n // PANEL_COLUMNS) * PANEL_COLUMNS), b.dtype
+
+    def reference(self, ctx, node, b):
+        value = b.T if node.attrs["transpose"] else b
+        out = np.zeros(node.shape, dtype=node.dtype)
+        out[:, :value.shape[1]] = value
+        return out
+
+
+class PackedMatMul(Op):
+    """``op(a) @ p[:, :n]`` where ``p`` is a :class:`PackB` of the matrix: a 2-D matmul (or
+    one GEMM over the rows of a batched ``a``) whose second operand is already packed."""
+
+    name = "matmul_packed"
+    epilogue_owns_store = True
+    differentiable = False
+
+    def hosts_epilogue(self, node):
+        return True
+
+    def infer(self, inputs, transpose_a, n):
+        a, p = inputs
+        m, k = _mat(a.shape, transpose_a)[-2:]
+        if k != p.shape[0]:
+            raise shape_error("matmul", "inner dimensions differ", a.shape, p.shape)
+        return a.shape[:-2] + (m, n), _dt.join("matmul", [a.dtype, p.dtype])
+
+    def reference(self, ctx, node, a, p):
+        if node.attrs["transpose_a"]:
+            a = np.swapaxes(a, -1, -2)
+        return np.matmul(a, p[:, :node.attrs["n"]])
+
+    def label(self, attrs):
+        return "matmul[TP]" if attrs["transpose_a"] else "matmul[NP]"
+
+
+def packed_matmul(node: Tensor, packed: Tensor) -> Tensor:
+    """The matmul ``node`` (2-D, or one GEMM over a batched ``a``) reading its second
+    operand from ``packed``, a :class:`PackB` of it."""
+    n = _mat(node.inputs[1].shape, node.attrs["transpose_b"])[1]
+    return make(PackedMatMul, [node.inputs[0], packed],
+                {"transpose_a": node.attrs["transpose_a"], "n": n})
+
+
 def matmul_sum(x, y) -> Tensor:
     """``sum over leading positions of x[...]^T @ y[...]`` (see :class:`MatMulSum`).
 

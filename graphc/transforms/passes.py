@@ -19,7 +19,7 @@ import numpy as np
 from ..ir.graph import Kind, RunContext, Tensor, constant_node
 from ..ir.program import Program, clone, rewrite, toposort
 from ..ops import elemwise as E
-from .scan import drop_unread_sequences
+from .scan import drop_unread_sequences, prepack_weights
 
 
 def _fn(node: Tensor) -> str | None:
@@ -144,7 +144,8 @@ def dce(program: Program) -> Program:
 
 def scan_bodies(program: Program) -> Program:
     """Optimize each scan's body with these same passes (its outputs may be replaced), then
-    drop the sequences it no longer reads."""
+    drop the sequences it no longer reads and pack the weights its GEMMs read once, before
+    the loop."""
 
     def optimize_body(node: Tensor) -> Tensor:
         body = node.attrs.get("body") if node.op.multi_output else None
@@ -152,7 +153,7 @@ def scan_bodies(program: Program) -> Program:
             return node
         new = clone(node, node.inputs)
         new.attrs = {**node.attrs, "body": body.with_outputs(optimize(body.program()).outputs)}
-        return drop_unread_sequences(new)
+        return prepack_weights(drop_unread_sequences(new))
 
     return rewrite(program, optimize_body)
 

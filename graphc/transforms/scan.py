@@ -35,7 +35,7 @@ from ..ir.errors import GraphcError, ShapeError, at, check_finite_value, user_si
 from ..ir.graph import Graph, Kind, Op, Placeholder, Tensor, as_tensor, constant_node, get_default_graph, make
 from ..ir.program import Program, clone, rewrite, toposort
 from ..ops.elemwise import Elemwise
-from ..ops.linalg import MatMul, matmul_sum
+from ..ops.linalg import MatMul, PackB, matmul_sum, one_gemm, packed_matmul
 from ..ops.reduce import broadcast_like
 from ..ops.reduce import sum as _sum
 from ..ops.scalar import transcendental
@@ -274,7 +274,13 @@ def _hoist(body: Body, varying: int) -> Body:
     captured = {inner.id: outer for outer, inner in zip(body.captured, body.inputs[varying:])}
     nodes = toposort(body.outputs)
     users = {i.id for n in nodes if n.id in moving for i in n.inputs} | {o.id for o in body.outputs}
-    fixed = {n.id for n in nodes if n.id not in moving and not n.op.kind.is_leaf}
+    # work on constants alone stays: a batch-sized broadcast of 1.0 (a gradient's seed) would
+    # become an array the step reads, where fused loops use the literal
+    constant = {n.id for n in nodes if n.op.kind is Kind.CONSTANT}
+    for n in nodes:
+        if n.inputs and n.op.pure and all(i.id in constant for i in n.inputs):
+            constant.add(n.id)
+    fixed = {n.id for n in nodes if n.id not in moving and not n.op.kind.is_leaf and n.id not in constant}
     hoist = [n for n in nodes if n.id in fixed and n.id in users]
     if not hoist:
         return body
@@ -330,8 +336,11 @@ def scan_leading(fn: Callable, init: list[Tensor], xs: list[Tensor], reverse: bo
              "sequences": len(xs), "outputs": ny + len(saved), "saved": len(saved)}
     node = make(Scan, list(init) + list(xs) + body.captured, attrs, name="scan")
     finals = [_project(node, i, f"final carry {i}", c, None) for i, c in enumerate(init)]
-    ys = [_project(node, len(init) + j, f"ys {j}", y, length)
-          for j, y in enumerate(body.outputs[len(init):len(init) + ny])]
+    first: dict[int, int] = {}  # a y_t returned twice (a gradient's dz_t) is stored once
+    ys = []
+    for j, y in enumerate(body.outputs[len(init):len(init) + ny]):
+        k = first.setdefault(y.id, j)
+        ys.append(_project(node, len(init) + k, f"ys {k}", y, length))
     return finals, ys, y_traced
 
 
@@ -362,6 +371,45 @@ def drop_unread_sequences(node: Tensor) -> Tensor:
                        *node.inputs[nc + nx:]))
     new.attrs = {**a, "body": Body(body.graph, inputs, body.outputs, body.captured),
                  "sequences": len(keep)}
+    return new
+
+
+def prepack_weights(node: Tensor) -> Tensor:
+    """Scan ``node`` whose body multiplies by a captured matrix (a weight: the same at every
+    step) reading it packed: the packing (:class:`~graphc.ops.linalg.PackB`) runs once
+    before the loop, in the enclosing program, and the body's GEMMs skip theirs (for an
+    LSTM's ``h W_hh^T``, 64 x 512 x 128, about a sixth of the GEMM). Run after the gradients
+    are built."""
+    a = node.attrs
+    body, varying = a["body"], a["carries"] + a["sequences"]
+    outer_of = {p.id: o for p, o in zip(body.inputs[varying:], body.captured)}
+
+    def packable(n: Tensor) -> bool:
+        return (isinstance(n.op, MatMul) and n.inputs[1].id in outer_of and n.inputs[1].ndim == 2
+                and (n.ndim == 2 or one_gemm(n)))
+
+    if not any(packable(n) for n in toposort(body.outputs)):
+        return node
+    packs: dict[tuple, Tensor] = {}
+
+    def swap(n: Tensor) -> Tensor:
+        if not packable(n):
+            return n
+        key = (n.inputs[1].id, n.attrs["transpose_b"])
+        if key not in packs:
+            outer = outer_of[n.inputs[1].id]
+            with outer.graph.detached(), outer.graph.derived(n.role, n.site, n.scope):
+                packed = make(PackB, [outer], {"transpose": n.attrs["transpose_b"]}, name="pack_b")
+            with body.graph.detached():
+                packs[key] = body.graph.capture(packed)
+        return packed_matmul(n, packs[key])
+
+    program = rewrite(Program(body.outputs), swap)
+    read = {n.id for n in program.nodes}
+    caps = [(o, i) for o, i in body.graph.captures.values() if i.id in read]
+    new = clone(node, (*node.inputs[:varying], *(o for o, _ in caps)))
+    new.attrs = {**a, "body": Body(body.graph, body.inputs[:varying] + [i for _, i in caps],
+                                   program.outputs, [o for o, _ in caps])}
     return new
 
 

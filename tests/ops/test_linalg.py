@@ -13,7 +13,8 @@ import pytest
 from graphc_tests_ops_gradcheck import In, case, quick_on_c
 
 import graphc as gc
-from graphc.ops.linalg import matmul_sum
+from graphc.ir.graph import make
+from graphc.ops.linalg import PackB, matmul_sum, packed_matmul
 
 
 def mm(ta=False, tb=False):
@@ -31,6 +32,11 @@ def matmul_case(name, sa, sb, ta=False, tb=False):
 
 def relu(x):
     return np.maximum(x, 0)
+
+
+def _packed(x, w, tb):
+    """x @ op(w) with op(w) packed first (as graphc.transforms.scan.prepack_weights does)."""
+    return packed_matmul(gc.matmul(x, w, transpose_b=tb), make(PackB, [w], {"transpose": tb}))
 
 
 CASES = [
@@ -64,6 +70,11 @@ CASES = [
          lambda x, w: (x @ w.T) * 2, In((None, 2, 3, 4)), In((5, 4)), norm=True),
     case("matmul_sum (None, T, K) (None, T, N)", lambda x, y: matmul_sum(x, y),
          lambda x, y: np.einsum("abk,abn->kn", x, y), In((None, 3, 4)), In((None, 3, 5)), norm=True),
+    # the packed second operand a scan's body reads its captured weights through
+    case("matmul_packed (None, 6) @ pack_b((6, 40))", lambda x, w: _packed(x, w, False),
+         lambda x, w: x @ w, In((None, 6)), In((6, 40)), grad=False, c={"grad": False}),
+    case("matmul_packed (None, 2, 6) @ pack_b((5, 6)^T) + b", lambda x, w, b: _packed(x, w, True) + b,
+         lambda x, w, b: x @ w.T + b, In((None, 2, 6)), In((5, 6)), In((5,)), grad=False, c={"grad": False}),
     # second order
     case("matmul'' (w)", lambda x, w: gc.grad(gc.sum(gc.tanh(x @ w)), w),
          lambda x, w: x.T @ (1 - np.tanh(x @ w) ** 2), In((None, 4)), In((4, 3)), norm=True),

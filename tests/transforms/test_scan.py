@@ -274,6 +274,8 @@ def test_a_weights_gradient_is_one_gemm_over_all_steps_not_a_carry():
     assert backward.attrs["carries"] == 1  # only dh: no (F, H) or (H, H) accumulators
     assert any(i.op.name == "scan_output" and i.attrs["what"] == "carries 0" for i in gU.inputs)
     assert gW.inputs[0].op.name == "transpose"  # x itself (time-major), not a copy per step
+    # both GEMMs read the one stacked dz: the body returns it twice, the scan stores it once
+    assert gW.inputs[1].attrs["index"] == gU.inputs[1].attrs["index"]
 
 
 def test_the_gradients_body_reads_the_stored_activations_instead_of_computing_them():
@@ -300,18 +302,27 @@ def test_the_gradients_body_reads_the_stored_activations_instead_of_computing_th
     assert sorted(w for w in stored if w.startswith("saved")) == ["saved 2", "saved 3"]
     # sigmoid(gate) and tanh(cand); h_{t-1} and x_t feed the weight gradients' GEMMs only
     assert backward.attrs["sequences"] == 2
+    # W and U (x_t W + h U; dz W^T, dz U^T) are packed once per scan, outside the loops
+    for scan in scans:
+        names = [n.op.name for n in toposort(scan.attrs["body"].outputs)]
+        assert "matmul_packed" in names and "pack_b" not in names
+    # the gradient's seed (1.0 broadcast to the batch) stays a literal in the loop, not an
+    # array hoisted out and read at every step
+    assert "broadcast_to" not in {c.op.name for c in backward.attrs["body"].captured}
+    packs = sorted(n.attrs["transpose"] for n in program.nodes if n.op.name == "pack_b")
+    assert packs == [False, False, True, True]
     xv = rng.normal(size=(2, 4, 3))
-    for backend in ("numpy", "c"):
-        sess = gc.Session(g, backend=backend)
-        got = sess.run([gW, gU], {x: xv})
 
-        def f(w, u):
-            h = np.zeros((2, 3))
-            for t in range(4):
-                z = xv[:, t] @ w + h @ u
-                h = 1 / (1 + np.exp(-z[:, :3])) * np.tanh(z[:, 3:])
-            return (h * h).sum()
+    def f(w, u):
+        h = np.zeros((2, 3))
+        for t in range(4):
+            z = xv[:, t] @ w + h @ u
+            h = 1 / (1 + np.exp(-z[:, :3])) * np.tanh(z[:, 3:])
+        return (h * h).sum()
 
-        Wv, Uv = sess.get_value(W), sess.get_value(U)
-        np.testing.assert_allclose(got[0], _numeric(lambda w: f(w, Uv), Wv), rtol=1e-6, atol=1e-9)
-        np.testing.assert_allclose(got[1], _numeric(lambda u: f(Wv, u), Uv), rtol=1e-6, atol=1e-9)
+    sessions = {b: gc.Session(g, backend=b) for b in ("numpy", "c")}
+    Wv, Uv = sessions["numpy"].get_value(W), sessions["numpy"].get_value(U)
+    want = [_numeric(lambda w: f(w, Uv), Wv), _numeric(lambda u: f(Wv, u), Uv)]
+    for sess in sessions.values():
+        for got, expected in zip(sess.run([gW, gU], {x: xv}), want):
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)

@@ -54,8 +54,10 @@ def _program(target: CTarget, program: ir.LoweredProgram, base: str) -> list:
     ``<base>_step`` and the size functions. Definition sites are (comment, sites) pairs."""
     chunks: list[str | tuple[str, str]] = []
     for k in program.kernels:
+        written: set[int] = set()  # (a scan runs its body from two places: once each)
         for s in ir.walk(k.body):
-            if isinstance(s, ir.Subprogram):
+            if isinstance(s, ir.Subprogram) and id(s.program) not in written:
+                written.add(id(s.program))
                 chunks += _program(target, s.program, s.name)
         if k.epilogue is not None:
             chunks.append(_epilogue(target, k.epilogue))

@@ -19,6 +19,8 @@ from .abi import ERR_BYTES
 #: arguments of its workspace-size function: "shape" or indices into the call's args)
 TEMPLATE_FUNCTIONS = {
     "gemm": (None, True, (2, 3, 4)),
+    "gemm_packed": (None, True, (1, 2, 3)),
+    "gemm_pack_b": (None, False, None),
     "conv2d_forward": ("gc_conv_shape", True, "shape"),
     "conv2d_backward_data": ("gc_conv_shape", True, "shape"),
     "conv2d_backward_filter": ("gc_conv_shape", False, "shape"),

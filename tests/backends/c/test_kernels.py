@@ -58,6 +58,11 @@ size_t gc_{p}conv2d_backward_data_workspace_size(const gc_conv_shape *s);
 size_t gc_{p}conv2d_backward_filter_workspace_size(const gc_conv_shape *s);
 void gc_{p}conv2d_forward(const gc_conv_shape *s, const {t} *x, const {t} *w, {t} *y, void *ws,
     size_t ws_bytes, const gc_epilogue *epi);
+size_t gc_{p}gemm_packed_b_elems(int64_t N, int64_t K);
+void gc_{p}gemm_pack_b(int tb, int64_t N, int64_t K, const {t} *B, ptrdiff_t ldb, {t} *packed);
+size_t gc_{p}gemm_packed_workspace_size(int64_t M, int64_t N, int64_t K);
+void gc_{p}gemm_packed(int ta, int64_t M, int64_t N, int64_t K, const {t} *A, ptrdiff_t lda,
+    const {t} *packed, {t} *C, ptrdiff_t ldc, void *ws, size_t ws_bytes, const gc_epilogue *epi);
 void gc_{p}conv2d_backward_data(const gc_conv_shape *s, const {t} *gy, const {t} *w, {t} *gx, void *ws,
     size_t ws_bytes, const gc_epilogue *epi);
 void gc_{p}conv2d_backward_filter(const gc_conv_shape *s, const {t} *x, const {t} *gy, {t} *gw, void *ws,
@@ -272,6 +277,34 @@ def test_gemm_transposes_and_edges(lib, dtype):
             for tb in (0, 1):
                 c, _, ref = run_gemm(lib, dtype, ta, tb, m, n, k, pad=(i + ta) % 2 * 3, seed=i)
                 assert_close(c, ref, dtype, f"gemm ta={ta} tb={tb} {m}x{n}x{k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_with_b_packed_once(lib, dtype):
+    """op(B) packed by gc_?gemm_pack_b (within gc_?gemm_packed_b_elems, at most K *
+    round_up(N, 32): what graphc allocates) serves several products with different A."""
+    p, mod_lib = PFX[dtype], lib.lib
+    for i, (m, n, k) in enumerate(GEMM_SIZES):
+        for ta in (0, 1):
+            for tb in (0, 1):
+                rng = np.random.default_rng(i)
+                bbig, bop, ldb = _operand(rng, k, n, tb, dtype, pad=i % 2 * 3)
+                elems = getattr(mod_lib, f"gc_{p}gemm_packed_b_elems")(n, k)
+                assert elems <= k * -(-n // 32) * 32
+                packed = np.full(elems + 16, np.nan, dtype)
+                start = (-packed.ctypes.data % 64) // packed.itemsize  # 64-byte aligned
+                packed = packed[start:start + elems]
+                getattr(mod_lib, f"gc_{p}gemm_pack_b")(tb, n, k, ptr(lib, bbig), ldb, ptr(lib, packed))
+                for seed in (1, 2):
+                    abig, aop, lda = _operand(np.random.default_rng(seed), m, k, ta, dtype, 0)
+                    c = np.full((m, n), np.nan, dtype)
+                    need = getattr(mod_lib, f"gc_{p}gemm_packed_workspace_size")(m, n, k)
+                    wsp, wsb, _keep = workspace(lib, need)
+                    getattr(mod_lib, f"gc_{p}gemm_packed")(ta, m, n, k, ptr(lib, abig), lda,
+                                                            ptr(lib, packed), ptr(lib, c), n, wsp,
+                                                            wsb, lib.ffi.NULL)
+                    ref = aop.astype(np.float64) @ bop.astype(np.float64)
+                    assert_close(c, ref, dtype, f"gemm_packed ta={ta} tb={tb} {m}x{n}x{k}")
 
 
 @pytest.mark.parametrize("owns", [0, 1], ids=["in_place", "owns_store"])

@@ -136,5 +136,6 @@ def test_threading_decided_at_generation_time_when_the_size_is_known():
     assert "#pragma omp simd simdlen(16)" in pragmas  # 8 elements: one thread
     # known only when it runs; `parallel:` so that a small batch still runs SIMD (a bare `if`
     # also switches `simd` off: 5x slower elementwise loops below the threshold)
-    assert "#pragma omp parallel for simd simdlen(16) if(parallel: N * 8 >= 32768)" in pragmas
+    # (the work counts exp's evaluation: 8 units, and its two arrays: 1)
+    assert "#pragma omp parallel for simd simdlen(16) if(parallel: N * 8 * 9 >= 32768)" in pragmas
     assert not [p for p in pragmas if re.search(r"if\(\d+ >= ", p)], pragmas

@@ -105,6 +105,38 @@ static inline int gc_thread_num(void) {
 #define GC_POOL_BLOCK 1024
 #endif
 
+/* ------------------------------------------------------------------ transposes */
+
+/* Eight floats, loaded and stored at any float alignment. */
+typedef float gc_v8f __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t gc_v8i __attribute__((vector_size(32)));
+
+/* dst[k*ldd + r] = src[r*lds + k] for r, k < 8: an 8 x 8 float block transposed in registers
+ * (unpack, 64-bit shuffle, 128-bit lane swap: three stages of eight two-input shuffles), for
+ * the GEMM's packing of transposed operands (a scalar transpose reads or writes with a
+ * stride at every element). */
+static inline void gc_transpose8x8f(const float *src, ptrdiff_t lds, float *dst, ptrdiff_t ldd) {
+    const gc_v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const gc_v8i even = {0, 1, 8, 9, 4, 5, 12, 13}, odd = {2, 3, 10, 11, 6, 7, 14, 15};
+    const gc_v8i first = {0, 1, 2, 3, 8, 9, 10, 11}, second = {4, 5, 6, 7, 12, 13, 14, 15};
+    gc_v8f r[8], t[8], u[8];
+    for (int i = 0; i < 8; ++i) r[i] = *(const gc_v8f *)(src + i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+        t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = __builtin_shuffle(t[i], t[i + 2], even);
+        u[i + 1] = __builtin_shuffle(t[i], t[i + 2], odd);
+        u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], even);
+        u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], odd);
+    }
+    for (int i = 0; i < 4; ++i) {
+        *(gc_v8f *)(dst + i * ldd) = __builtin_shuffle(u[i], u[i + 4], first);
+        *(gc_v8f *)(dst + (i + 4) * ldd) = __builtin_shuffle(u[i], u[i + 4], second);
+    }
+}
+
 /* ------------------------------------------------------------------ threads and scratch */
 
 /* Threads worth using for `flop` floating-point operations (1 .. tmax). */

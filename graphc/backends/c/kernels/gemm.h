@@ -6,6 +6,15 @@
  *                   void *ws, size_t ws_bytes, const gc_epilogue *epi);
  *   ... and gc_dgemm* for double (GC_FN names them).
  *
+ *   op(B) packed once, for many products by the same matrix (a weight a scan reads every step):
+ *   size_t gc_sgemm_packed_b_elems(int64_t N, int64_t K);          at most K * round_up(N, 32)
+ *   void   gc_sgemm_pack_b(int tb, int64_t N, int64_t K, const float *B, ptrdiff_t ldb,
+ *                          float *packed);
+ *   void   gc_sgemm_packed(int ta, int64_t M, int64_t N, int64_t K, const float *A, ptrdiff_t lda,
+ *                          const float *packed, float *C, ptrdiff_t ldc, void *ws,
+ *                          size_t ws_bytes, const gc_epilogue *epi);
+ *   (gc_sgemm_packed_workspace_size(M, N, K) as gc_sgemm_workspace_size.)
+ *
  *   op(A) is M x K: A[i*lda + k], or A[k*lda + i] when ta != 0 (A is then K x M);
  *   op(B) is K x N: B[k*ldb + j], or B[j*ldb + k] when tb != 0 (B is then N x K);
  *   C is M x N: C[i*ldc + j], overwritten (never read, except where partial sums of several
@@ -43,8 +52,9 @@ typedef struct {
     int64_t M, N, K;
     const GC_T *A;
     ptrdiff_t lda;
-    const GC_T *B; /* unused with pack_b */
+    const GC_T *B; /* unused with pack_b or packed_b */
     ptrdiff_t ldb;
+    const GC_T *packed_b;       /* all of op(B), packed by GC_FN(gemm_pack_b); NULL: pack here */
     GC_T *C;
     ptrdiff_t ldc;
     int accumulate;             /* C += op(A) op(B) (the conv filter gradient over images) */
@@ -125,7 +135,10 @@ static GC_UNUSED void GC_FN(_gemm_tile)(const GC_FN(_gemm_job) *g, int64_t m0, i
             const int kc = K - pc < KC ? (int)(K - pc) : KC;
             const int acc = g->accumulate || pc > 0; /* later depth blocks add to C */
             const int last = pc + kc >= K;
-            if (g->pack_b) {
+            const GC_T *bpk = bp;
+            if (g->packed_b) { /* depth block pc of the packed operand, from column jc */
+                bpk = g->packed_b + pc * (int64_t)gc_round_up((size_t)g->N, NR) + jc * kc;
+            } else if (g->pack_b) {
                 g->pack_b(g->pack_ctx, pc, jc, kc, nc, bp);
             } else {
                 const GC_T *b = g->tb ? g->B + jc * g->ldb + pc : g->B + pc * g->ldb + jc;
@@ -137,7 +150,7 @@ static GC_UNUSED void GC_FN(_gemm_tile)(const GC_FN(_gemm_job) *g, int64_t m0, i
                 GC_FN(_pack_a)(g->ta, mc, kc, a, g->lda, ap);
                 for (int ir = 0; ir < mc; ir += MR)
                     for (int jr = 0; jr < nc; jr += NR)
-                        GC_FN(_gemm_block)(g, ap + (size_t)ir * kc, bp + (size_t)jr * kc, kc,
+                        GC_FN(_gemm_block)(g, ap + (size_t)ir * kc, bpk + (size_t)jr * kc, kc,
                                            ic + ir, jc + jr, mc - ir < MR ? mc - ir : MR,
                                            nc - jr < NR ? nc - jr : NR, acc, last, tile);
             }
@@ -221,6 +234,40 @@ static inline void GC_FN(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, 
     if (epi && !epi->fn) epi = NULL;
     const GC_FN(_gemm_job) g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .A = A, .lda = lda,
                                 .B = B, .ldb = ldb, .C = C, .ldc = ldc, .epi = epi,
+                                .owns_store = epi && epi->owns_store};
+    GC_FN(_gemm_run)(&g, ws, ws_bytes);
+}
+
+/* Elements of the packed form of a K x N op(B): each depth block of KC rows holds the panels
+ * of all N columns (N rounded up to NR). */
+static inline size_t GC_FN(gemm_packed_b_elems)(int64_t N, int64_t K) {
+    return (size_t)(K > 0 ? K : 0) * gc_round_up((size_t)(N > 0 ? N : 0), GC_FN(_nr));
+}
+
+/* Packs op(B) (K x N; B[k*ldb + j], or B[j*ldb + k] when tb) into `packed`
+ * (GC_FN(gemm_packed_b_elems) elements, 64-byte aligned): depth block pc starts at
+ * pc * round_up(N, NR), its column panel q at q * NR * kc within it. */
+static inline void GC_FN(gemm_pack_b)(int tb, int64_t N, int64_t K, const GC_T *B, ptrdiff_t ldb,
+                                      GC_T *packed) {
+    const int64_t npad = (int64_t)gc_round_up((size_t)N, GC_FN(_nr));
+    for (int64_t pc = 0; pc < K; pc += GC_FN(_kc)) {
+        const int kc = K - pc < GC_FN(_kc) ? (int)(K - pc) : GC_FN(_kc);
+        GC_FN(_pack_b)(tb, kc, (int)N, tb ? B + pc : B + pc * ldb, ldb, packed + pc * npad);
+    }
+}
+
+/* Bytes of workspace GC_FN(gemm_packed) wants (the same as the GEMM's). */
+static inline size_t GC_FN(gemm_packed_workspace_size)(int64_t M, int64_t N, int64_t K) {
+    return GC_FN(gemm_workspace_size)(M, N, K);
+}
+
+/* C = op(A) @ op(B) with op(B) packed by GC_FN(gemm_pack_b), then epi (see gc_?gemm). */
+static inline void GC_FN(gemm_packed)(int ta, int64_t M, int64_t N, int64_t K, const GC_T *A,
+                                      ptrdiff_t lda, const GC_T *packed, GC_T *C, ptrdiff_t ldc,
+                                      void *ws, size_t ws_bytes, const gc_epilogue *epi) {
+    if (epi && !epi->fn) epi = NULL;
+    const GC_FN(_gemm_job) g = {.ta = ta, .M = M, .N = N, .K = K, .A = A, .lda = lda,
+                                .packed_b = packed, .C = C, .ldc = ldc, .epi = epi,
                                 .owns_store = epi && epi->owns_store};
     GC_FN(_gemm_run)(&g, ws, ws_bytes);
 }

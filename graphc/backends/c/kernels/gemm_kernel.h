@@ -118,7 +118,22 @@ static inline __attribute__((always_inline)) void GC_FN(_pack_panels)(
             }
         } else {
             const GC_T *s = src + (ptrdiff_t)j0 * ld;
-            if (w == width) {
+            if (w == width && sizeof(GC_T) == 4 && width >= 8) {
+                /* floats: 8 x 8 blocks transposed in registers, the columns past the last
+                 * multiple of 8 (MR = 12: 4) element by element */
+                const int w8 = width / 8 * 8;
+                int k = 0;
+                for (; k + 8 <= kc; k += 8) {
+                    for (int j = 0; j < w8; j += 8)
+                        gc_transpose8x8f((const float *)s + j * ld + k, ld,
+                                         (float *)dst + k * width + j, width);
+                    for (int j = w8; j < width; ++j)
+                        for (int kk = 0; kk < 8; ++kk)
+                            dst[(k + kk) * width + j] = s[j * ld + k + kk];
+                }
+                for (; k < kc; ++k)
+                    for (int j = 0; j < width; ++j) dst[k * width + j] = s[j * ld + k];
+            } else if (w == width) {
                 int k = 0;
                 for (; k + 8 <= kc; k += 8)
                     for (int j = 0; j < width; ++j)
