@@ -23,6 +23,7 @@ import graphc.ops
 from graphc.ir.graph import Kind, Op
 
 HERE = pathlib.Path(__file__).parent
+REPO_TESTS = HERE.parent
 MODULES = ("test_elemwise", "test_reduce", "test_linalg", "test_conv", "test_pool", "test_nn", "test_shape",
            "test_indexing", "test_debug_ops", "test_scan_cases")
 OPS_DIR = pathlib.Path(graphc.ops.__file__).parent
@@ -84,10 +85,17 @@ def _elementwise_fns():
     return sorted(found)
 
 
+#: ops only a Session of several processes makes, run under mpirun there
+UNDER_MPI = {"allreduce_mean": REPO_TESTS / "distributed" / "test_mpi_runs.py"}
+
+
 @pytest.mark.parametrize("op", _op_classes(), ids=lambda c: c.name)
 def test_every_op_has_cases(op, coverage):
     if op.name == "elemwise":
         return  # per function, below
+    if op.name in UNDER_MPI:
+        assert UNDER_MPI[op.name].is_file()
+        return
     assert "case" in coverage.get(op.name, ()), f"no op case builds {op.name}"
     if op.differentiable:
         assert "fd" in coverage[op.name], f"no op case checks the gradient of {op.name}"

@@ -164,7 +164,15 @@ DROPOUT_CASES = [
     for rate in (0.3, 0.5)
 ]
 
-CASES = quick_on_c(SOFTMAX_CASES + CROSS_ENTROPY_CASES + LOSS_CASES + SECOND_ORDER_CASES + DROPOUT_CASES,
+# gc.distributed.allreduce_mean without a communicator (no Session of several processes):
+# the identity, value and gradient (under mpirun: tests/distributed)
+DISTRIBUTED_CASES = [
+    case("allreduce_mean, no communicator", lambda t: gc.distributed.allreduce_mean(gc.tanh(t)) * 2.0,
+         lambda x: np.tanh(x) * 2, In((3, 4))),
+]
+
+CASES = quick_on_c(SOFTMAX_CASES + CROSS_ENTROPY_CASES + LOSS_CASES + SECOND_ORDER_CASES + DROPOUT_CASES
+                   + DISTRIBUTED_CASES,
                    "log_softmax axis=0 (None, 6)", "softmax_cross_entropy probabilities", "huber",
                    "dropout 0.3")
 
