@@ -7,7 +7,7 @@ Example::
     prog = optimize(Program([loss]))
     [name for name, _ in PASSES]
     # ['stability', 'algebraic', 'constant_folding', 'algebraic_after_folding',
-    #  'gradient_only_inputs', 'cse', 'scan_bodies', 'dce']
+    #  'gradient_only_inputs', 'cse', 'scan_bodies', 'shared_gradient_gemms', 'dce']
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import numpy as np
 from ..ir.graph import Kind, RunContext, Tensor, constant_node
 from ..ir.program import Program, clone, rewrite, toposort
 from ..ops import elemwise as E
+from ..ops.linalg import MatMulSum, matmul_sum
+from ..ops.shape import concat, slice_of
 from .scan import drop_unread_sequences, prepack_weights
 
 
@@ -124,6 +126,41 @@ def cse(program: Program) -> Program:
     return rewrite(program, merge)
 
 
+# -- weight gradients sharing an operand -----------------------------------------------------
+
+def shared_gradient_gemms(program: Program) -> Program:
+    """``matmul_sum(x, y1)``, ``matmul_sum(x, y2)`` ... -> column blocks of one
+    ``matmul_sum(x, concat([y1, y2 ...], -1))``: the gradients of an LSTM's input and
+    recurrent weights both read every step's gate gradients ``x``; one wider GEMM reads
+    them once. Only where ``x`` outweighs the copy that the concatenation makes."""
+    by_x: dict[int, list[Tensor]] = {}
+    for n in program.nodes:
+        if isinstance(n.op, MatMulSum):
+            by_x.setdefault(n.inputs[0].id, []).append(n)
+    replace: dict[int, Tensor] = {}
+    for sums in by_x.values():
+        x = sums[0].inputs[0]
+        ys = [m.inputs[1] for m in sums]
+        if (len(sums) < 2 or len({y.shape[:-1] for y in ys} | {x.shape[:-1]}) != 1
+                or len({m.dtype for m in sums} | {y.dtype for y in ys}) != 1
+                or _elements(x) < 2 * sum(_elements(y) for y in ys)):
+            continue
+        graph, first = x.graph, sums[0]
+        with graph.detached(), graph.derived(first.role, first.site, first.scope):
+            merged = matmul_sum(x, concat(ys, axis=-1))
+            start = 0
+            for m in sums:
+                width = m.shape[-1]
+                replace[m.id] = slice_of(merged, ((None, None, None), (start, start + width, 1)))
+                start += width
+    return rewrite(program, lambda n: replace.get(n.id, n)) if replace else program
+
+
+def _elements(t: Tensor) -> float:
+    """Elements of ``t`` (a batch axis counts as 64 rows)."""
+    return float(np.prod([64 if d is None else d for d in t.shape]))
+
+
 # -- dead code ------------------------------------------------------------------------------
 
 def gradient_only_inputs(program: Program) -> Program:
@@ -166,6 +203,7 @@ PASSES: list[tuple[str, Callable[[Program], Program]]] = [
     ("gradient_only_inputs", gradient_only_inputs),
     ("cse", cse),
     ("scan_bodies", scan_bodies),
+    ("shared_gradient_gemms", shared_gradient_gemms),
     ("dce", dce),
 ]
 

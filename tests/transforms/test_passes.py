@@ -6,6 +6,7 @@ import numpy as np
 
 import graphc as gc
 from graphc.ir.program import Program
+from graphc.ops.linalg import matmul_sum
 from graphc.transforms.passes import PASSES, algebraic, constant_folding, cse, dce, optimize, stability
 
 
@@ -145,3 +146,23 @@ def test_passes_do_not_touch_the_users_graph():
     before = list(g.nodes)
     optimize(Program([y]))
     assert g.nodes == before
+
+
+def test_weight_gradients_sharing_an_operand_become_one_wider_gemm():
+    rng = np.random.default_rng(3)
+    with gc.Graph() as g:
+        dz = gc.placeholder((6, None, 16), dtype="float64", name="dz")   # read once
+        x = gc.placeholder((6, None, 3), dtype="float64", name="x")
+        h = gc.placeholder((6, None, 4), dtype="float64", name="h")
+        dw_x, dw_h = matmul_sum(dz, x), matmul_sum(dz, h) * 2.0
+        small = matmul_sum(x, h)  # its own first operand: left alone
+    program = optimize(Program([dw_x, dw_h, small]))
+    sums = [n for n in program.nodes if n.op.name == "matmul_sum"]
+    assert sorted(n.shape for n in sums) == [(3, 4), (16, 7)]
+    feed = {dz: rng.normal(size=(6, 5, 16)), x: rng.normal(size=(6, 5, 3)), h: rng.normal(size=(6, 5, 4))}
+    want = [np.einsum("tnk,tnj->kj", feed[dz], feed[x]), 2 * np.einsum("tnk,tnj->kj", feed[dz], feed[h]),
+            np.einsum("tnk,tnj->kj", feed[x], feed[h])]
+    for backend in ("numpy", "c"):
+        got = gc.Session(g, backend=backend).run([dw_x, dw_h, small], feed)
+        for have, expect in zip(got, want):
+            np.testing.assert_allclose(have, expect, rtol=1e-12, atol=1e-12)
