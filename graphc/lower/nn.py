@@ -17,7 +17,7 @@ from ..ir.graph import Tensor
 from ..ops.nn import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad
 from . import ir
 from .fusion import Group
-from .ir import Bin, Call, Cast, Expr, If, Let, Lit, Load, Loop, Not, Set, Store, Sym, add, mul, prod, size
+from .ir import Bin, Call, Cast, Expr, If, Let, Lit, Load, Loop, Not, Select, Set, Store, Sym, add, mul, prod, size
 from .memplan import Plan
 from .reduce import along_axis, outer_axis_inner
 from .registry import lowers
@@ -30,10 +30,13 @@ def _exp(x: Expr, dtype: str) -> Expr:
 
 
 def _row_max(load, length: Expr, dtype: str) -> list:
-    """``m`` = the row's maximum, 0 when it is not finite (all -inf, or inf/NaN)."""
+    """``m`` = the row's maximum, 0 when it is not finite (all -inf, or inf/NaN); a SIMD
+    max reduction (NaN never wins a comparison; a row of -inf gives the lowest finite
+    value, whose exponentials are 0 as well)."""
     a = Sym("a")
     return [Let("m", dtype, Lit(float("-inf"), dtype), mutable=True),
-            Loop("a", length, [If(Bin(">", load(a), M), [Set("m", load(a))])]),
+            Loop("a", length, [Set("m", Select(Bin(">", load(a), M), load(a), M))], vector=True,
+                 reduce=(("max", "m"),)),
             If(Not(Call("isfinite", (M,), dtype)), [Set("m", Lit(0.0, dtype))]),
             Let("s", "float64", Lit(0.0, "float64"), mutable=True)]
 
@@ -55,11 +58,14 @@ def lower_softmax(group: Group, plan: Plan) -> list:
 
     if isinstance(node.op, Softmax):
         expo = [Store(py, at(a), _exp(Bin("-", z(a), M), t)), Set("s", Bin("+", S, Load(py, at(a))))]
-        finish = [Loop("a", length, [Store(py, at(a), Cast(t, Bin("/", Load(py, at(a)), S)))])]
+        finish = [Let("r", "float64", Bin("/", Lit(1.0, "float64"), S)),  # (one division a row)
+                  Loop("a", length, [Store(py, at(a), Cast(t, Bin("*", Load(py, at(a)), Sym("r"))))],
+                       vector=True)]
     else:
         expo = [Set("s", Bin("+", S, _exp(Bin("-", z(a), M), t)))]
         finish = [Let("ls", t, Cast(t, Call("log", (S,), "float64"))),
-                  Loop("a", length, [Store(py, at(a), Bin("-", Bin("-", z(a), M), Sym("ls")))])]
+                  Loop("a", length, [Store(py, at(a), Bin("-", Bin("-", z(a), M), Sym("ls")))],
+                       vector=True)]
     row = _row_max(z, length, t) + [
         Loop("a", length, expo, vector=True, reduce=(("+", "s"),))] + finish
     return [Loop("o", outer, [Loop("i", inner, row)], threads=prod(x.shape), collapse=2)]
