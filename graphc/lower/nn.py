@@ -17,7 +17,26 @@ from ..ir.graph import Tensor
 from ..ops.nn import LogSoftmax, Softmax, SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad
 from . import ir
 from .fusion import Group
-from .ir import Bin, Call, Cast, Expr, If, Let, Lit, Load, Loop, Not, Select, Set, Store, Sym, add, mul, prod, size
+from .ir import (
+    Bin,
+    Call,
+    Cast,
+    Expr,
+    If,
+    Let,
+    Lit,
+    Load,
+    Loop,
+    Not,
+    Select,
+    Set,
+    Store,
+    Sym,
+    add,
+    mul,
+    prod,
+    size,
+)
 from .memplan import Plan
 from .reduce import along_axis, outer_axis_inner
 from .registry import lowers
