@@ -6,10 +6,10 @@ Without a communicator they are dropped (each becomes its input). With one:
   of ``x``, read back as ``x``'s shape;
 * the marked gradients are gathered in **buckets** of about :data:`BUCKET_BYTES`, in the
   order the step computes them (by their place in the program); each bucket is one
-  ``AllreduceMean`` of all its gradients, which copies them into one contiguous vector
-  and averages it with one MPI call as soon as its last gradient is computed; each update
-  then reads its gradient as a slice of that vector (a view for a vector, a copy for a
-  gradient of two or more axes).
+  ``AllreduceMean`` of all its gradients: one contiguous vector that the kernels computing
+  them write into (``graphc.lower.distributed.runs_in_place``), averaged with one MPI call
+  as soon as its last gradient is computed; each update then reads its gradient in place
+  (a ``flat_part`` view of that vector).
 
 Example::
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..ir.graph import Tensor, constant_node, make
 from ..ir.program import Program, rewrite
-from ..ops.shape import getitem, reshape
+from ..ops.shape import flat_part
 from .ops import AllreduceMean, Sync
 
 #: gradients per bucket: one allreduce moves about this many bytes (the last may be smaller)
@@ -90,9 +90,7 @@ def _allreduce(xs: list[Tensor], comm, size: int, handle: int) -> Tensor:
 
 
 def _read(flat: Tensor, offset: int, like: Tensor) -> Tensor:
-    n = int(np.prod(like.shape))
-    part = getitem(flat, slice(offset, offset + n))
-    return reshape(part, like.shape) if like.shape != (n,) else part
+    return flat_part(flat, offset, like.shape)
 
 
 def comm_handle(comm) -> int:

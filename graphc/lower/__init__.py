@@ -57,7 +57,8 @@ def lower(program: Program, check_numerics: bool = False, separate: bool = False
         program = strided_views(program)
     groups = fuse(program, separate=separate, prefix=prefix)
     parts = {} if separate else concat_in_place(groups, program)
-    plan = plan_memory(groups, program, in_place=not separate, parts=parts)
+    runs = {} if separate else distributed.runs_in_place(groups, program)
+    plan = plan_memory(groups, program, in_place=not separate, parts=parts, runs=runs)
     kernels = [_kernel(g, plan, check_numerics, nested) for g in groups]
     if check_numerics:
         kernels = _with_view_checks(program, kernels, plan)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..ir.graph import Kind, Tensor
 from ..ir.program import Program
+from ..ops.shape import FlatPart
 from ..render.escape import c_identifier
 from .fusion import Group, assigned_values, host_output, source_of
 from .ir import Buffer, Expr, Lit, Place, add, mul, size
@@ -67,10 +68,13 @@ class Plan:
 
     def __init__(self, program: Program, slots: dict[int, Slot], direct: dict[int, int],
                  in_place: dict[int, Tensor], constants: list[Tensor],
-                 parts: dict[int, tuple[Tensor, Expr]] | None = None) -> None:
+                 parts: dict[int, tuple[Tensor, Expr]] | None = None,
+                 runs: dict[int, tuple[Tensor, int]] | None = None) -> None:
         self.feeds = program.placeholders
         #: values stored straight into a concatenation: id -> (the concat, first element)
         self.parts = parts or {}
+        #: values stored as a contiguous run of a 1-D value: id -> (that value, first element)
+        self.runs = runs or {}
         self.variables = program.variables
         self.constants = constants
         self.slots = slots
@@ -103,13 +107,29 @@ class Plan:
 
     def buffer(self, node: Tensor) -> Buffer:
         """The storage of ``node``'s value (through views)."""
+        base = node
+        while base.op.kind is Kind.VIEW and not isinstance(base.op, FlatPart):
+            base = base.inputs[0]
+        if isinstance(base.op, FlatPart):  # a buffer starting at the run
+            return self._at_run(base, base.inputs[0], base.attrs["offset"])
         src = source_of(node)
+        if src.id in self.runs:
+            return self._at_run(src, *self.runs[src.id])
         if src.id in self.parts:
             return self.buffer(self.parts[src.id][0])
         if src.id not in self._buffers:
             var = self.in_place.get(src.id)  # an update and its variable are one buffer
             self._buffers[src.id] = self.buffer(var) if var is not None else self._new(src)
         return self._buffers[src.id]
+
+    def _at_run(self, node: Tensor, whole: Tensor, first: int) -> Buffer:
+        """A buffer for ``node``: elements ``first ...`` of ``whole``'s (in the arena)."""
+        if node.id not in self._buffers:
+            base = self.buffer(whole)
+            assert base.place.kind == "arena", base  # (runs_in_place only picks arena values)
+            at = add(base.place.offset, Lit(first * np.dtype(whole.dtype).itemsize))
+            self._buffers[node.id] = self._new(node, Place("arena", offset=at))
+        return self._buffers[node.id]
 
     def part_of(self, node: Tensor) -> tuple[Tensor, Expr] | None:
         """(concatenation, first element in it) when ``node`` is stored straight into one."""
@@ -143,15 +163,19 @@ def _term(units: int, power: int) -> Expr:
 
 
 def plan_memory(groups: list[Group], program: Program, in_place: bool = True,
-                parts: dict[int, tuple[Tensor, Expr]] | None = None) -> Plan:
+                parts: dict[int, tuple[Tensor, Expr]] | None = None,
+                runs: dict[int, tuple[Tensor, int]] | None = None) -> Plan:
     """Assign places to every value a kernel stores.
 
     With ``in_place``, an assigned value that nothing reads the variable's old value after
     (an optimizer update) is computed straight into the variable: no slot, no commit copy.
     ``parts`` (see :func:`~graphc.lower.views.concat_in_place`) live in their concatenation,
-    whose slot then starts at the first kernel storing a part.
+    whose slot then starts at the first kernel storing a part; so do ``runs`` (value id ->
+    (1-D value, first element): the gradients an allreduce averages, stored in its vector).
     """
-    parts = parts or {}
+    parts = dict(parts or {})
+    runs = runs or {}
+    parts.update({i: (whole, Lit(first)) for i, (whole, first) in runs.items()})
     end_of_step = len(groups)
     loads = [k.loads() for k in groups]
     last_read: dict[int, int] = {}  # source id -> index of the last kernel that reads it
@@ -175,11 +199,14 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True,
     # A fetched value is computed straight into its output array (no arena slot, no copy).
     direct: dict[int, int] = {}
     for j, o in enumerate(program.outputs):
-        src = source_of(o)
-        if o.dtype is not None and src.id in slots and src.id not in direct:
+        src = source_of(o)  # (a view of part of a value, a flat_part, is copied out)
+        if (o.dtype is not None and src.id in slots and src.id not in direct
+                and byte_size(o) == byte_size(src)):
             direct[src.id] = j
             del slots[src.id]
-    for _, value in assigned_values(program):  # read when the step commits
+    read_at_end = [value for _, value in assigned_values(program)]  # read as the step commits
+    read_at_end += [o for o in program.outputs if o.dtype is not None]  # or copied out
+    for value in read_at_end:
         s = slots.get(source_of(value).id)
         if s is not None:
             s.end = end_of_step
@@ -192,7 +219,8 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True,
     used |= {source_of(o).id for o in program.outputs if o.dtype is not None}
     used |= {source_of(v).id for _, v in assigned_values(program)}
     constants = [n for n in program.nodes if n.op.kind is Kind.CONSTANT and n.id in used]
-    return Plan(program, slots, direct, inplace, constants, parts)
+    strided = {i: p for i, p in parts.items() if i not in runs}
+    return Plan(program, slots, direct, inplace, constants, strided, runs)
 
 
 def _in_place_updates(groups: list[Group], loads: list[list[Tensor]], last_read: dict[int, int],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ir import dtypes as _dt
@@ -325,6 +327,41 @@ class SliceView(Slice):
     (``graphc.lower.views``)."""
 
     kind = Kind.VIEW
+
+
+class FlatPart(Op):
+    """Elements ``[offset, offset + size)`` of a 1-D tensor read as ``shape``: a view of a
+    contiguous run (a gradient in the vector an allreduce averages), which every kernel
+    reads in place through a buffer starting at the run (``graphc.lower.memplan``)."""
+
+    name = "flat_part"
+    kind = Kind.VIEW
+    differentiable = False  # (made after the gradients: an allreduce's output is read so)
+
+    def infer(self, inputs, offset, shape):
+        (x,) = inputs
+        size = math.prod(shape)
+        if x.ndim != 1 or None in x.shape or not 0 <= offset <= x.shape[0] - size:
+            raise shape_error("flat_part", f"elements {offset}..{offset + size} of a 1-D tensor",
+                              x.shape)
+        return tuple(shape), x.dtype
+
+    def reference(self, ctx, node, x):
+        a = node.attrs
+        return x[a["offset"]:a["offset"] + math.prod(a["shape"])].reshape(a["shape"])
+
+    def label(self, attrs):
+        return f"flat_part[{attrs['offset']}]"
+
+
+def flat_part(x: Tensor, offset: int, shape: tuple) -> Tensor:
+    """The view :class:`FlatPart` of ``x`` (1-D, fixed size).
+
+    Example::
+
+        dW = flat_part(bucket, 10, (3, 4))      # bucket[10:22] as a 3 x 4 matrix
+    """
+    return make(FlatPart, [x], {"offset": int(offset), "shape": tuple(int(d) for d in shape)})
 
 
 def slice_of(x: Tensor, index: tuple) -> Tensor:

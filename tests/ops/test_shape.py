@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
+from graphc.ops.shape import flat_part
 
 BATCH = In((None, 3, 4))
 STATIC = In((3, 4, 5))
@@ -79,8 +80,13 @@ def _scatter(values, shape, index):
     return out
 
 
+CASES += [  # a run of a vector read as a matrix in place (an allreduce's averaged gradients)
+    case("flat_part 2..14 as (3, 4), then 2 x", lambda t: flat_part(gc.tanh(t), 2, (3, 4)) * 2.0,
+         lambda x: np.tanh(x[2:14]).reshape(3, 4) * 2, In((20,)), grad=False, c={"grad": False}),
+]
+
 CASES = quick_on_c(CASES, "reshape (-1, 2, 6)", "transpose batch moved", "slice [:, 1:3, ::2]",
-                   "concat three inputs", "one_hot out of range")
+                   "concat three inputs", "one_hot out of range", "flat_part 2..14 as (3, 4), then 2 x")
 
 
 @pytest.mark.parametrize("case", CASES)
