@@ -207,6 +207,12 @@ def _collective_steps(program: ir.LoweredProgram) -> list[str]:
     skipped, but every allreduce still runs (telling the other ranks), so no rank waits
     forever; the first failure's code is returned before the finish."""
     lines = ["    int code = 0;", "    g->err[0] = 0;"]
+    handle = mpi.agreement_handle(program)
+    last = max(k for k, kernel in enumerate(program.kernels) if mpi.collective(kernel))
+    # a kernel after the last allreduce that can fail on one rank only: the ranks agree right
+    # after the last such kernel, before any later kernel (an update written in place into
+    # its variable) runs, so no rank changes state when another failed
+    agree_at = max((k for k, kernel in enumerate(program.kernels) if kernel.can_fail), default=-1)
     for k, kernel in enumerate(program.kernels):
         if mpi.collective(kernel):
             lines.append(f"    if ({kernel.name}(g) && !code) code = {k + 1};")
@@ -215,10 +221,8 @@ def _collective_steps(program: ir.LoweredProgram) -> list[str]:
         else:
             lines.append(f"    if (!code) {kernel.name}(g);")
         lines.append(f"    gc_tick(seconds, {k}, &t);")
-    handle = mpi.agreement_handle(program)
-    if handle is not None:  # a rank that failed after the last allreduce: no rank commits
-        last = max(k for k, kernel in enumerate(program.kernels) if mpi.collective(kernel))
-        lines.append(f"    if (gc_mpi_agree(g, code != 0, {handle}) && !code) code = {last + 1};")
+        if handle is not None and k == agree_at:
+            lines.append(f"    if (gc_mpi_agree(g, code != 0, {handle}) && !code) code = {last + 1};")
     return lines + ["    if (code) return code;"]
 
 
