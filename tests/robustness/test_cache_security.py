@@ -46,7 +46,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 def compiles(monkeypatch) -> list:
     calls = []
     real = build._compile
-    monkeypatch.setattr(build, "_compile", lambda *a: calls.append(a[2]) or real(*a))
+    monkeypatch.setattr(build, "_compile", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
     return calls
 
 

@@ -40,7 +40,7 @@ from cffi.recompiler import make_py_source
 
 from ...env import c_compiler_problem, cache_dir, cpu_identity, find_c_compiler, native_target
 from ...ir.errors import GraphcError
-from . import cachedir, mpi
+from . import cachedir, mpi, templates
 from .abi import cdef
 
 #: -fno-trapping-math: graphc never reads floating-point exception flags; without it GCC will
@@ -245,17 +245,17 @@ def native_ffi():
     return builder
 
 
-def cache_entry(key_source: str, opts: list[str],
-                compiler: tuple[str, str] | None) -> tuple[Path, str | None]:
+def cache_entry(key_source: str, opts: list[str], compiler: tuple[str, str] | None,
+                extra: list[str] = ()) -> tuple[Path, str | None]:
     """(entry folder relative to the cache root, library file name or None without a
-    compiler) of a source with flags ``opts``.
+    compiler) of a source with flags ``opts`` (and ``extra``, after the source file).
 
     ``-march=native`` (any ``native`` flag) puts the CPU's model and features in the key,
     and what the compiler makes of the flag on this machine in the file name.
     """
     native = any("native" in f for f in opts)
-    key = _digest("\0".join([key_source, " ".join(opts)] + ([cpu_identity()] if native else []))
-                  .encode())
+    key = _digest("\0".join([key_source, " ".join([*opts, *extra])]
+                            + ([cpu_identity()] if native else [])).encode())
     if compiler is None:
         return Path(key[:2]) / key, None
     ident = _compiler_identity(compiler[0])
@@ -274,7 +274,13 @@ def load_or_build(source: str, key_source: str | None = None):
     opts = flags()
     extra = list(mpi.build_flags()) if mpi.MARKER in source else []  # (after the source file)
     compiler = find_c_compiler()
-    relative, name = cache_entry(key_source or source, opts + extra, compiler)
+    if templates.BEGIN in source:  # link the precompiled templates, or paste them
+        linked = kernel_library(compiler, opts)
+        if linked is None:
+            source = templates.with_templates(source)
+        else:
+            extra = [f"-L{linked.parent}", f"-l:{linked.name}", f"-Wl,-rpath,{linked.parent}"] + extra
+    relative, name = cache_entry(key_source or source, opts, compiler, extra)
     for root in _readable_caches():
         folder = root / relative
         if name is not None:
@@ -295,6 +301,42 @@ def load_or_build(source: str, key_source: str | None = None):
         "cached": False, "library": str(lib), "source": str(folder / "kernel.c")}
 
 
+_kernel_libraries: dict[tuple, Path | None] = {}
+
+
+def kernel_library(compiler: tuple[str, str] | None, opts: list[str]) -> Path | None:
+    """The kernel library for these flags (:func:`templates.library_source`: GEMM, conv and
+    pooling for float32 and float64, compiled once per machine, compiler, flags and
+    template text, then cached like a step), built now if needed; None when it cannot be
+    built or, without a compiler, is not in the cache. Steps link against it, so a new
+    graph compiles only its own kernels."""
+    memo = (compiler, tuple(opts), str(_main_cache()))
+    known = _kernel_libraries.get(memo)
+    if known is not None and known.is_file():
+        return known
+    source = templates.library_source()
+    relative, name = cache_entry(source, opts, compiler)
+    relative = Path("kernel-library") / relative
+    found = None
+    for root in _readable_caches():
+        folder = root / relative
+        libs = [folder / name] if name else (
+            sorted(folder.glob("*.so"), key=_mtime, reverse=True) if folder.is_dir() else [])
+        found = next((lib for lib in libs if _usable(lib, root)), None)
+        if found is not None:
+            break
+    if found is None and compiler is not None:
+        _, folder = _writable_folder(relative)
+        try:
+            _build(source, folder, folder / name, compiler, opts, retry_portable=False)
+            found = folder / name
+        except GraphcError as exc:  # the steps paste the templates instead
+            _warn_once("kernel library", f"graphc: the kernel library did not build ({exc}); "
+                       "each step compiles the templates it uses itself")
+    _kernel_libraries[memo] = found
+    return found
+
+
 def _mtime(p: Path) -> float:
     try:
         return p.stat().st_mtime
@@ -304,9 +346,16 @@ def _mtime(p: Path) -> float:
 
 def _compile(source: str, folder: Path, lib: Path, compiler, opts: list[str],
              extra: list[str] = ()):
-    """Build ``source`` into ``lib`` (``extra``: flags after the source file, MPI's). The
-    compiler works (its temporary files included) in a private build directory, removed
-    afterwards, or by a later build if killed."""
+    """Build ``source`` into ``lib`` and open it (``extra``: flags after the source file:
+    MPI's, the kernel library's)."""
+    _build(source, folder, lib, compiler, opts, extra)
+    return _open(lib)
+
+
+def _build(source: str, folder: Path, lib: Path, compiler, opts: list[str],
+           extra: list[str] = (), retry_portable: bool = True) -> None:
+    """Build ``source`` into ``lib``. The compiler works (its temporary files included) in
+    a private build directory, removed afterwards, or by a later build if killed."""
     root = folder.parent.parent
     cachedir.remove_stale([*root.glob(".build-*"), *root.glob("*/*/.build-*")])
     work = cachedir.build_dir(folder)
@@ -316,7 +365,7 @@ def _compile(source: str, folder: Path, lib: Path, compiler, opts: list[str],
         out = work / lib.name
         env = dict(os.environ, TMPDIR=str(work))
         attempts = [opts] + ([PORTABLE_FLAGS + sanitize_flags()]
-                             if opts == DEFAULT_FLAGS + sanitize_flags() else [])
+                             if retry_portable and opts == DEFAULT_FLAGS + sanitize_flags() else [])
         errors = []
         for attempt in attempts:
             proc = subprocess.run([compiler[0], *attempt, str(src), "-o", str(out), "-lm", *extra],
@@ -337,4 +386,3 @@ def _compile(source: str, folder: Path, lib: Path, compiler, opts: list[str],
             {"compiler": compiler[1], "flags": attempt + list(extra)}).encode())
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return _open(lib)

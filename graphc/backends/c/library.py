@@ -84,7 +84,9 @@ def _head(program: ir.LoweredProgram) -> str:
             + "".join(f"#include <{h}>\n" for h in _INCLUDES)
             + rng_defines
             + templates.read("scalar.h") + templates.read("step.h")
-            + templates.source(names, dtypes) + "\n"
+            # the templates' API: the builder links the precompiled kernel library, or
+            # pastes the templates themselves (templates.with_templates)
+            + (templates.declarations(names, dtypes) if names else templates.source([], [])) + "\n"
             + templates.read("exact.h")  # no FMA contraction in the generated code
             + (templates.read("debug.h") if prints(program) else "")
             + context_struct() + "\n"

@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["COMMON", "DTYPES", "TEMPLATES", "UNDEF", "files", "kernels_dir", "prelude", "read", "source"]
+__all__ = ["BEGIN", "COMMON", "DTYPES", "END", "TEMPLATES", "UNDEF", "declarations", "files",
+           "kernels_dir", "library_source", "prelude", "read", "source", "with_templates"]
 
 #: The type-independent header, pasted once before any typed template.
 COMMON = "common.h"
@@ -50,17 +51,29 @@ def kernels_dir() -> Path:
     return Path(__file__).parent / "kernels"
 
 
+#: The declarations of the templates' API (generated code linking the kernel library).
+API = "api.h"
+#: Its definitions in the kernel library.
+EXPORTS = "exports.h"
+#: The comment lines around a rendered step's template declarations: ``BEGIN`` is followed
+#: by the templates and dtypes the step uses (``gemm,conv2d float32``) and `` */``.
+BEGIN = "/* graphc: the kernel templates' API:"
+END = "/* graphc: end of the kernel templates' API */"
+
+
 def files() -> tuple[str, ...]:
-    """The files of the templates (common.h and every typed header) and their README."""
+    """The files of the templates (common.h, every typed header, the API declarations and
+    the library's exports) and their README."""
     headers = [h for name in TEMPLATES for h in _TEMPLATES[name][0]]
-    return (COMMON, *headers, "README.md")
+    return (COMMON, *headers, API, EXPORTS, "README.md")
 
 
-def prelude(dtype: str) -> str:
+def prelude(dtype: str, prefix: str = "gc_") -> str:
     """The ``#define`` lines that open a typed block for ``dtype``: ``GC_T``, the element type, and
-    ``GC_FN(name)``, which prefixes a name with ``gc_s`` (float32) or ``gc_d`` (float64)."""
-    ctype, prefix = DTYPES[dtype]
-    return f"#define GC_T {ctype}\n#define GC_FN(name) gc_{prefix}##name\n"
+    ``GC_FN(name)``, which prefixes a name with ``gc_s`` (float32) or ``gc_d`` (float64)
+    (``prefix`` instead of ``gc_``: the kernel library's internal names)."""
+    ctype, letter = DTYPES[dtype]
+    return f"#define GC_T {ctype}\n#define GC_FN(name) {prefix}{letter}##name\n"
 
 
 def read(name: str) -> str:
@@ -104,4 +117,42 @@ def source(templates: Iterable[str], dtypes: Iterable[str]) -> str:
         parts.append(f"/* ---- {dtype} ---- */\n{prelude(dtype)}")
         parts += [f"/* ---- kernels/{h} ({dtype}) ---- */\n{read(h)}" for h in headers]
         parts.append(UNDEF)
+    return "\n".join(parts)
+
+
+def declarations(templates: Iterable[str], dtypes: Iterable[str]) -> str:
+    """C text for a step that links the kernel library: common.h, then per dtype the
+    declarations of the API (:data:`API`), between the :data:`BEGIN` / :data:`END` lines
+    that name what the step uses (:func:`with_templates` reads them)."""
+    names, wanted = _with_dependencies(templates), [d for d in DTYPES if d in set(dtypes)]
+    parts = [f"{BEGIN} {','.join(names)} {','.join(wanted)} */",
+             f"/* ---- kernels/{COMMON} ---- */\n{read(COMMON)}"]
+    for dtype in wanted:
+        parts += [f"/* ---- kernels/{API} ({dtype}) ---- */\n{prelude(dtype)}", read(API), UNDEF]
+    return "\n".join(parts + [END, ""])
+
+
+def with_templates(text: str) -> str:
+    """``text`` (a rendered step) with its API declarations (see :func:`declarations`)
+    replaced by the templates themselves: the step compiled on its own, without the
+    kernel library."""
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < 0:
+        return text
+    names, dtypes = text[begin + len(BEGIN):text.index("*/", begin)].split()
+    return text[:begin] + source(names.split(","), dtypes.split(",")) + text[end + len(END):]
+
+
+def library_source() -> str:
+    """The C text of the kernel library: every template for every dtype, named internally
+    ``gci_s...``/``gci_d...``, and the exported API (:data:`EXPORTS`) as ``gc_s...``."""
+    parts = [f"/* graphc kernel library */\n#include <math.h>\n#include <stddef.h>\n"
+             f"#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n"
+             f"/* ---- kernels/{COMMON} ---- */\n{read(COMMON)}"]
+    headers = [h for name in TEMPLATES for h in _TEMPLATES[name][0]]
+    for dtype, (_, letter) in DTYPES.items():
+        parts.append(f"/* ---- {dtype} ---- */\n{prelude(dtype, 'gci_')}"
+                     f"#define GC_API(name) gc_{letter}##name\n")
+        parts += [f"/* ---- kernels/{h} ({dtype}) ---- */\n{read(h)}" for h in headers + [EXPORTS]]
+        parts.append("#undef GC_API\n" + UNDEF)
     return "\n".join(parts)

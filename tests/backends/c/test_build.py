@@ -48,9 +48,9 @@ def compile_count(monkeypatch) -> list:
     calls = []
     real = build._compile
 
-    def counting(source, folder, lib, compiler, opts):
+    def counting(source, folder, lib, compiler, opts, **linked):
         calls.append(str(lib))
-        return real(source, folder, lib, compiler, opts)
+        return real(source, folder, lib, compiler, opts, **linked)
 
     monkeypatch.setattr(build, "_compile", counting)
     return calls
@@ -237,7 +237,11 @@ def test_warm_start_in_a_new_process_does_not_run_the_compiler(fresh_cache, monk
     expected = sess.run(y, {x: xv})
     assert sess.compile([y]).executable.build_info["cached"] is False
     compiles = [ln for ln in log.read_text().splitlines() if "kernel.c" in ln]
-    assert len(compiles) == 1
+    # the step, and once per machine the kernel library it links (compiled from its own
+    # kernel.c, under kernel-library/)
+    library = [ln for ln in compiles if "/kernel-library/" in next(
+        w for w in ln.split() if w.endswith("kernel.c"))]
+    assert len(compiles) - len(library) == 1 and len(library) <= 1
     # 2. a new process: first with no compiler at all, then with the wrapper again. It
     # defines the graph at another site ("<string>:N"): the cache key ignores sites.
     script = _CHILD_SMALL_GRAPH + textwrap.dedent(f"""
@@ -503,3 +507,35 @@ def test_openmp_threads_spin_briefly_unless_told_otherwise():
         out = subprocess.run([sys.executable, "-c", code], env={**base, **extra},
                              capture_output=True, text=True, check=True).stdout.strip()
         assert out == want, (extra, out)
+
+
+def test_steps_link_the_kernel_library_or_paste_the_templates_alike(fresh_cache, monkeypatch):
+    """A step declares the templates' API and links the kernel library built once for these
+    flags (its exports are the API's); where the library cannot be built, the step pastes
+    the templates and computes the same values."""
+    import ctypes
+
+    from graphc.backends.c import templates
+
+    rng = np.random.default_rng(5)
+    with gc.Graph() as g:
+        x = gc.placeholder((None, 1, 6, 6), name="x")
+        w = gc.variable(rng.normal(size=(3, 1, 3, 3)).astype(np.float32), name="w")
+        v = gc.variable(rng.normal(size=(12, 4)).astype(np.float32), name="v")
+        y = gc.max_pool2d(gc.relu(gc.conv2d(x, w, padding=1)), 2)
+        out = gc.reshape(y, (None, 27))[:, :12] @ v
+    xv = rng.normal(size=(4, 1, 6, 6)).astype(np.float32)
+    sess = gc.Session(g, backend="c")
+    linked = sess.run(out, {x: xv})
+    source = sess.compile([out]).source
+    assert templates.BEGIN in source and "gci_s" not in source  # declarations only
+    library = build.kernel_library(find_c_compiler(), build.flags())
+    assert library is not None and library.is_file() and str(fresh_cache) in str(library)
+    exported = ctypes.CDLL(str(library))
+    for fn in ("gc_sgemm", "gc_dgemm_packed", "gc_sconv2d_backward_filter", "gc_dmax_pool2d_select"):
+        assert hasattr(exported, fn), fn
+    monkeypatch.setattr(build, "kernel_library", lambda compiler, opts: None)
+    alone = gc.Session(g, backend="c")
+    np.testing.assert_array_equal(alone.run(out, {x: xv}), linked)
+    kernel_c = Path(alone.compile([out]).executable.build_info["source"]).read_text()
+    assert "gc_sgemm(" in kernel_c and templates.BEGIN not in kernel_c  # the templates pasted
