@@ -12,10 +12,10 @@ Rows (``--only`` picks groups; default: all):
   ReLU MLP (mean softmax cross-entropy, SGD momentum 0.9) at batch 1, 16, 64, 256,
   against a hand-written NumPy step (preallocated buffers, ``np.matmul(out=)``,
   in-place updates);
-* ``cnn``: one training step of a small CNN at batch 64 (1x28x28 input,
+* ``cnn``: one training step and inference of a small CNN at batch 64 (1x28x28 input,
   conv 8 3x3 pad 1 + ReLU + max-pool 2, conv 16 3x3 pad 1 + ReLU + max-pool 2,
-  dense 10, mean softmax cross-entropy, SGD momentum 0.9) against NumPy built on the
-  conv and pooling ops' NumPy references (:func:`graphc.ops.conv.conv2d_reference` ...);
+  dense 10, mean softmax cross-entropy, SGD momentum 0.9) against NumPy written for
+  speed (NHWC, im2col + one GEMM per convolution: :mod:`.nhwc`);
 * ``transformer``: one training step of a Transformer encoder layer (B=32, T=64,
   d=128, 4 heads, ff 512; mean over T, dense 10, cross-entropy, SGD momentum 0.9)
   and ``lstm``: one LSTM training step (B=64, T=32, F=32, H=128, last output, dense 10),

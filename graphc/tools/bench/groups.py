@@ -194,22 +194,38 @@ def bench_mlp(cfg: Config, extras: dict) -> list[dict]:
 
 
 def bench_cnn(cfg: Config, extras: dict) -> list[dict]:
-    """One training step of the 1x28x28 CNN (:func:`~.models.init_cnn`) at batch 64.
+    """The 1x28x28 CNN (:func:`~.models.init_cnn`) at batch 64: one training step, and
+    inference (the logits) from the same initial weights.
+
+    The NumPy side is :class:`~.models.NumpyCNN` (NHWC, im2col + one GEMM per
+    convolution); the inference row checks the logits on every batch of the pool first.
 
     Example::
 
         >>> extras = {"fusions": {}, "profiles": {}}
         >>> rows = bench_cnn(Config(rounds=3, min_round=0.01), extras)   # doctest: +SKIP
+        >>> [r["short"] for r in rows]                                   # doctest: +SKIP
+        ['CNN step, batch 64', 'CNN inference, batch 64']
     """
     batch = 64
     init = init_cnn()
     pool = make_pool(np.random.default_rng(4), (batch, 1, 28, 28), 10)
-    times, diff, note = _bench_step(cfg, extras, "CNN training step", build_cnn(init),
+    model = build_cnn(init)
+    times, diff, note = _bench_step(cfg, extras, "CNN training step", model,
                                     NumpyCNN(init), pool, True, 10)
     row = table_row("cnn", f"CNN 1x28x28 c8-p-c16-p-d10 train step (SGD), batch {batch}", times,
                "GFLOP/s", cnn_flops(batch, init), cfg.peak_gflops, diff, f"CNN step, batch {batch}")
     row["note_extra"] = note
-    return [row]
+    sess, twin = gc.Session(model["graph"], backend="c"), NumpyCNN(init)
+    logits, x = model["logits"], model["x"]
+    diff = max(max_rel_diff(sess.run(logits, {x: xb}), twin.forward(xb)) for xb, _ in pool)
+    times = alternate(cycle(lambda f: sess.run(logits, f), [{x: xb} for xb, _ in pool]),
+                      cycle(twin.forward, [xb for xb, _ in pool]),
+                      cfg.rounds, cfg.settle, cfg.min_round)
+    infer = table_row("cnn", f"CNN 1x28x28 c8-p-c16-p-d10 inference (logits), batch {batch}",
+                      times, "GFLOP/s", cnn_flops(batch, init, train=False), cfg.peak_gflops,
+                      diff, f"CNN inference, batch {batch}")
+    return [row, infer]
 
 
 # =============================================================================== compile

@@ -2,9 +2,10 @@
 
 CPU model, nominal clock and FLOP per cycle (for the "% of peak" column), the CPUs this
 process may run on, the thread counts the BLAS and OpenMP pools really use, the load
-average, the copy bandwidth (for the "% of copy bandwidth" column) and the git revision
-of the graphc being measured. Everything degrades to "unknown" rather than failing:
-a benchmark report without a clock speed is still a report.
+average, the copy bandwidth (for the "% of copy bandwidth" column) and where the graphc
+being measured comes from (its git revision only when it is a git checkout of graphc
+itself). Everything degrades to "unknown" rather than failing: a benchmark report
+without a clock speed is still a report.
 
 Example::
 
@@ -134,26 +135,76 @@ def loadavg() -> str:
         return "?"
 
 
+def _git(folder: str, *args: str) -> str | None:
+    """stdout of ``git args`` run in ``folder`` (None: git failed or is missing)."""
+    try:
+        out = subprocess.run(["git", *args], cwd=folder, text=True, capture_output=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _project_name(pyproject: str) -> str | None:
+    """``[project] name`` of a pyproject.toml (None: no such file or field)."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11: a plain scan of the [project] table
+        tomllib = None
+    try:
+        with open(pyproject, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    if tomllib is not None:
+        try:
+            return tomllib.loads(raw.decode()).get("project", {}).get("name")
+        except (ValueError, UnicodeDecodeError):
+            return None
+    table = ""
+    for line in raw.decode(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            table = line
+        elif table == "[project]" and line.replace(" ", "").startswith("name="):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    return None
+
+
 def git_revision(package_file: str) -> str:
-    """``" (git abc1234, modified)"`` when ``package_file`` is in a git checkout, else ``""``.
+    """Where the measured graphc comes from, as a suffix for its version:
+    ``" (git abc1234)"`` (``", modified"`` with uncommitted changes) when the package is
+    a git checkout of graphc itself, else ``" (not a git checkout)"``.
+
+    A checkout of graphc itself: the folder of ``package_file`` (``graphc/``) sits at the
+    top level of a git work tree whose pyproject.toml names the project ``graphc``, and
+    git tracks ``package_file``. An installed package that merely lies inside some other
+    repository (a virtual environment in a project's folder) is not one.
 
     Example::
 
         >>> import graphc
         >>> git_revision(graphc.__file__)       # doctest: +SKIP
         ' (git d85dc8c, modified)'
+        >>> git_revision("/usr/lib/python3/dist-packages/graphc/__init__.py")   # doctest: +SKIP
+        ' (not a git checkout)'
     """
+    not_checkout = " (not a git checkout)"
     folder = os.path.dirname(os.path.abspath(package_file))
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, text=True,
-                             capture_output=True, timeout=5, check=False)
-        if rev.returncode != 0:
-            return ""
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=folder, text=True, capture_output=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return f" (git {rev.stdout.strip()}{', modified' if dirty.stdout.strip() else ''})"
+    if not os.path.isdir(folder):
+        return not_checkout
+    top = _git(folder, "rev-parse", "--show-toplevel")
+    if not top or os.path.realpath(top) != os.path.realpath(os.path.dirname(folder)):
+        return not_checkout
+    if _project_name(os.path.join(top, "pyproject.toml")) != "graphc":
+        return not_checkout
+    if _git(top, "ls-files", "--error-unmatch", os.path.abspath(package_file)) is None:
+        return not_checkout
+    rev = _git(top, "rev-parse", "--short", "HEAD")
+    if not rev:
+        return not_checkout
+    dirty = _git(top, "status", "--porcelain", "--untracked-files=no")
+    return f" (git {rev}{', modified' if dirty else ''})"
 
 
 def thread_report() -> dict:

@@ -8,7 +8,7 @@ start equal) and a hand-written NumPy implementation of the same computation:
   :class:`NumpyMLP` (preallocated buffers, ``np.matmul(out=)``, in-place updates);
 * a CNN, ``1 x image x image -> conv c1 3x3 pad 1 + ReLU + max-pool 2 -> conv c2 3x3 pad 1
   + ReLU + max-pool 2 -> dense classes``: :func:`init_cnn`, :func:`build_cnn`,
-  :class:`NumpyCNN` (the conv and pooling ops' NumPy references, forward and backward).
+  :class:`NumpyCNN` (NHWC, im2col + one BLAS call per convolution: :mod:`.nhwc`).
 
 :func:`compare_step` runs one training step on both sides and returns their largest
 relative difference: the "max rel diff" column of the reports.
@@ -34,12 +34,20 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 import graphc as gc
-from graphc.ops.conv import (
-    conv2d_backward_data_reference,
-    conv2d_backward_filter_reference,
-    conv2d_reference,
+
+from .nhwc import (
+    CnnBuffers,
+    add_bias,
+    col2im,
+    filter_from_matrix,
+    filter_matrix,
+    filter_taps,
+    im2col,
+    max_pool2x2,
+    max_pool2x2_backward,
+    max_pool_quarters,
+    max_pool_quarters_backward,
 )
-from graphc.ops.pool import max_pool2d_backward_reference, max_pool2d_reference
 
 __all__ = [
     "CNN_LR", "CNN_MOMENTUM", "INPUT_SCALE", "MLP_LR", "MLP_MOMENTUM", "MLP_SIZES", "NumpyCNN",
@@ -217,24 +225,26 @@ def build_cnn(params: list[np.ndarray] | None = None,
     return _finish(g, x, y, net, opt)
 
 
-def cnn_flops(batch: int, params: Sequence[np.ndarray] | None = None) -> float:
+def cnn_flops(batch: int, params: Sequence[np.ndarray] | None = None,
+              train: bool = True) -> float:
     """FLOPs of the convolutions and the dense layer in one CNN training step.
 
-    Forward, data gradient (none for the input image) and filter gradient.
+    Forward, data gradient (none for the input image) and filter gradient; with
+    ``train=False`` the forward pass only (inference).
 
     Example::
 
-        >>> round(cnn_flops(64) / 1e6, 1)       # MFLOP at batch 64
-        104.2
+        >>> round(cnn_flops(64) / 1e6, 1), round(cnn_flops(64, train=False) / 1e6, 1)
+        (104.2, 37.1)
     """
     params = init_cnn() if params is None else params
-    (c1, _, kh, kw), (c2, *_), (features, classes) = (params[0].shape, params[2].shape,
-                                                      params[4].shape)
+    (c1, c0, kh, kw), (c2, *_), (features, classes) = (params[0].shape, params[2].shape,
+                                                       params[4].shape)
     side = _cnn_image(params)
-    conv1 = 2.0 * batch * c1 * side * side * kh * kw
+    conv1 = 2.0 * batch * c1 * side * side * c0 * kh * kw
     conv2 = 2.0 * batch * c2 * (side // 2) ** 2 * c1 * kh * kw
     dense = 2.0 * batch * features * classes
-    return 2 * conv1 + 3 * conv2 + 3 * dense
+    return 2 * conv1 + 3 * conv2 + 3 * dense if train else conv1 + conv2 + dense
 
 
 # =============================================================================== NumPy twins
@@ -334,7 +344,18 @@ class NumpyMLP(NumpyModel):
 
 
 class NumpyCNN(NumpyModel):
-    """:func:`build_cnn`'s forward pass and training step with the ops' NumPy references.
+    """:func:`build_cnn`'s forward pass and training step, NumPy written for speed.
+
+    NHWC activations; each convolution is an im2col copy of a strided window view and
+    one BLAS GEMM, its filter gradient one GEMM, its data gradient one (per-tap stacked)
+    ``np.matmul`` and a col2im of shifted-slice adds; 2x2 max pooling is ``np.maximum``
+    of strided views taken before the bias and ReLU (exactly equal, on a quarter of the
+    data), its gradient a first-maximum mask (:mod:`graphc.tools.bench.nhwc`); bias
+    gradients are GEMVs. The first convolution, which needs no data gradient, orders
+    its im2col rows by pooling-window quarter, so its pooling and pooling gradient work
+    on four contiguous blocks. Buffers are preallocated per batch size. The weights ``p``
+    keep graphc's layouts (OIHW filters, dense rows in the (C, H, W) order of Flatten)
+    and are permuted into GEMM operands on every call.
 
     Example::
 
@@ -346,47 +367,92 @@ class NumpyCNN(NumpyModel):
     def __init__(self, params: Sequence[np.ndarray], lr: float = CNN_LR,
                  momentum: float = CNN_MOMENTUM) -> None:
         super().__init__(params, lr, momentum)
-        self._acts: tuple = ()
+        self.side = _cnn_image(self.p)
+        (c1, c0, kh, kw), (c2, *_), (features, classes) = (a.shape for a in self.p[::2])
+        self.w1m = np.empty((kh * kw * c0, c1), np.float32)      # GEMM operands
+        self.w2m = np.empty((kh * kw * c1, c2), np.float32)
+        self.w2taps = np.empty((kh, kw, c2, c1), np.float32)
+        self.wdh = np.empty((features, classes), np.float32)     # dense rows in (H, W, C)
+        self.g = [np.empty_like(a) for a in self.p]
+        self.g_w1m, self.g_w2m = np.empty_like(self.w1m), np.empty_like(self.w2m)
+        self.g_wdh = np.empty_like(self.wdh)
+        self._bufs: dict[int, CnnBuffers] = {}
+        self._b: CnnBuffers | None = None
+
+    def _dense_rows(self, src: np.ndarray, dst: np.ndarray, to_hwc: bool) -> None:
+        """Permute dense-weight rows between (C, H, W) (graphc's Flatten) and (H, W, C)."""
+        chw = (self.p[2].shape[0], self.side // 4, self.side // 4, src.shape[1])
+        hwc = (chw[1], chw[2], chw[0], chw[3])
+        if to_hwc:
+            np.copyto(dst.reshape(hwc), src.reshape(chw).transpose(1, 2, 0, 3))
+        else:
+            np.copyto(dst.reshape(chw), src.reshape(hwc).transpose(2, 0, 1, 3))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """The logits for images ``x`` (N, 1, H, W); keeps the activations for :meth:`step`."""
+        """The logits (a new array) for images ``x`` (N, C, H, W)."""
+        return self._forward(x).copy()
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """The logits, in a buffer; keeps the activations for the backward pass."""
         w1, b1, w2, b2, wd, bd = self.p
-        r1 = conv2d_reference(x, w1, padding=1)
-        r1 += b1[:, None, None]
-        np.maximum(r1, 0, out=r1)
-        p1 = max_pool2d_reference(r1, 2)
-        r2 = conv2d_reference(p1, w2, padding=1)
-        r2 += b2[:, None, None]
-        np.maximum(r2, 0, out=r2)
-        p2 = max_pool2d_reference(r2, 2)
-        f = p2.reshape(len(x), -1)
-        z = f @ wd
-        z += bd
-        self._acts = (x, r1, p1, r2, p2, f)
-        return z
+        n, side, h2, (kh, kw) = len(x), self.side, self.side // 2, w1.shape[2:]
+        b = self._bufs.get(n)
+        if b is None:
+            b = self._bufs[n] = CnnBuffers(n, side, [a.shape for a in self.p[::2]])
+        self._b = b
+        filter_matrix(w1, self.w1m)
+        filter_matrix(w2, self.w2m)
+        self._dense_rows(wd, self.wdh, to_hwc=True)
+        np.copyto(b.xp[:, kh // 2:kh // 2 + side, kw // 2:kw // 2 + side], x.transpose(0, 2, 3, 1))
+        # pool(relu(r + b)) == relu(pool(r) + b) exactly (rounding is monotonic): the
+        # bias and ReLU go on the pooled quarter; the step adds the bias to r later
+        np.matmul(im2col(b.xp, kh, kw, b.cols1, pooled=True), self.w1m, out=b.r1)
+        max_pool_quarters(b.r1.reshape(4, *b.p1.shape), b.p1)     # into the padded buffer
+        np.maximum(add_bias(b.p1w, b1), 0, out=b.p1w)         # p1, rows of h2 * c1
+        np.matmul(im2col(b.p1p, kh, kw, b.cols2), self.w2m, out=b.r2)
+        max_pool2x2(b.r2.reshape(n, h2, h2, -1), b.p2, b.rows2)
+        p2 = b.p2.reshape(n * h2 // 2, -1)
+        np.maximum(add_bias(p2, b2), 0, out=p2)
+        np.matmul(b.p2.reshape(n, -1), self.wdh, out=b.z)
+        b.z += bd
+        return b.z
 
     def step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One SGD step on ``(x, y)``; returns the mean loss."""
-        z = self.forward(x)
-        x, r1, p1, r2, p2, f = self._acts
-        w2, wd = self.p[2], self.p[4]
-        n = len(x)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        s = e.sum(axis=1)
-        loss = float(np.mean(np.log(s) - z[np.arange(n), y]))
-        e /= s[:, None]
-        e[np.arange(n), y] -= 1.0
-        e *= np.float32(1.0 / n)
-        g_wd, g_bd = f.T @ e, e.sum(axis=0)
-        g_r2 = max_pool2d_backward_reference(r2, (e @ wd.T).reshape(p2.shape), 2)
-        g_r2 *= r2 > 0
-        g_w2 = conv2d_backward_filter_reference(p1, g_r2, w2.shape[2:], padding=1)
-        g_p1 = conv2d_backward_data_reference(g_r2, w2, p1.shape[2:], padding=1)
-        g_r1 = max_pool2d_backward_reference(r1, g_p1, 2)
-        g_r1 *= r1 > 0
-        g_w1 = conv2d_backward_filter_reference(x, g_r1, self.p[0].shape[2:], padding=1)
-        self._update([g_w1, g_r1.sum(axis=(0, 2, 3)), g_w2, g_r2.sum(axis=(0, 2, 3)), g_wd, g_bd])
+        z = self._forward(x)
+        b, g = self._b, self.g
+        n, h2 = len(x), self.side // 2
+        dz = b.dz                                             # softmax cross-entropy
+        np.max(z, axis=1, out=b.rowmax)
+        np.subtract(z, b.rowmax[:, None], out=dz)
+        np.exp(dz, out=dz)
+        np.sum(dz, axis=1, out=b.rowsum)
+        loss = float(np.mean(np.log(b.rowsum) - (z[b.rows, y] - b.rowmax)))
+        dz /= b.rowsum[:, None]
+        dz[b.rows, y] -= 1.0
+        dz *= np.float32(1.0 / n)
+        np.matmul(b.p2.reshape(n, -1).T, dz, out=self.g_wdh)  # dense
+        self._dense_rows(self.g_wdh, g[4], to_hwc=False)
+        np.sum(dz, axis=0, out=g[5])
+        np.matmul(dz, self.wdh.T, out=b.g_f)
+        g_p2 = b.g_f.reshape(b.p2.shape)
+        g_p2 *= np.greater(b.p2, 0, out=b.pos2)               # ReLU folded in: max > 0
+        add_bias(b.r2.reshape(n * h2, -1), self.p[3])  # conv + bias: its ties decide the argmax
+        max_pool2x2_backward(b.r2.reshape(n, h2, h2, -1), b.p2, g_p2,     # pool2, conv2
+                             b.g_r2.reshape(n, h2, h2, -1), b.hit2, b.taken2)
+        np.matmul(b.ones[:len(b.g_r2)], b.g_r2, out=g[3])
+        np.matmul(b.cols2.T, b.g_r2, out=self.g_w2m)
+        filter_from_matrix(self.g_w2m, g[2])
+        np.matmul(b.g_r2, filter_taps(self.p[2], self.w2taps), out=b.g_taps)
+        col2im(b.g_taps, b.g_p1p)
+        b.g_p1 *= np.greater(b.p1, 0, out=b.pos1)             # ReLU folded in
+        add_bias(b.r1.reshape(4 * n * h2, -1), self.p[1])
+        max_pool_quarters_backward(b.r1.reshape(4, *b.p1.shape), b.p1, b.g_p1,   # pool1, conv1
+                                   b.g_r1.reshape(4, *b.p1.shape), b.hit1, b.taken1)
+        np.matmul(b.ones, b.g_r1, out=g[1])
+        np.matmul(b.cols1.T, b.g_r1, out=self.g_w1m)
+        filter_from_matrix(self.g_w1m, g[0])
+        self._update(g)
         return loss
 
 
