@@ -41,6 +41,7 @@ from ..ops.state import check_single_writer
 from ..transforms.passes import optimize
 from . import checkpoint as _checkpoint
 from . import explain as _explain
+from . import fastrun as _fastrun
 from . import feeds as _feeds
 from . import verify as _verify
 from .explain import Explanation
@@ -135,6 +136,7 @@ class Session:
         self.verify_runs = verify  # every run checked by verify() first
         self._values: dict[Tensor, np.ndarray] = {}
         self._compiled: dict[tuple[int, ...], Compiled] = {}
+        self._plans = _fastrun.Plans()  # run()'s per-step path
         # one lock for every use of the state and the compiled steps: a compiled step's
         # pointer tables and arena are shared between its calls
         self._lock = threading.RLock()
@@ -304,6 +306,14 @@ class Session:
         ``training`` feeds the graph's learning phase (dropout, BatchNorm); by
         default it is True exactly when an update op is fetched.
         """
+        key = None if self.comm is not None or self.verify_runs else (
+            _fastrun.key(fetches, feed, training))
+        plan = self._plans.get(key)
+        if plan is not None:  # a repeated call: feeds compared with what passed before
+            with self._lock:
+                out = plan.run(self, fetches, feed)
+            if out is not _fastrun.MISS:
+                return out
         flat, pack = self._flatten(fetches)
         with self._lock:
             if self.verify_runs:
@@ -313,6 +323,8 @@ class Session:
             if self.comm is not None:
                 return pack(self._run_distributed(flat, feed, training))
             compiled, arrays, batch = self._prepare(flat, feed, training)
+            if key is not None:  # checked: later calls like this one take the short path
+                self._plans.learn(key, self, fetches, flat, compiled, feed, arrays, batch)
             return pack(self._step(flat, compiled, arrays, batch))
 
     def _broadcast(self) -> None:

@@ -8,6 +8,7 @@ never recompiles.
 
 from __future__ import annotations
 
+import operator
 import sys
 import time
 
@@ -54,8 +55,11 @@ class CExecutable:
         self._feed_ptrs = ffi.new("void *[]", max(len(r.feeds), 1))
         self._var_ptrs = ffi.new("void *[]", max(len(r.variables), 1))
         self._var_arrays: list = [None] * len(r.variables)
+        # the state arrays of the variables, in order, as one tuple (a C loop, not Python's)
+        self._gather_state = (operator.itemgetter(*r.variables) if len(r.variables) > 1 else
+                              lambda state: tuple(state[v] for v in r.variables))
         self._out_ptrs = ffi.new("void *[]", max(len(program.outputs), 1))
-        self._out_shapes: dict[int, list] = {}  # batch -> shape of each output (None: update)
+        self._out_shapes: dict[int, list] = {}  # batch -> (index, node, shape) of each array fetched
         self._planned: dict[int, int] = {}  # batch -> bytes of arena + scratch (checked sizes)
 
     fresh_outputs = True  # run() returns arrays nobody else references: no copy needed
@@ -113,6 +117,11 @@ class CExecutable:
         return self.kernel_list + [{"name": "(outputs, commit)", "kind": "step",
                                     "nodes": [], "stores": []}]
 
+    @property
+    def feed_order(self) -> list[Tensor]:
+        """The placeholders :meth:`run_values` takes, in its order."""
+        return self.lowered.feeds
+
     def run(self, feeds: dict[Tensor, np.ndarray], state: dict[Tensor, np.ndarray], ctx,
             seconds: np.ndarray | None = None) -> list:
         """One step. Every returned array is newly allocated (``fresh_outputs``).
@@ -120,41 +129,35 @@ class CExecutable:
         ``seconds`` (float64, one slot per :attr:`timed_units`): each unit's wall time is
         added to its slot.
         """
-        batch = ctx.batch or 0
-        lowered = self.lowered
-        keep = []  # contiguous copies of feeds, alive until gc_run returns
-        for i, p in enumerate(lowered.feeds):
-            a = feeds[p]
-            if not a.flags.c_contiguous:
-                a = np.ascontiguousarray(a)
-                keep.append(a)
-            self._feed_ptrs[i] = self._ffi.from_buffer(a)
-        for i, v in enumerate(lowered.variables):
-            a = state[v]
-            if a is not self._var_arrays[i]:
-                if not (a.flags.c_contiguous and a.flags.writeable):
-                    raise GraphcError(f"variable {v.name}: state array is not writable and "
-                                      f"contiguous")
-                self._var_ptrs[i] = self._ffi.from_buffer(a)
-                self._var_arrays[i] = a
+        values = [_contiguous(feeds[p]) for p in self.lowered.feeds]
+        return self.run_values(values, state, ctx.batch or 0, ctx.step, seconds)
+
+    def run_values(self, values: list, state: dict[Tensor, np.ndarray], batch: int, step: int,
+                   seconds: np.ndarray | None = None) -> list:
+        """:meth:`run` with the feeds already checked: ``values[i]``, a C-contiguous array,
+        feeds ``feed_order[i]`` (``Session.run``'s per-step path calls this directly)."""
+        ptrs, from_buffer = self._feed_ptrs, self._ffi.from_buffer
+        for i, a in enumerate(values):
+            ptrs[i] = from_buffer(a)
+        arrays = self._gather_state(state)
+        if not all(map(operator.is_, arrays, self._var_arrays)):  # (usually all the same)
+            self._point_to(arrays)
         shapes = self._out_shapes.get(batch)
         if shapes is None:
             self._native_arena_bytes(batch)  # every size checked before anything is allocated
             shapes = self._out_shapes[batch] = [
-                None if o.dtype is None else tuple(batch if d is None else d for d in o.shape)
-                for o in self.program.outputs]
-        outs = []
-        for i, (o, shape) in enumerate(zip(self.program.outputs, shapes)):
-            if shape is None:
-                outs.append(None)
-                continue
+                (i, o, tuple(batch if d is None else d for d in o.shape))
+                for i, o in enumerate(self.program.outputs) if o.dtype is not None]
+        outs: list = [None] * len(self.program.outputs)
+        ptrs = self._out_ptrs
+        for i, o, shape in shapes:
             try:
                 a = np.empty(shape, o.dtype)
             except (MemoryError, ValueError) as exc:  # (the message is built only here)
                 raise _allocation_error(f"fetch {o.name}", shape, o.dtype, exc) from None
-            self._out_ptrs[i] = self._ffi.from_buffer(a)
-            outs.append(a)
-        args = (batch, ctx.step, self._feed_ptrs, self._var_ptrs, self._const_ptrs,
+            ptrs[i] = from_buffer(a)
+            outs[i] = a
+        args = (batch, step, self._feed_ptrs, self._var_ptrs, self._const_ptrs,
                 self._out_ptrs, self._arena_for(batch), self._err)
         if self._prints:  # gc.print lines come from C: Python's pending output goes first
             _flush_stdout()
@@ -162,10 +165,19 @@ class CExecutable:
             code = self.lib.gc_run(*args)
         else:
             code = self.lib.gc_run_timed(*args, self._ffi.from_buffer("double[]", seconds))
-        del keep
         if code:
             self._raise(code - 1)
         return outs
+
+    def _point_to(self, arrays: tuple) -> None:
+        """Point the variables' slots at ``arrays`` (one per ``lowered.variables``)."""
+        for i, (v, a) in enumerate(zip(self.lowered.variables, arrays)):
+            if a is not self._var_arrays[i]:
+                if not (a.flags.c_contiguous and a.flags.writeable):
+                    raise GraphcError(f"variable {v.name}: state array is not writable and "
+                                      f"contiguous")
+                self._var_ptrs[i] = self._ffi.from_buffer(a)
+                self._var_arrays[i] = a
 
     def _raise(self, index: int) -> None:
         message = self._ffi.string(self._err).decode(errors="replace")
@@ -215,6 +227,10 @@ class CBackend:
 
     def compile(self, program: Program) -> CExecutable:
         return CExecutable(program, self.check_numerics)
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def _flush_stdout() -> None:
