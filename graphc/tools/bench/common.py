@@ -10,7 +10,11 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -97,3 +101,26 @@ def make_pool(rng: np.random.Generator, shape: tuple[int, ...], classes: int) ->
     """:data:`POOL` batches of N(0, INPUT_SCALE^2) inputs and random labels."""
     return [((INPUT_SCALE * rng.standard_normal(shape)).astype(np.float32),
              rng.integers(0, classes, shape[0]).astype(np.int64)) for _ in range(POOL)]
+
+
+_LIBRARY_PROBE = ("import json, time; from graphc.backends.c.build import flags, kernel_library; "
+                  "from graphc.env import find_c_compiler; t = time.perf_counter(); "
+                  "ok = kernel_library(find_c_compiler(), flags()) is not None; "
+                  "print(json.dumps({'library_s': time.perf_counter() - t, 'built': ok}))")
+
+
+def build_kernel_library(cache: str) -> float:
+    """Seconds a new process takes to build the C kernel library into the compile cache
+    ``cache`` (``GRAPHC_CACHE_DIR``): done once per machine, before a step's cold compile is
+    timed there (that compile then links it, as every later graph's does).
+
+    Example::
+
+        >>> build_kernel_library("/tmp/fresh-cache")   # doctest: +SKIP
+        3.9
+    """
+    proc = subprocess.run([sys.executable, "-c", _LIBRARY_PROBE], capture_output=True, text=True,
+                          check=False, env={**os.environ, "GRAPHC_CACHE_DIR": cache})
+    if proc.returncode != 0:
+        raise RuntimeError(f"kernel library build failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])["library_s"]
