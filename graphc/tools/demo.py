@@ -168,6 +168,10 @@ def _table(rows: list[dict], backend: str, rounds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: seconds of sleep before each timed round of the demo's benchmark
+SETTLE = 0.25
+
+
 def benchmark(sess: gc.Session, cnn: dict, x_test: np.ndarray, batch: tuple, rounds: int,
               seed: int = 0) -> dict:
     """Compare graphc with NumPy: the CNN's forward pass, one MLP training step.
@@ -185,8 +189,10 @@ def benchmark(sess: gc.Session, cnn: dict, x_test: np.ndarray, batch: tuple, rou
     twin = NumpyCNN([sess.get_value(p) for p in cnn["params"]])
     feed = {cnn["x"]: x_test}
     diff = max_rel_diff(sess.run(cnn["logits"], feed), twin.forward(x_test))
+    # rounds of 0.1 s after 0.25 s of sleep: OpenBLAS's worker threads keep spinning for
+    # about 0.1 s after NumPy's last matmul and would take the cores from graphc's
     t_g, t_n = alternate_medians(lambda: sess.run(cnn["logits"], feed),
-                                 lambda: twin.forward(x_test), rounds)
+                                 lambda: twin.forward(x_test), rounds, settle=SETTLE, min_s=0.1)
     rows = [{"name": f"digits-CNN forward pass, {len(x_test)} test images",
              "graphc_s": t_g, "numpy_s": t_n, "max_rel_diff": diff}]
 
@@ -198,7 +204,7 @@ def benchmark(sess: gc.Session, cnn: dict, x_test: np.ndarray, batch: tuple, rou
     diff = compare_step(msess, mlp, step, x, y)
     feed_b = {mlp["x"]: x, mlp["y"]: y}
     t_g, t_n = alternate_medians(lambda: msess.run(mlp["train"], feed_b),
-                                 lambda: step.step(x, y), rounds)
+                                 lambda: step.step(x, y), rounds, settle=SETTLE, min_s=0.1)
     rows.append({"name": f"MLP training step (64-64-10, softmax CE, SGD), batch {len(x)}",
                  "graphc_s": t_g, "numpy_s": t_n, "max_rel_diff": diff})
     for r in rows:
