@@ -90,7 +90,7 @@ static inline void GC_FN(_gemm_block)(const GC_FN(_gemm_job) *g, const GC_T *apa
     const ptrdiff_t ldc = g->ldc;
     GC_T *c = g->C + i0 * ldc + j0;
     if (last && g->owns_store) {
-        GC_FN(_ukr_edge)(mr, kc, apan, bpan, tile);
+        GC_FN(_ukr_edge)(mr, nr, kc, apan, bpan, tile);
         if (acc)
             for (int i = 0; i < mr; ++i)
                 for (int j = 0; j < nr; ++j) tile[i * NR + j] += c[i * ldc + j];
@@ -100,7 +100,7 @@ static inline void GC_FN(_gemm_block)(const GC_FN(_gemm_job) *g, const GC_T *apa
     if (mr == MR && nr == NR) {
         GC_FN(_ukr)(kc, apan, bpan, c, ldc, acc);
     } else { /* an edge: computed in `tile`, its valid part merged */
-        GC_FN(_ukr_edge)(mr, kc, apan, bpan, tile);
+        GC_FN(_ukr_edge)(mr, nr, kc, apan, bpan, tile);
         for (int i = 0; i < mr; ++i) {
             if (acc)
                 for (int j = 0; j < nr; ++j) c[i * ldc + j] += tile[i * NR + j];

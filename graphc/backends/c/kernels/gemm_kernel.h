@@ -22,12 +22,12 @@ enum {
     GC_FN(_mc) = sizeof(GC_T) == 4 ? GC_SGEMM_MC : GC_DGEMM_MC,
 };
 
-/* c[0:rows, 0:NR] (row stride ldc) = sum_k ap[k*MR + i] * bp[k*NR + j], or += when acc.
- * The rows x 2 vector accumulators stay in registers: `rows` is a constant in every caller,
- * so the row loops unroll completely.  ap, bp: packed panels, 64-byte aligned. */
-static inline __attribute__((always_inline)) void GC_FN(_ukr_rows)(
-    const int rows, long kc, const GC_T *restrict ap, const GC_T *restrict bp, GC_T *restrict c,
-    ptrdiff_t ldc, int acc) {
+/* c[0:rows, 0:vecs*VL] (row stride ldc) = sum_k ap[k*MR + i] * bp[k*NR + j] (only the first
+ * vecs vectors of each packed row), or += when acc.  The rows x vecs vector accumulators stay
+ * in registers: `rows` and `vecs` are constants in every caller, so the loops unroll. */
+static inline __attribute__((always_inline)) void GC_FN(_ukr_block)(
+    const int rows, const int vecs, long kc, const GC_T *restrict ap, const GC_T *restrict bp,
+    GC_T *restrict c, ptrdiff_t ldc, int acc) {
     typedef GC_FN(_vec) vec;
     typedef GC_FN(_vec_u) vec_u;
     vec c0[GC_GEMM_MR], c1[GC_GEMM_MR];
@@ -36,18 +36,19 @@ static inline __attribute__((always_inline)) void GC_FN(_ukr_rows)(
         c0[i] = (vec){0};
         c1[i] = (vec){0};
         __builtin_prefetch(c + i * ldc, 1, 3);
-        __builtin_prefetch(c + i * ldc + GC_FN(_nr) - 1, 1, 3);
+        if (vecs == 2) __builtin_prefetch(c + i * ldc + GC_FN(_nr) - 1, 1, 3);
     }
     ap = (const GC_T *)__builtin_assume_aligned(ap, 64);
     bp = (const GC_T *)__builtin_assume_aligned(bp, 64);
 #pragma GCC unroll 4
     for (long k = 0; k < kc; ++k) {
-        const vec b0 = ((const vec *)bp)[0], b1 = ((const vec *)bp)[1];
+        const vec b0 = ((const vec *)bp)[0];
+        const vec b1 = vecs == 2 ? ((const vec *)bp)[1] : b0;
 #pragma GCC unroll 16
         for (int i = 0; i < rows; ++i) {
             const GC_T a = ap[i];
             c0[i] += a * b0;
-            c1[i] += a * b1;
+            if (vecs == 2) c1[i] += a * b1;
         }
         ap += GC_GEMM_MR;
         bp += GC_FN(_nr);
@@ -57,12 +58,21 @@ static inline __attribute__((always_inline)) void GC_FN(_ukr_rows)(
         vec_u *cr = (vec_u *)(c + i * ldc);
         if (acc) {
             cr[0] += c0[i];
-            cr[1] += c1[i];
+            if (vecs == 2) cr[1] += c1[i];
         } else {
             cr[0] = c0[i];
-            cr[1] = c1[i];
+            if (vecs == 2) cr[1] = c1[i];
         }
     }
+}
+
+/* c[0:rows, 0:NR] (row stride ldc) = sum_k ap[k*MR + i] * bp[k*NR + j], or += when acc.
+ * The rows x 2 vector accumulators stay in registers: `rows` is a constant in every caller,
+ * so the row loops unroll completely.  ap, bp: packed panels, 64-byte aligned. */
+static inline __attribute__((always_inline)) void GC_FN(_ukr_rows)(
+    const int rows, long kc, const GC_T *restrict ap, const GC_T *restrict bp, GC_T *restrict c,
+    ptrdiff_t ldc, int acc) {
+    GC_FN(_ukr_block)(rows, 2, kc, ap, bp, c, ldc, acc);
 }
 
 /* The full MR-row micro-kernel (inlined into the driver: it runs almost every tile). */
@@ -86,11 +96,21 @@ static GC_UNUSED __attribute__((noinline)) void GC_FN(_ukr_two_thirds)(long kc, 
     GC_FN(_ukr_rows)(2 * GC_GEMM_MR / 3, kc, ap, bp, c, ldc, 0);
 }
 
+/* The full MR rows, but one vector wide: an edge panel of at most NR/2 columns (a small
+ * convolution's 16 output pixels) does half the multiply-adds.  Not inlined. */
+static GC_UNUSED __attribute__((noinline)) void GC_FN(_ukr_half)(long kc, const GC_T *ap,
+                                                                 const GC_T *bp, GC_T *c,
+                                                                 ptrdiff_t ldc) {
+    GC_FN(_ukr_block)(GC_GEMM_MR, 1, kc, ap, bp, c, ldc, 0);
+}
+
 /* tile[0:mr, 0:NR] (row stride NR) = the panel product, with the smallest kernel covering
  * mr rows (rows past mr are garbage). */
-static inline void GC_FN(_ukr_edge)(int mr, long kc, const GC_T *ap, const GC_T *bp,
+static inline void GC_FN(_ukr_edge)(int mr, int nr, long kc, const GC_T *ap, const GC_T *bp,
                                     GC_T *tile) {
-    if (mr <= GC_GEMM_MR / 3)
+    if (nr <= GC_FN(_vl) && mr > GC_GEMM_MR / 3)
+        GC_FN(_ukr_half)(kc, ap, bp, tile, GC_FN(_nr));
+    else if (mr <= GC_GEMM_MR / 3)
         GC_FN(_ukr_third)(kc, ap, bp, tile, GC_FN(_nr));
     else if (mr <= 2 * GC_GEMM_MR / 3)
         GC_FN(_ukr_two_thirds)(kc, ap, bp, tile, GC_FN(_nr));
