@@ -441,6 +441,10 @@ POOL_CASES = [
     (2, 2, 9, 12, (3, 3), (3, 3), (0, 0)),  # 3x3 windows tiling the plane
     (1, 1, 3, 2100, (2, 2), (2, 2), (0, 0)),  # rows wider than GC_POOL_BLOCK: in pieces
     (1, 1, 3, 2101, (3, 3), (2, 2), (1, 1)),
+    # tiny planes tiled by 2x2/2 windows (a conv's 4 x 4 maps): stacked into one tall plane
+    (37, 32, 4, 4, (2, 2), (2, 2), (0, 0)),
+    (300, 5, 2, 2, (2, 2), (2, 2), (0, 0)),
+    (3, 2, 8, 2, (2, 2), (2, 2), (0, 0)),
 ]
 
 
@@ -479,17 +483,21 @@ def test_pool2d(lib, dtype, case):
     check_pool(lib, dtype, case, rng.integers(0, 3, case[:4]).astype(dtype))
 
 
-@pytest.mark.parametrize("k,st,pad", [(3, 2, 1), (3, 2, 0), (2, 2, 0), (3, 1, 0)],
-                         ids=["padded", "unpadded_3x3", "tiled_2x2", "generic_unpadded"])
+@pytest.mark.parametrize("k,st,pad,w", [(3, 2, 1, 6), (3, 2, 0, 6), (2, 2, 0, 6), (3, 1, 0, 6),
+                                         (2, 2, 0, 4)],
+                         ids=["padded", "unpadded_3x3", "tiled_2x2", "generic_unpadded",
+                              "tiny_planes_2x2"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_max_pool_inf_and_nan(lib, dtype, k, st, pad):
-    """-inf windows, +inf, and NaN: the first NaN of a window is its maximum."""
-    x = np.random.default_rng(3).standard_normal((1, 2, 6, 6)).astype(dtype)
+def test_max_pool_inf_and_nan(lib, dtype, k, st, pad, w):
+    """-inf windows, +inf, and NaN: the first NaN of a window is its maximum; -0 and +0
+    tie, the first wins."""
+    x = np.random.default_rng(3).standard_normal((1, 2, 6, w)).astype(dtype)
     x[0, 0, :2, :2] = -np.inf  # a window of -inf only (plus -inf padding if padded)
-    x[0, 1, 3, 2] = x[0, 1, 3, 4] = x[0, 1, 1, 1] = np.nan
+    x[0, 1, 3, 2] = x[0, 1, 3, w - 2] = x[0, 1, 1, 1] = np.nan
     x[0, 1, 0, 0] = np.inf
+    x[0, 0, 4, 2], x[0, 0, 4, 3], x[0, 0, 5, 2:4] = -0.0, 0.0, -1.0  # a window of -0 then +0
     with np.errstate(invalid="ignore"):
-        check_pool(lib, dtype, (1, 2, 6, 6, (k, k), (st, st), (pad, pad)), x)
+        check_pool(lib, dtype, (1, 2, 6, w, (k, k), (st, st), (pad, pad)), x)
 
 
 # ---------------------------------------------------------------------------- builds

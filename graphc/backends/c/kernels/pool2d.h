@@ -215,6 +215,15 @@ static inline __attribute__((always_inline)) void GC_FN(_pool_max_tiled_backward
     }
 }
 
+/* Whether the planes are tiny (at most 2 windows a row) and tiled exactly by 2x2 windows of
+ * stride 2 with no padding: consecutive planes then stack into one tall plane of the same
+ * windows (a conv's 4 x 4 maps: per plane, the vector loops over a row were overhead). */
+static inline int GC_FN(_pool_small_2x2)(const GC_FN(_pool_call) *pc) {
+    const gc_pool_shape *s = pc->s;
+    return pc->OW <= 2 && s->KH == 2 && s->KW == 2 && s->SH == 2 && s->SW == 2 && !s->PH &&
+           !s->PW && pc->OH * 2 == s->H && pc->OW * 2 == s->W;
+}
+
 /* ------------------------------------------------------------------ per plane */
 
 /* y = max_pool2d(x) on one plane (a = x). */
@@ -324,6 +333,27 @@ static GC_UNUSED void GC_FN(_avg_pool_backward_plane)(const GC_FN(_pool_call) *p
 /* y = max_pool2d(x). */
 static GC_UNUSED void GC_FN(max_pool2d_forward)(const gc_pool_shape *s, const GC_T *x, GC_T *y) {
     const GC_FN(_pool_call) pc = GC_FN(_pool_setup)(s, x, NULL, y);
+    if (GC_FN(_pool_small_2x2)(&pc)) {
+        /* tiny planes the 2x2/2 windows tile: all of them as one tall plane of rows*OW
+         * windows, vectorized down the rows (a row holds only 1 or 2 windows) in runs of
+         * GC_POOL_BLOCK rows */
+        const int64_t rows = pc.planes * pc.OH;
+        const int W = s->W, OW = pc.OW;
+        const int64_t runs = (rows + GC_POOL_BLOCK - 1) / GC_POOL_BLOCK;
+        GC_OMP("omp parallel for schedule(static) if(pc.par)")
+        for (int64_t r = 0; r < runs; ++r) {
+            const int64_t q0 = r * GC_POOL_BLOCK;
+            const int n = (int)(rows - q0 < GC_POOL_BLOCK ? rows - q0 : GC_POOL_BLOCK);
+            const GC_T *xr = x + q0 * 2 * W;
+            GC_T *yr = y + q0 * OW;
+            for (int c = 0; c < OW; ++c) {
+                GC_OMP("omp simd")
+                for (int q = 0; q < n; ++q)
+                    GC_FN(_pool_window_max)(xr, W, 2, 2, 2 * q, 2 * c, yr + q * OW + c);
+            }
+        }
+        return;
+    }
     GC_OMP("omp parallel for schedule(static) if(pc.par)")
     for (int64_t pl = 0; pl < pc.planes; ++pl) GC_FN(_max_pool_forward_plane)(&pc, pl);
 }
