@@ -270,6 +270,7 @@ typedef struct {
     const GC_T *w;
     GC_T *out;
     const gc_epilogue *epi;
+    const GC_T *packed_w; /* forward: w packed once as every image's GEMM's A, or NULL */
 } GC_FN(_conv_call);
 
 /* Computes image n of a pass: GEMM scratch (g, bytes), the image buffer `buf`, par: the GEMM
@@ -288,14 +289,14 @@ static GC_UNUSED void GC_FN(_conv_forward_image)(const GC_FN(_conv_call) *cc, in
     if (gc_conv_is_pointwise(s)) {
         const GC_FN(_gemm_job) job = {.M = s->O, .N = Pn, .K = s->C, .A = cc->w, .lda = s->C,
                                       .B = x, .ldb = Pn, .C = y, .ldc = Pn, .epi = cc->epi,
-                                      .image = n};
+                                      .image = n, .packed_a = cc->packed_w};
         GC_FN(_conv_gemm)(&job, g, bytes, par);
         return;
     }
     const GC_FN(_im2col) im = GC_FN(_im2col_image)(s, cc->OH, cc->OW, x, buf);
     const GC_FN(_gemm_job) job = {.M = s->O, .N = Pn, .K = CKK, .A = cc->w, .lda = CKK, .C = y,
                                   .ldc = Pn, .pack_b = GC_FN(_pack_im2col), .pack_ctx = &im,
-                                  .epi = cc->epi, .image = n};
+                                  .epi = cc->epi, .image = n, .packed_a = cc->packed_w};
     GC_FN(_conv_gemm)(&job, g, bytes, par);
 }
 
@@ -348,11 +349,21 @@ static GC_UNUSED void GC_FN(_conv_each_image)(const GC_FN(_conv_call) *cc,
 static GC_UNUSED void GC_FN(conv2d_forward)(const gc_conv_shape *s, const GC_T *x, const GC_T *w,
                                             GC_T *y, void *ws, size_t ws_bytes,
                                             const gc_epilogue *epi) {
-    const GC_FN(_conv_call) cc = {s, gc_window_out(s->H, s->KH, s->SH, s->PH),
-                                  gc_window_out(s->W, s->KW, s->SW, s->PW), x, w, y,
-                                  epi && epi->fn ? epi : NULL};
+    GC_FN(_conv_call) cc = {s, gc_window_out(s->H, s->KH, s->SH, s->PH),
+                            gc_window_out(s->W, s->KW, s->SW, s->PW), x, w, y,
+                            epi && epi->fn ? epi : NULL, NULL};
     if (s->N <= 0 || s->O <= 0 || cc.OH <= 0 || cc.OW <= 0) return;
+    /* the filters are every image's A: packed once (without memory for it, per image) */
+    const int64_t K = gc_conv_is_pointwise(s) ? s->C : (int64_t)s->C * s->KH * s->KW;
+    const size_t bytes = gc_round_up(sizeof(GC_T) * gc_round_up((size_t)s->O, GC_GEMM_MR) *
+                                     (size_t)(K > 0 ? K : 1), 64);
+    GC_T *packed = s->N > 1 && K > 0 ? (GC_T *)aligned_alloc(64, bytes) : NULL;
+    if (packed) {
+        GC_FN(_gemm_pack_a)(0, s->O, K, w, K, packed);
+        cc.packed_w = packed;
+    }
     GC_FN(_conv_each_image)(&cc, GC_FN(_conv_forward_image), GC_FN(_conv_fwd), ws, ws_bytes);
+    free(packed);
 }
 
 /* gx = the gradient of conv2d with respect to x, given gy (see the header comment). */
@@ -361,7 +372,7 @@ static GC_UNUSED void GC_FN(conv2d_backward_data)(const gc_conv_shape *s, const 
                                                   size_t ws_bytes, const gc_epilogue *epi) {
     const GC_FN(_conv_call) cc = {s, gc_window_out(s->H, s->KH, s->SH, s->PH),
                                   gc_window_out(s->W, s->KW, s->SW, s->PW), gy, w, gx,
-                                  epi && epi->fn ? epi : NULL};
+                                  epi && epi->fn ? epi : NULL, NULL};
     if (s->N <= 0 || s->C <= 0 || s->H <= 0 || s->W <= 0) return;
     GC_FN(_conv_each_image)(&cc, GC_FN(_conv_backward_data_image), GC_FN(_conv_bwd_data), ws,
                             ws_bytes);

@@ -55,6 +55,7 @@ typedef struct {
     const GC_T *B; /* unused with pack_b or packed_b */
     ptrdiff_t ldb;
     const GC_T *packed_b;       /* all of op(B), packed by GC_FN(gemm_pack_b); NULL: pack here */
+    const GC_T *packed_a;       /* all of op(A), packed by GC_FN(_gemm_pack_a); NULL: pack here */
     GC_T *C;
     ptrdiff_t ldc;
     int accumulate;             /* C += op(A) op(B) (the conv filter gradient over images) */
@@ -147,10 +148,14 @@ static GC_UNUSED void GC_FN(_gemm_tile)(const GC_FN(_gemm_job) *g, int64_t m0, i
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int mc = m1 - ic < MC ? (int)(m1 - ic) : MC;
                 const GC_T *a = g->ta ? g->A + pc * g->lda + ic : g->A + ic * g->lda + pc;
-                GC_FN(_pack_a)(g->ta, mc, kc, a, g->lda, ap);
+                const GC_T *apk = ap;
+                if (g->packed_a) /* depth block pc of the packed operand, from row ic */
+                    apk = g->packed_a + pc * (int64_t)gc_round_up((size_t)g->M, MR) + ic * kc;
+                else
+                    GC_FN(_pack_a)(g->ta, mc, kc, a, g->lda, ap);
                 for (int ir = 0; ir < mc; ir += MR)
                     for (int jr = 0; jr < nc; jr += NR)
-                        GC_FN(_gemm_block)(g, ap + (size_t)ir * kc, bpk + (size_t)jr * kc, kc,
+                        GC_FN(_gemm_block)(g, apk + (size_t)ir * kc, bpk + (size_t)jr * kc, kc,
                                            ic + ir, jc + jr, mc - ir < MR ? mc - ir : MR,
                                            nc - jr < NR ? nc - jr : NR, acc, last, tile);
             }
@@ -236,6 +241,19 @@ static inline void GC_FN(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, 
                                 .B = B, .ldb = ldb, .C = C, .ldc = ldc, .epi = epi,
                                 .owns_store = epi && epi->owns_store};
     GC_FN(_gemm_run)(&g, ws, ws_bytes);
+}
+
+/* op(A) (M x K; A[i*lda + k], or A[k*lda + i] when ta) packed whole for _gemm_job.packed_a:
+ * depth block pc starts at pc * round_up(M, MR), its row panel p at p * MR * kc within it;
+ * round_up(M, MR) * K elements, 64-byte aligned (an operand many GEMMs share: a
+ * convolution's filters, one GEMM per image). */
+static inline void GC_FN(_gemm_pack_a)(int ta, int64_t M, int64_t K, const GC_T *A, ptrdiff_t lda,
+                                       GC_T *packed) {
+    const int64_t mpad = (int64_t)gc_round_up((size_t)M, GC_GEMM_MR);
+    for (int64_t pc = 0; pc < K; pc += GC_FN(_kc)) {
+        const int kc = K - pc < GC_FN(_kc) ? (int)(K - pc) : GC_FN(_kc);
+        GC_FN(_pack_a)(ta, (int)M, kc, ta ? A + pc * lda : A + pc, lda, packed + pc * mpad);
+    }
 }
 
 /* Elements of the packed form of a K x N op(B): each depth block of KC rows holds the panels
