@@ -114,7 +114,7 @@ PANEL_COLUMNS = 32
 class PackB(Op):
     """``op(b)`` (K x N) laid out once in the GEMM's panel order, for many products by the
     same matrix (a weight that a scan's body reads at every step: see
-    :func:`graphc.transforms.scan.prepack_weights`). Its value, the NumPy reference's, is
+    :func:`graphc.transforms.scan_rewrites.prepack_weights`). Its value, the NumPy reference's, is
     ``op(b)`` with zero columns up to a multiple of :data:`PANEL_COLUMNS`, as many elements
     as the C backend's panels need. Made after the gradients: it has none."""
 

@@ -21,7 +21,7 @@ from ..ir.program import Program, clone, rewrite, toposort
 from ..ops import elemwise as E
 from ..ops.linalg import MatMulSum, matmul_sum
 from ..ops.shape import concat, slice_of
-from .scan import drop_unread_sequences, prepack_weights
+from .scan_rewrites import drop_unread_sequences, prepack_weights
 
 
 def _fn(node: Tensor) -> str | None:

@@ -35,7 +35,7 @@ def relu(x):
 
 
 def _packed(x, w, tb):
-    """x @ op(w) with op(w) packed first (as graphc.transforms.scan.prepack_weights does)."""
+    """x @ op(w) with op(w) packed first (as graphc.transforms.scan_rewrites.prepack_weights does)."""
     return packed_matmul(gc.matmul(x, w, transpose_b=tb), make(PackB, [w], {"transpose": tb}))
 
 
