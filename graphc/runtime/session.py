@@ -22,8 +22,6 @@ import numpy as np
 
 from ..backends import get_backend
 from ..distributed import comm as _comm
-from ..distributed.ops import collective_counts
-from ..distributed.rewrite import has_markers as _has_markers
 from ..distributed.rewrite import prepare as _distribute
 from ..ir.errors import (
     ArgumentError,
@@ -40,6 +38,7 @@ from ..ir.program import Program
 from ..ops.state import check_single_writer
 from ..transforms.passes import optimize
 from . import checkpoint as _checkpoint
+from . import collective as _collective
 from . import explain as _explain
 from . import fastrun as _fastrun
 from . import feeds as _feeds
@@ -145,7 +144,7 @@ class Session:
         self._nodes_seen = 0  # the graph's size then
         if comm is not None:
             _comm.check_comm(comm)
-            self._broadcast()
+            _collective.broadcast_new(self)
 
     # -- variables ---------------------------------------------------------------------
     def _state(self, var: Tensor) -> np.ndarray:
@@ -276,7 +275,7 @@ class Session:
         else:
             raise GraphcError(f"compile: fetches must be a tensor or a list/tuple of tensors, "
                               f"got {type(fetches).__name__}{at(user_site())}")
-        key = _key(fetches)
+        key = compiled_key(fetches)
         known = self._compiled.get(key)
         if known is not None:
             return known  # (the per-step path: nothing to check again)
@@ -321,51 +320,11 @@ class Session:
                 if not report.ok:
                     raise VerifyError(str(report), report)
             if self.comm is not None:
-                return pack(self._run_distributed(flat, feed, training))
+                return pack(_collective.run(self, flat, feed, training))
             compiled, arrays, batch = self._prepare(flat, feed, training)
             if key is not None:  # checked: later calls like this one take the short path
                 self._plans.learn(key, self, fetches, flat, compiled, feed, arrays, batch)
             return pack(self._step(flat, compiled, arrays, batch))
-
-    def _broadcast(self) -> None:
-        """Give every variable not broadcast yet rank 0's value (all ranks call this with
-        the same graph, so the broadcasts match)."""
-        todo = [v for v in self.graph.variables() if v.id not in self._synced]
-        _comm.broadcast(self.comm, [self._state(v) for v in todo])
-        self._synced.update(v.id for v in todo)
-        self._nodes_seen = len(self.graph.nodes)
-
-    def _run_distributed(self, flat: list, feed: dict | None, training: bool | None) -> list:
-        """One step on every rank: commits only when no rank failed; otherwise every rank
-        takes part in the allreduces still to come and raises the first failing rank's error."""
-        if len(self.graph.nodes) != self._nodes_seen:  # new variables since the last run?
-            self._broadcast()
-        if _key(flat) not in self._compiled and _has_markers(Program(flat)):
-            compiled = exc = None  # (a collective fetch set: a build failing on one host
-            # fails on every host, instead of leaving the others waiting in the step)
-            try:
-                compiled = self.compile(flat)
-            except Exception as e:
-                exc = e
-            _raise(_comm.agree(self.comm, exc))
-        compiled = self.compile(flat)
-        kernels = getattr(compiled.executable, "kernels", [])  # (C: the collectives' order)
-        counts = collective_counts([n for k in kernels for n in k.nodes] or compiled.program.nodes)
-        if not counts:  # (no gradient, no allreduce_mean: this rank's business alone)
-            compiled, arrays, batch = self._prepare(flat, feed, training)
-            return self._step(flat, compiled, arrays, batch)
-        ctx = outputs = exc = None
-        try:
-            compiled, arrays, batch = self._prepare(flat, feed, training)
-            ctx = _StepContext(self.step, batch)
-            outputs = self._execute(compiled, arrays, ctx)
-        except Exception as e:
-            exc = e
-            done = len(counts) if ctx is not None and compiled.source is not None else (
-                getattr(ctx, "collectives_done", 0))
-            _comm.drain(self.comm, counts[done:])
-        _raise(_comm.agree(self.comm, None if exc is None or _comm.is_remote(exc) else exc))
-        return self._commit(flat, compiled, ctx, outputs)
 
     def profile(self, fetches, feed: dict | None = None, runs: int = 10,
                 training: bool | None = None) -> Profile:
@@ -462,9 +421,16 @@ class Session:
                             "placeholder that has a None dimension")
         return compiled, arrays, batch
 
+    def is_compiled(self, fetches: list) -> bool:
+        """Whether the fetch list ``fetches`` was compiled (and so checked) already."""
+        return compiled_key(fetches) in self._compiled
+
+    def _context(self, batch: int | None) -> _StepContext:
+        return _StepContext(self.step, batch)
+
     def _step(self, flat: list, compiled: Compiled, arrays: dict, batch: int | None,
               seconds: np.ndarray | None = None) -> list:
-        ctx = _StepContext(self.step, batch)
+        ctx = self._context(batch)
         return self._commit(flat, compiled, ctx, self._execute(compiled, arrays, ctx, seconds))
 
     def _execute(self, compiled: Compiled, arrays: dict, ctx: _StepContext,
@@ -499,7 +465,7 @@ class Session:
         else:
             raise GraphcError(f"run: fetches must be a tensor, a list/tuple or a dict, "
                               f"got {type(fetches).__name__}{at(user_site())}")
-        if _key(flat) not in self._compiled:  # (a compiled fetch list was checked then)
+        if not self.is_compiled(flat):  # (a compiled fetch list was checked then)
             labels = [f"[{k!r}]" for k in keys] if keys is not None else (
                 f"[{i}]" for i in range(len(flat)))
             for label, f in zip(labels, flat):
@@ -510,12 +476,7 @@ class Session:
         return f"<graphc.Session backend={self.backend!r} step={self.step}>"
 
 
-def _raise(error: BaseException | None) -> None:
-    if error is not None:
-        raise error
-
-
-def _key(fetches: list) -> tuple:
+def compiled_key(fetches: list) -> tuple:
     """The compile cache's key of a fetch list: tensor ids are never reused in a process,
     so a known key is the same fetch list (only lists whose checks passed are stored)."""
     return tuple(f.id if type(f) is Tensor else None for f in fetches)
