@@ -30,6 +30,16 @@ def _gemm(plan: Plan, dtype: str, ta: bool, tb: bool, m: Expr, n: Expr, k: Expr,
     return TemplateCall("gemm", "gemm", dtype, args, workspace=True, epilogue=epilogue)
 
 
+def _host(group: Group, plan: Plan, row_axes: int):
+    """(the tensor the GEMM writes, its epilogue or None) of a GEMM kernel whose output
+    rows are the first ``row_axes`` axes."""
+    node = group.root
+    if not group.members:
+        return node, None
+    out = host_output(group)
+    return out, lower_epilogue(group, plan, [("i", row_axes), ("j", 1)], out, node)
+
+
 def _mat_dims(t: Tensor, transposed: bool):
     rows, cols = t.shape[-2], t.shape[-1]
     return (cols, rows) if transposed else (rows, cols)
@@ -42,13 +52,12 @@ def lower_matmul(group: Group, plan: Plan) -> list:
     ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
     m, k = _mat_dims(a, ta)
     _, n = _mat_dims(b, tb)
-    out = host_output(group) if group.members else node
     if node.ndim == 2 or one_gemm(node):  # the GEMM applies any epilogue to each finished tile
-        rows = node.ndim - 1  # (one GEMM over all the rows of a batched a and a 2-D b)
-        epi = lower_epilogue(group, plan, [("i", rows), ("j", 1)], out, node) if group.members else None
+        out, epi = _host(group, plan, node.ndim - 1)  # (one GEMM over all the rows)
         return [_gemm(plan, node.dtype, ta, tb, prod(node.shape[:-1]), size(n), size(k), a, ZERO, b,
                       ZERO, out, epilogue=epi)]
     # batched, with NumPy broadcasting of the batch dimensions
+    out = host_output(group) if group.members else node
     batch = node.shape[:-2]
     lv = [f"b{j}" for j in range(len(batch))]
 
@@ -73,8 +82,7 @@ def lower_matmul_sum(group: Group, plan: Plan) -> list:
     node = group.root
     x, y = node.inputs
     k, n = x.shape[-1], y.shape[-1]
-    out = host_output(group) if group.members else node
-    epi = lower_epilogue(group, plan, [("i", 1), ("j", 1)], out, node) if group.members else None
+    out, epi = _host(group, plan, 1)
     return [_gemm(plan, node.dtype, True, False, size(k), size(n), prod(x.shape[:-1]), x, ZERO, y, ZERO,
                   out, epilogue=epi)]
 
@@ -96,10 +104,9 @@ def lower_packed_matmul(group: Group, plan: Plan) -> list:
     node = group.root
     a, packed = node.inputs
     ta, n = node.attrs["transpose_a"], node.attrs["n"]
-    m, k = _mat_dims(a, ta)
-    rows = prod(node.shape[:-1]) if not ta else size(m)
-    out = host_output(group) if group.members else node
-    epi = lower_epilogue(group, plan, [("i", node.ndim - 1), ("j", 1)], out, node) if group.members else None
-    args = (Lit(int(ta)), rows, size(n), size(k), Ptr(plan.buffer(a), ZERO), size(a.shape[-1]),
-            Ptr(plan.buffer(packed), ZERO), Ptr(plan.buffer(out), ZERO, written=True), size(n))
+    _, k = _mat_dims(a, ta)
+    out, epi = _host(group, plan, node.ndim - 1)
+    args = (Lit(int(ta)), prod(node.shape[:-1]), size(n), size(k), Ptr(plan.buffer(a), ZERO),
+            size(a.shape[-1]), Ptr(plan.buffer(packed), ZERO), Ptr(plan.buffer(out), ZERO, written=True),
+            size(n))
     return [TemplateCall("gemm", "gemm_packed", node.dtype, args, workspace=True, epilogue=epi)]
