@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -52,48 +51,12 @@ from .seq_models import (
     lstm_flops,
     transformer_flops,
 )
-from .timing import cycle
+from .timing import alternate_sides, cycle
 
 __all__ = ["alternate_sides", "bench_lstm", "bench_transformer"]
 
 #: Sequence lengths whose cold LSTM compile the ``lstm`` group measures.
 COMPILE_SEQS = (32, 256)
-
-
-def alternate_sides(sides: dict[str, tuple[Callable, Callable | None]], rounds: int, settle: float,
-                    min_s: float) -> dict[str, list[float]]:
-    """Seconds per call of each side ``name -> (call, reset)`` in interleaved rounds.
-
-    :func:`~graphc.tools.bench.timing.alternate` for any number of sides: one warm-up call
-    each, then per round and side: sleep ``settle``, ``reset()`` (untimed), one untimed
-    call, ``reps`` timed calls (about ``min_s`` seconds).
-
-    Example::
-
-        >>> t = alternate_sides({"a": (lambda: None, None), "b": (lambda: None, None)}, 3,
-        ...                     0.0, 0.001)
-        >>> sorted(t), len(t["a"])
-        (['a', 'b'], 3)
-    """
-    reps = {}
-    for name, (call, _) in sides.items():
-        call()
-        t = time.perf_counter()
-        call()
-        reps[name] = max(1, min(10000, int(min_s / max(time.perf_counter() - t, 1e-7))))
-    out: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(rounds):
-        for name, (call, reset) in sides.items():
-            if settle > 0:
-                time.sleep(settle)
-            if reset is not None:
-                reset()
-            call()
-            t = time.perf_counter()
-            for _ in range(reps[name]):
-                call()
-            out[name].append((time.perf_counter() - t) / reps[name])
-    return out
 
 
 def _seq_row(cfg: Config, extras: dict, group: str, label: str, name: str, short: str,

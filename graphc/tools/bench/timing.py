@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["alternate", "alternate_medians", "cycle", "spread"]
+__all__ = ["alternate", "alternate_medians", "alternate_sides", "cycle", "spread"]
 
 
 def alternate(fa: Callable[[], Any], fb: Callable[[], Any], rounds: int, settle: float,
               min_s: float, resets: tuple[Callable[[], Any] | None, Callable[[], Any] | None]
               = (None, None)) -> tuple[list[float], list[float]]:
-    """Seconds per call of ``fa`` and ``fb`` in each of ``rounds`` rounds, alternating A B A B.
+    """Seconds per call of ``fa`` and ``fb`` in each of ``rounds`` rounds, alternating A B A B
+    (:func:`alternate_sides` of the two).
 
     Both are called once first (compilation, first touch, thread pools). Each round
     sleeps ``settle`` seconds, calls the implementation's ``resets`` entry if any
@@ -44,28 +45,50 @@ def alternate(fa: Callable[[], Any], fb: Callable[[], Any], rounds: int, settle:
         >>> len(ta) == len(tb) == 3
         True
     """
-    fa()
-    fb()
-    reps = []
-    for f in (fa, fb):
+    times = alternate_sides({"a": (fa, resets[0]), "b": (fb, resets[1])}, rounds, settle, min_s,
+                            warm_all_first=True)
+    return times["a"], times["b"]
+
+
+def alternate_sides(sides: dict[str, tuple[Callable, Callable | None]], rounds: int, settle: float,
+                    min_s: float, warm_all_first: bool = False) -> dict[str, list[float]]:
+    """Seconds per call of each side ``name -> (call, reset)`` in interleaved rounds.
+
+    :func:`alternate` for any number of sides: one warm-up call each, then per round and
+    side: sleep ``settle``, ``reset()`` (untimed), one untimed call, ``reps`` timed calls
+    (about ``min_s`` seconds). ``warm_all_first``: every side's warm-up call before the
+    first side's call that sizes its rounds.
+
+    Example::
+
+        >>> t = alternate_sides({"a": (lambda: None, None), "b": (lambda: None, None)}, 3,
+        ...                     0.0, 0.001)
+        >>> sorted(t), len(t["a"])
+        (['a', 'b'], 3)
+    """
+    reps = {}
+    if warm_all_first:
+        for call, _ in sides.values():
+            call()
+    for name, (call, _) in sides.items():
+        if not warm_all_first:
+            call()
         t = time.perf_counter()
-        f()
-        one = time.perf_counter() - t
-        reps.append(max(1, min(10000, int(min_s / max(one, 1e-7)))))
-    ta: list[float] = []
-    tb: list[float] = []
+        call()
+        reps[name] = max(1, min(10000, int(min_s / max(time.perf_counter() - t, 1e-7))))
+    out: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(rounds):
-        for f, k, out, reset in ((fa, reps[0], ta, resets[0]), (fb, reps[1], tb, resets[1])):
+        for name, (call, reset) in sides.items():
             if settle > 0:
                 time.sleep(settle)
             if reset is not None:
                 reset()
-            f()
+            call()
             t = time.perf_counter()
-            for _ in range(k):
-                f()
-            out.append((time.perf_counter() - t) / k)
-    return ta, tb
+            for _ in range(reps[name]):
+                call()
+            out[name].append((time.perf_counter() - t) / reps[name])
+    return out
 
 
 def alternate_medians(fa: Callable[[], Any], fb: Callable[[], Any], rounds: int,
