@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..distributed.ops import REMOTE_FAILURE, AllreduceMean
 from ..ir.graph import Tensor
 from ..ir.program import Program
-from .fusion import Group, assigned_values, source_of
+from .fusion import Group, assigned_values, reader_counts, source_of
 from .ir import ZERO, Bin, Call, Copy, Fail, If, Let, Lit, Load, Ptr, Sym, prod
 from .memplan import Plan
 from .registry import lowers
@@ -50,10 +50,7 @@ def runs_in_place(groups: list[Group], program: Program) -> dict[int, tuple[Tens
     allreduce, first element). A gradient qualifies when a kernel stores it as it is (not
     a view), the allreduce is its only reader, it is neither fetched nor assigned, and the
     allreduce's vector lives in the arena (not fetched)."""
-    readers: dict[int, int] = {}
-    for n in program.nodes:
-        for i in n.inputs:
-            readers[i.id] = readers.get(i.id, 0) + 1
+    readers = reader_counts(program)
     stored = {n.id for g in groups for n in g.stores}
     kept = ({source_of(o).id for o in program.outputs} | {o.id for o in program.outputs}
             | {v.id for _, v in assigned_values(program)})

@@ -118,6 +118,15 @@ def source_of(node: Tensor) -> Tensor:
     return node
 
 
+def reader_counts(program: Program) -> dict[int, int]:
+    """How many times each value of ``program`` is read as an input (by node id)."""
+    counts: dict[int, int] = {}
+    for n in program.nodes:
+        for i in n.inputs:
+            counts[i.id] = counts.get(i.id, 0) + 1
+    return counts
+
+
 def assigned_values(program: Program) -> list[tuple[Tensor, Tensor]]:
     """(variable, value) of every variable write of the step, in program order."""
     return [(n.inputs[0], n.inputs[1]) for n in program.nodes if isinstance(n.op, Assign)]

@@ -173,9 +173,8 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True,
     whose slot then starts at the first kernel storing a part; so do ``runs`` (value id ->
     (1-D value, first element): the gradients an allreduce averages, stored in its vector).
     """
-    parts = dict(parts or {})
-    runs = runs or {}
-    parts.update({i: (whole, Lit(first)) for i, (whole, first) in runs.items()})
+    parts, runs = parts or {}, runs or {}
+    inside = {i: whole for i, (whole, _) in [*parts.items(), *runs.items()]}  # no slot of their own
     end_of_step = len(groups)
     loads = [k.loads() for k in groups]
     last_read: dict[int, int] = {}  # source id -> index of the last kernel that reads it
@@ -186,12 +185,12 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True,
     for k in groups:
         for n in k.stores:
             power, unit = byte_size(n)
-            if n.id not in parts:
+            if n.id not in inside:
                 slots[n.id] = Slot(n, power, unit, k.index, max(k.index, last_read.get(n.id, -1)))
-    for k in groups:
+    for k in groups:  # the value holding them is live from its first part on
         for n in k.stores:
-            if n.id in parts:
-                whole = slots[parts[n.id][0].id]
+            if n.id in inside:
+                whole = slots[inside[n.id].id]
                 whole.start = min(whole.start, k.index)
     inplace = _in_place_updates(groups, loads, last_read, program) if in_place else {}
     for i in inplace:
@@ -219,8 +218,7 @@ def plan_memory(groups: list[Group], program: Program, in_place: bool = True,
     used |= {source_of(o).id for o in program.outputs if o.dtype is not None}
     used |= {source_of(v).id for _, v in assigned_values(program)}
     constants = [n for n in program.nodes if n.op.kind is Kind.CONSTANT and n.id in used]
-    strided = {i: p for i, p in parts.items() if i not in runs}
-    return Plan(program, slots, direct, inplace, constants, strided, runs)
+    return Plan(program, slots, direct, inplace, constants, parts, runs)
 
 
 def _in_place_updates(groups: list[Group], loads: list[list[Tensor]], last_read: dict[int, int],

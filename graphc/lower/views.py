@@ -26,7 +26,7 @@ from ..ir.graph import Kind, Tensor
 from ..ir.program import Program, clone
 from ..ops.shape import Concat, Slice, SliceView, full_index
 from ..ops.state import Assign
-from .fusion import Group, assigned_values
+from .fusion import Group, assigned_values, reader_counts
 from .ir import ZERO, Expr, Lit, add, mul, prod, strides
 
 
@@ -98,12 +98,9 @@ def concat_in_place(groups: list[Group], program: Program) -> dict[int, tuple[Te
     a distinct value of its dtype stored by a fused elementwise loop over the part's shape,
     read by nothing else and neither fetched nor assigned; the concat's kernel then does
     nothing (:mod:`.shape`) and the loops store through :func:`part_strides`."""
-    readers: dict[int, int] = {}
-    for n in program.nodes:
-        for i in n.inputs:
-            readers[i.id] = readers.get(i.id, 0) + 1
-    fetched = {o.id for o in program.outputs}
+    readers = reader_counts(program)
     assigned = {v.id for _, v in assigned_values(program)}
+    kept = assigned | {o.id for o in program.outputs}
     loop_stored = {n.id for g in groups if g.root is None for n in g.stores if n.shape == g.shape}
     parts: dict[int, tuple[Tensor, Expr]] = {}
     for g in groups:
@@ -112,7 +109,7 @@ def concat_in_place(groups: list[Group], program: Program) -> dict[int, tuple[Te
             continue
         ids = [x.id for x in c.inputs]
         if len(set(ids)) != len(ids) or not all(
-                x.id in loop_stored and readers.get(x.id) == 1 and x.id not in fetched | assigned
+                x.id in loop_stored and readers.get(x.id) == 1 and x.id not in kept
                 and x.dtype == c.dtype for x in c.inputs):
             continue
         axis, start = c.attrs["axis"], 0
