@@ -296,8 +296,7 @@ def load_or_build(source: str, key_source: str | None = None):
                           "graph is not in the cache yet; graphc info shows what was found")
     _, folder = _writable_folder(relative)
     lib = folder / name
-    mpi_flags = {"extra": extra} if extra else {}
-    return _compile(source, folder, lib, compiler, opts, **mpi_flags), {
+    return _compile(source, folder, lib, compiler, opts, extra=extra), {
         "cached": False, "library": str(lib), "source": str(folder / "kernel.c")}
 
 

@@ -64,8 +64,7 @@ END = "/* graphc: end of the kernel templates' API */"
 def files() -> tuple[str, ...]:
     """The files of the templates (common.h, every typed header, the API declarations and
     the library's exports) and their README."""
-    headers = [h for name in TEMPLATES for h in _TEMPLATES[name][0]]
-    return (COMMON, *headers, API, EXPORTS, "README.md")
+    return (COMMON, *_headers(TEMPLATES), API, EXPORTS, "README.md")
 
 
 def prelude(dtype: str, prefix: str = "gc_") -> str:
@@ -79,6 +78,11 @@ def prelude(dtype: str, prefix: str = "gc_") -> str:
 def read(name: str) -> str:
     """The text of one file of ``kernels/``."""
     return (kernels_dir() / name).read_text()
+
+
+def _headers(names: Iterable[str]) -> list[str]:
+    """The typed headers of the templates ``names``, in pasting order."""
+    return [h for name in names for h in _TEMPLATES[name][0]]
 
 
 def _with_dependencies(templates: Iterable[str]) -> list[str]:
@@ -112,7 +116,7 @@ def source(templates: Iterable[str], dtypes: Iterable[str]) -> str:
     if unknown:
         raise ValueError(f"no kernel templates for dtype(s) {sorted(unknown)}; known: {list(DTYPES)}")
     parts = [f"/* ---- kernels/{COMMON} ---- */\n{read(COMMON)}"]
-    headers = [h for name in names for h in _TEMPLATES[name][0]]
+    headers = _headers(names)
     for dtype in (d for d in DTYPES if d in wanted):
         parts.append(f"/* ---- {dtype} ---- */\n{prelude(dtype)}")
         parts += [f"/* ---- kernels/{h} ({dtype}) ---- */\n{read(h)}" for h in headers]
@@ -149,7 +153,7 @@ def library_source() -> str:
     parts = [f"/* graphc kernel library */\n#include <math.h>\n#include <stddef.h>\n"
              f"#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n"
              f"/* ---- kernels/{COMMON} ---- */\n{read(COMMON)}"]
-    headers = [h for name in TEMPLATES for h in _TEMPLATES[name][0]]
+    headers = _headers(TEMPLATES)
     for dtype, (_, letter) in DTYPES.items():
         parts.append(f"/* ---- {dtype} ---- */\n{prelude(dtype, 'gci_')}"
                      f"#define GC_API(name) gc_{letter}##name\n")
