@@ -61,27 +61,25 @@ def lower_scan(group: Group, plan: Plan, nested) -> list:
     t, s = Sym("t"), Sym("s")
     cur, nxt = Sym("half"), Bin("-", Lit(1), Sym("half"))
 
+    # A carry whose history is kept lives in it: step s reads row t and writes the next row
+    # (the last step writes the scratch half the final carry is copied from); the others
+    # alternate between the two halves of their scratch array.
+    history = [kept.get(nc + ny + i) for i in range(nc)]
+    first = Lit(length - 1 if a["reverse"] else 0)
     stmts: list = []
     offset: Expr = Lit(0)
     carries = []
-    for i, c in enumerate(init):
+    for i, (c, h) in enumerate(zip(init, history)):
         count, item = prod(c.shape), np.dtype(c.dtype).itemsize
         buf = Buffer(f"carry{i}", c.dtype, Place("scratch"))
         at = Lit(offset.value // item) if isinstance(offset, Lit) else Bin("/", offset, Lit(item))
         stmts.append(Scratch(buf.name, c.dtype, mul(count, Lit(2)), at))
-        stmts.append(Copy(buf, plan.buffer(c), count))
+        stmts.append(Copy(buf, plan.buffer(c), count) if h is None  # where step 0 reads it
+                     else Copy(plan.buffer(h), plan.buffer(c), count, mul(first, count)))
         carries.append((buf, count))
         offset = _align(add(offset, mul(count, Lit(2 * item))))
 
-    # A carry whose history is kept lives in it: step s reads row t and writes the next row
-    # (the last step writes the scratch half the final carry is copied from); the others
-    # alternate between the two halves of their scratch array.
     t_next = Bin("-", t, Lit(1)) if a["reverse"] else add(t, Lit(1))
-    history = [kept.get(nc + ny + i) for i in range(nc)]
-    for i, h in enumerate(history):
-        if h is not None:
-            first = Lit(length - 1 if a["reverse"] else 0)
-            stmts.append(Copy(plan.buffer(h), plan.buffer(init[i]), carries[i][1], mul(first, carries[i][1])))
     where = {}  # body input (by id) -> pointer for this step
     for (buf, count), h, p in zip(carries, history, body.inputs[:nc]):
         where[p.id] = Ptr(buf, mul(cur, count)) if h is None else Ptr(plan.buffer(h), mul(t, count))
